@@ -1,0 +1,1 @@
+"""Nova compute driver for Cloud Hypervisor, driven over its REST API socket."""

@@ -1,0 +1,1 @@
+"""Nova compute driver for native LXC containers through the liblxc Python binding."""

@@ -1,0 +1,63 @@
+#!/bin/bash
+# Prepare a Debian 12 machine for this project's tests and demo. Idempotent; run as root.
+#
+#   tools/bootstrap.sh
+#
+# Installs the Debian packages the tests need, a small virtualenv holding tox
+# ($HCI_CACHE/tools-venv), and builds (or finds in the cache) the test guest images.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+export HCI_CACHE=${HCI_CACHE:-/var/cache/openstack-hci-drivers}
+log() { echo "bootstrap: $*" >&2; }
+
+[ "$(id -u)" = 0 ] || { log "run as root (it installs Debian packages)"; exit 1; }
+
+PACKAGES=(
+    # QEMU under TCG, qemu-img, config drives
+    qemu-system-x86 qemu-utils genisoimage
+    # ZFS in userspace (datasets) for the manila driver's tests
+    zfs-fuse
+    # LXC and what the Python binding builds against
+    lxc lxc-dev gcc libc6-dev
+    # test guest images: busybox userland, kernel modules, bootable disk
+    busybox-static kmod cpio gzip zstd dosfstools mtools syslinux syslinux-common fdisk
+    # the kernel-OpenZFS test guest (debootstrap + chroot builds)
+    debootstrap e2fsprogs
+    # networking in tests (namespaces, bridges, taps), ssh to test guests
+    iproute2 openssh-client
+    # Python for tox and the test virtualenvs
+    python3 python3-venv python3-dev git
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' \
+        || missing+=("$p")
+done
+newest_list=$(find /var/lib/apt/lists -maxdepth 1 -name '*Release' -printf '%T@\n' 2>/dev/null \
+    | sort -n | tail -n1 | cut -d. -f1)
+lists_age=$(( $(date +%s) - ${newest_list:-0} ))
+if [ ${#missing[@]} -gt 0 ] || [ $lists_age -gt 86400 ]; then
+    # fresh lists: the guest builders resolve the current Debian kernel from them
+    log "apt-get update"
+    apt-get update -q >/dev/null
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing: ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+
+# tox, in a virtualenv of its own
+TOOLS_VENV=$HCI_CACHE/tools-venv
+if ! "$TOOLS_VENV/bin/tox" --version >/dev/null 2>&1; then
+    log "creating $TOOLS_VENV"
+    mkdir -p "$HCI_CACHE"
+    python3 -m venv "$TOOLS_VENV"
+    "$TOOLS_VENV/bin/pip" install -q -U pip
+    "$TOOLS_VENV/bin/pip" install -q 'tox>=4.11,<5'
+fi
+
+# test guest images (cached by their inputs)
+"$HERE/guest/build-tiny-guest.sh" "$HCI_CACHE" >/dev/null
+log "ready (cache: $HCI_CACHE)"
