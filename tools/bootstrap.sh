@@ -58,6 +58,7 @@ if ! "$TOOLS_VENV/bin/tox" --version >/dev/null 2>&1; then
     "$TOOLS_VENV/bin/pip" install -q 'tox>=4.11,<5'
 fi
 
-# test guest images (cached by their inputs)
+# test guest images (cached by their inputs; the ZFS guest takes ~5 min from scratch)
 "$HERE/guest/build-tiny-guest.sh" "$HCI_CACHE" >/dev/null
+"$HERE/guest/build-zfs-guest.sh" "$HCI_CACHE" >/dev/null
 log "ready (cache: $HCI_CACHE)"

@@ -4,8 +4,7 @@ import time
 
 import fixtures
 
-from tests.common import guest_images
-from tests.common import qemu
+from tests.common import guest_images, qemu
 
 
 def main():

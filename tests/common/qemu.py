@@ -3,7 +3,9 @@
 Used for the test guest images themselves and as the base of other guest fixtures; the
 QMP socket is reached with ``qemu.qmp``'s synchronous legacy client.
 """
+import ctypes
 import os
+import signal
 import subprocess
 import time
 
@@ -11,6 +13,11 @@ import fixtures
 from qemu.qmp import legacy
 
 QEMU = os.environ.get("HCI_QEMU", "qemu-system-x86_64")
+
+
+def _die_with_parent():
+    """Runs in the child before exec: QEMU gets SIGKILL if the test process dies."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class GuestFailed(Exception):
@@ -24,9 +31,10 @@ class QemuGuest(fixtures.Fixture):
     :param machine: QEMU machine type.
     """
 
-    def __init__(self, args, machine="pc", memory_mb=256, smp=1):
+    def __init__(self, args, machine="pc", memory_mb=256, smp=1, accel="tcg", cpu=None):
         super().__init__()
-        self.args = list(args)
+        self.args = list(args) + (["-cpu", cpu] if cpu else [])
+        self.accel = accel
         self.machine = machine
         self.memory_mb = memory_mb
         self.smp = smp
@@ -37,13 +45,14 @@ class QemuGuest(fixtures.Fixture):
         self.workdir = self.useFixture(fixtures.TempDir()).path
         self.console = os.path.join(self.workdir, "console.log")
         self.qmp_path = os.path.join(self.workdir, "qmp.sock")
-        argv = [QEMU, "-machine", self.machine, "-accel", "tcg", "-m", str(self.memory_mb),
+        argv = [QEMU, "-machine", self.machine, "-accel", self.accel, "-m", str(self.memory_mb),
                 "-smp", str(self.smp), "-nodefaults", "-display", "none", "-no-reboot",
                 "-sandbox", "on", "-serial", "file:" + self.console,
                 "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path] + self.args
         with open(os.path.join(self.workdir, "qemu.out"), "wb") as out:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT)
+                                         stderr=subprocess.STDOUT,
+                                         preexec_fn=_die_with_parent)  # noqa: PLW1509
         self.addCleanup(self._stop)
 
     def _stop(self):

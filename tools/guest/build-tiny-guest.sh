@@ -16,40 +16,28 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 FILES=$HERE/tiny
 CACHE=${1:-${HCI_CACHE:-/var/cache/openstack-hci-drivers}}
 KFLAVOUR=${HCI_GUEST_KERNEL_FLAVOUR:-cloud-amd64}
-log() { echo "build-tiny-guest: $*" >&2; }
+. "$HERE/lib.sh"
 
-kernel_pkg() {
-    # the ABI-versioned package the meta package currently depends on
-    apt-cache depends "linux-image-$KFLAVOUR" 2>/dev/null \
-        | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1
-}
 KPKG=$(kernel_pkg)
 if [ -z "$KPKG" ]; then
     # no apt lists: reuse the newest cached build if there is one
-    last=$(ls -1dt "$CACHE"/tiny-guest/*/manifest.json 2>/dev/null | head -n1 || true)
-    [ -n "$last" ] || { log "cannot resolve linux-image-$KFLAVOUR (run apt-get update)"; exit 1; }
-    dirname "$last"; exit 0
+    newest_build tiny-guest || { log "cannot resolve linux-image-$KFLAVOUR (apt-get update)"; exit 1; }
+    exit 0
 fi
 KVER=${KPKG#linux-image-}
 BBVER=$(dpkg-query -W -f='${Version}' busybox-static)
-KEY=$( (cat "$0" "$FILES"/*; echo "$KPKG $BBVER") | sha256sum | cut -c1-16)
+KEY=$( (cat "$0" "$HERE/lib.sh" "$FILES"/*; echo "$KPKG $BBVER") | sha256sum | cut -c1-16)
 OUT=$CACHE/tiny-guest/$KEY
 if [ $KEY_ONLY = 1 ]; then echo "$KEY"; exit 0; fi
 if [ -f "$OUT/manifest.json" ]; then echo "$OUT"; exit 0; fi
 
 log "building $OUT (kernel $KVER, busybox $BBVER)"
-mkdir -p "$CACHE/debs" "$CACHE/tiny-guest"
+mkdir -p "$CACHE/tiny-guest"
 W=$(mktemp -d "$CACHE/tiny-guest/.build.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 
 # 1. the kernel package, downloaded (never installed on the host)
-deb=$(ls "$CACHE"/debs/"${KPKG}"_*.deb 2>/dev/null | tail -n1 || true)
-if [ -z "$deb" ]; then
-    (cd "$CACHE/debs" && apt-get download -q "$KPKG" >&2)
-    deb=$(ls "$CACHE"/debs/"${KPKG}"_*.deb | tail -n1)
-fi
-dpkg-deb -x "$deb" "$W/kernel"
-depmod -b "$W/kernel" "$KVER"
+extract_kernel "$KPKG" "$W/kernel"
 
 # 2. initramfs tree: busybox, init, helpers, and the module closure of modules.list
 R=$W/root
@@ -64,13 +52,10 @@ printf 'root:x:0:\n' > "$R/etc/group"
 : > "$R/etc/modules.load"
 RFS=$W/rootfs
 cp -a "$R" "$RFS"    # the container userland: no kernel modules needed
-mods=$(grep -v '^#' "$FILES/modules.list")
-for m in $mods; do
-    modprobe -d "$W/kernel" -S "$KVER" --show-depends "$m" | awk '$1=="insmod"{print $2}'
-done | awk '!seen[$0]++' | while read -r path; do
-    rel=${path#"$W/kernel/lib/modules/$KVER/"}
+# shellcheck disable=SC2046
+module_closure "$W/kernel" "$KVER" $(grep -v '^#' "$FILES/modules.list") | while read -r rel; do
     mkdir -p "$R/lib/modules/$(dirname "$rel")"
-    cp "$path" "$R/lib/modules/$rel"
+    cp "$W/kernel/lib/modules/$KVER/$rel" "$R/lib/modules/$rel"
     echo "$rel" >> "$R/etc/modules.load"
 done
 (cd "$R" && find . | sort | cpio -o -H newc --quiet -R 0:0 | gzip -9) > "$W/initrd.gz"
