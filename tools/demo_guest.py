@@ -4,7 +4,8 @@ import time
 
 import fixtures
 
-from tests.common import guest_images, qemu
+from tests.common import guest_images
+from tests.common import qemu
 
 
 def main():

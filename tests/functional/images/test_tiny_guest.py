@@ -7,7 +7,8 @@ import tarfile
 import fixtures
 import testtools
 
-from tests.common import guest_images, qemu
+from tests.common import guest_images
+from tests.common import qemu
 
 UUID = "5a3b6c8e-0d1f-4e2a-9b7c-1d2e3f4a5b6c"
 
