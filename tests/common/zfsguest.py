@@ -87,8 +87,7 @@ class ZfsGuest:
             with open(disk, "wb") as f:
                 f.truncate(SCRATCH_SIZE)
             self.disks.append("/dev/vd%s" % "bcdefgh"[i])
-            args += ["-drive", "file=%s,if=virtio,format=raw,cache=unsafe,discard=unmap,"
-                     "serial=scratch%d" % (disk, i)]
+            args += ["-drive", "file=%s,if=virtio,format=raw,cache=unsafe,discard=unmap" % disk]
         fwd = ",".join("hostfwd=tcp:127.0.0.1:%d-:%d" % (self.ports[n], p)
                        for n, p in self.GUEST_PORTS.items())
         args += ["-netdev", "user,id=n0,restrict=on," + fwd,

@@ -46,12 +46,15 @@ class TestZvols(ZfsGuestTestCase):
         self.assertEqual("%s@s1" % vol, self.run_in_guest(
             "zfs get -H -p -o value origin %s/clone1" % self.pool))
 
-    def test_sparse_zvol_and_resize(self):
+    def test_sparse_and_thick_zvols_and_resize(self):
         vol = "%s/sparse" % self.pool
-        self.run_in_guest("zfs create -s -V 1G %s" % vol)
+        self.run_in_guest("zfs create -s -V 1G %s && zfs create -V 64M %s/thick"
+                          % (vol, self.pool))
         self.guest.wait_for_path("/dev/zvol/" + vol)
-        self.assertEqual("none", self.run_in_guest(
+        self.assertEqual("0", self.run_in_guest(
             "zfs get -H -p -o value refreservation %s" % vol))
+        self.assertGreaterEqual(int(self.run_in_guest(
+            "zfs get -H -p -o value refreservation %s/thick" % self.pool)), 64 * MiB)
         self.run_in_guest("zfs set volsize=2G %s && udevadm settle" % vol)
         self.assertEqual(str(2 * 1024 * MiB), self.run_in_guest(
             "blockdev --getsize64 /dev/zvol/%s" % vol))

@@ -1,0 +1,88 @@
+"""ZFS in userspace (zfs-fuse) on this host: datasets, snapshots, clones; no zvols.
+
+``shared_daemon()`` starts one ``zfs-fuse --no-daemon`` per test process (so the tox
+env runs with concurrency 1: there is one daemon socket per machine) and stops it by PID
+at exit; ``FusePool`` gives each test its own pool on a sparse file and destroys it.
+"""
+import atexit
+import os
+import subprocess
+import time
+import uuid
+
+import fixtures
+
+from tests.common import qemu
+
+SOCKET = "/var/run/zfs/zfs_socket"
+
+
+class Daemon:
+    def __init__(self):
+        self.proc = None
+
+    def start(self, timeout=30):
+        if os.path.exists(SOCKET) and subprocess.run(
+                ["zpool", "list"], capture_output=True).returncode == 0:
+            raise RuntimeError("a zfs-fuse daemon not started by the tests is running; "
+                               "stop it first (tests never touch foreign pools)")
+        self.proc = subprocess.Popen(["zfs-fuse", "--no-daemon", "--no-kstat-mount"],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL,
+                                     preexec_fn=qemu._die_with_parent)  # noqa: PLW1509
+        deadline = time.monotonic() + timeout
+        while subprocess.run(["zpool", "list"], capture_output=True).returncode != 0:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("zfs-fuse did not come up")
+            time.sleep(0.1)
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+_daemon = None
+
+
+def shared_daemon():
+    global _daemon
+    if _daemon is None:
+        daemon = Daemon().start()
+        atexit.register(daemon.stop)
+        _daemon = daemon
+    return _daemon
+
+
+class FusePool(fixtures.Fixture):
+    """A zfs-fuse pool of its own on a sparse file; destroyed in cleanup."""
+
+    def __init__(self, size=2 * 1024 ** 3, prefix="fp"):
+        super().__init__()
+        self.size = size
+        self.name = prefix + uuid.uuid4().hex[:8]
+
+    def _setUp(self):
+        shared_daemon()
+        tmp = self.useFixture(fixtures.TempDir()).path
+        self.image = os.path.join(tmp, "pool.img")
+        self.mountpoint = os.path.join(tmp, "mnt")
+        with open(self.image, "wb") as f:
+            f.truncate(self.size)
+        subprocess.run(["zpool", "create", "-m", self.mountpoint, self.name, self.image],
+                       check=True, capture_output=True)
+        self.addCleanup(self._destroy)
+
+    def _destroy(self):
+        for _ in range(10):   # zfs-fuse: "busy" right after I/O for about a second
+            if subprocess.run(["zpool", "destroy", "-f", self.name],
+                              capture_output=True).returncode == 0:
+                return
+            time.sleep(0.3)
+        raise RuntimeError("could not destroy zfs-fuse pool %s" % self.name)

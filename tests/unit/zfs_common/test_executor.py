@@ -1,0 +1,113 @@
+import shlex
+import sys
+from unittest import mock
+
+import testtools
+
+from zfs_common import exception
+from zfs_common import executor
+from zfs_common import privsep
+from zfs_common import process
+
+
+class TestProcess(testtools.TestCase):
+    def test_run_reports_exit_code_and_output(self):
+        code, out, err = process.run([sys.executable, "-c",
+                                      "import sys; print('o'); sys.exit(3)"])
+        self.assertEqual((3, "o\n"), (code, out))
+
+    def test_run_kills_on_timeout(self):
+        code, out, err = process.run(["sleep", "30"], timeout=0.2)
+        self.assertIsNone(code)
+        self.assertIn("timed out", err)
+
+    def test_pipe_carries_data_between_two_processes(self):
+        # the consumer exits with the number of bytes it read
+        code, err = process.run_pipe(
+            ["printf", "abcde"],
+            [sys.executable, "-c", "import sys; sys.exit(len(sys.stdin.read()))"])
+        self.assertEqual(5, code)
+
+    def test_pipe_reports_the_failing_side(self):
+        code, err = process.run_pipe(
+            [sys.executable, "-c", "import sys; sys.stderr.write('boom'); sys.exit(4)"],
+            ["cat"])
+        self.assertEqual(4, code)
+        self.assertIn("boom", err)
+
+    def test_pipe_timeout_kills_both(self):
+        code, err = process.run_pipe(["sleep", "30"], ["cat"], timeout=0.2)
+        self.assertIsNone(code)
+
+
+class TestPrivsepAllowList(testtools.TestCase):
+    def test_only_zfs_tools_pass(self):
+        for argv in (["zfs", "list"], ["zpool", "list"], ["exportfs", "-ra"],
+                     ["ssh", "host", "--", "zfs list"]):
+            privsep.check_argv(argv)
+        for argv in ([], ["sh", "-c", "x"], ["/sbin/zfs", "list"], ["zfs", 1], ["rm", "-rf"]):
+            self.assertRaises(ValueError, privsep.check_argv, argv)
+
+
+class TestSSHExecutor(testtools.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.ssh = executor.SSHExecutor("zfs1.example", user="zfsadmin", port=2222,
+                                        private_key="/etc/keys/id", control_persist=0)
+
+    def test_argv_quotes_for_the_remote_shell(self):
+        argv = self.ssh.argv(["zfs", "set", "sharenfs=rw=@10.0.0.1/32,root_squash", "t/a"])
+        self.assertEqual("ssh", argv[0])
+        self.assertEqual(["-p", "2222", "-l", "zfsadmin"],
+                         argv[argv.index("-p"):argv.index("-p") + 4])
+        self.assertIn("BatchMode=yes", argv)
+        self.assertEqual(["zfs1.example", "--"], argv[-3:-1])
+        self.assertEqual(["zfs", "set", "sharenfs=rw=@10.0.0.1/32,root_squash", "t/a"],
+                         shlex.split(argv[-1]))
+
+    def test_control_master_socket_directory(self):
+        ssh = executor.SSHExecutor("h")
+        path = [a for a in ssh.argv(["true"]) if a.startswith("ControlPath=")]
+        self.assertEqual(1, len(path))
+
+    def test_unreachable_host_is_connection_failed(self):
+        with mock.patch.object(process, "run", return_value=(255, "", "No route")):
+            self.assertRaises(exception.ConnectionFailed, self.ssh.run, ["zfs", "list"])
+
+    def test_timeout(self):
+        with mock.patch.object(process, "run", return_value=(None, "", "timed out")):
+            self.assertRaises(exception.CommandTimeout, self.ssh.run, ["zfs", "list"])
+
+    def test_pipe_between_remote_hosts_runs_unprivileged(self):
+        other = executor.SSHExecutor("zfs2.example", control_persist=0)
+        with mock.patch.object(process, "run_pipe", return_value=(0, "")) as run_pipe:
+            executor.pipe(self.ssh, ["zfs", "send", "t/a@s"], other,
+                          ["zfs", "receive", "u/a"])
+        producer, consumer = run_pipe.call_args[0][:2]
+        self.assertEqual("zfs send t/a@s", producer[-1])
+        self.assertEqual("zfs receive u/a", consumer[-1])
+        self.assertIn("zfs2.example", consumer)
+
+    def test_pipe_touching_this_host_goes_through_privsep(self):
+        local = executor.LocalExecutor()
+        with mock.patch.object(privsep, "pipe", return_value=(1, "cannot receive: "
+                                                              "dataset already exists")) as p:
+            self.assertRaises(exception.DatasetExists, executor.pipe, local,
+                              ["zfs", "send", "t/a@s"], self.ssh, ["zfs", "receive", "u/a"])
+        producer, consumer = p.call_args[0][:2]
+        self.assertEqual(["zfs", "send", "t/a@s"], producer)
+        self.assertEqual("ssh", consumer[0])
+
+
+class TestLocalExecutor(testtools.TestCase):
+    def test_runs_through_privsep(self):
+        with mock.patch.object(privsep, "execute", return_value=(0, "out", "")) as execute:
+            res = executor.LocalExecutor().run(["zfs", "list"], timeout=5)
+        execute.assert_called_once_with(["zfs", "list"], None, 5)
+        self.assertEqual(executor.Completed(0, "out", ""), res)
+
+    def test_path_exists_locally(self):
+        self.assertTrue(executor.LocalExecutor().path_exists(sys.executable))
+        self.assertFalse(executor.LocalExecutor().path_exists("/nonexistent/zvol"))
+
+

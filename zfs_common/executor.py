@@ -1,0 +1,132 @@
+"""Where ZFS commands run: on this host (through privsep) or on a ZFS host over SSH.
+
+An executor runs one argument vector and reports (exit code, stdout, stderr); it knows
+nothing of ZFS. ``pipe()`` joins a command on one executor to a command on another
+(``zfs send`` into ``zfs receive``) with two processes and a pipe, never a shell string.
+"""
+import abc
+import dataclasses
+import os
+import shlex
+import tempfile
+
+from oslo_log import log as logging
+
+from zfs_common import exception
+from zfs_common import privsep
+from zfs_common import process
+
+LOG = logging.getLogger(__name__)
+SSH_CONNECTION_ERROR = 255
+
+
+@dataclasses.dataclass(frozen=True)
+class Completed:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class Executor(abc.ABC):
+    """Runs commands for the ZFS client."""
+
+    #: whether pipelines touching this executor need the privileged helper
+    privileged = False
+
+    @abc.abstractmethod
+    def argv(self, argv):
+        """The argument vector that runs ``argv`` on this executor's host from here."""
+
+    @abc.abstractmethod
+    def path_exists(self, path):
+        """Whether ``path`` exists on this executor's host."""
+
+    @abc.abstractmethod
+    def _run(self, argv, process_input, timeout):
+        """(exit code or None on timeout, stdout, stderr)."""
+
+    def run(self, argv, process_input=None, timeout=None):
+        code, out, err = self._run(list(argv), process_input, timeout)
+        if code is None:
+            raise exception.CommandTimeout("%s: %s" % (shlex.join(argv), err), cmd=argv)
+        return Completed(code, out, err)
+
+
+class LocalExecutor(Executor):
+    """Commands on this host, as root through the zfs_common privsep daemon."""
+
+    privileged = True
+
+    def argv(self, argv):
+        return list(argv)
+
+    def path_exists(self, path):
+        return os.path.exists(path)
+
+    def _run(self, argv, process_input, timeout):
+        return privsep.execute(argv, process_input, timeout)
+
+    def __repr__(self):
+        return "LocalExecutor()"
+
+
+class SSHExecutor(Executor):
+    """Commands on a remote ZFS host through the OpenSSH client.
+
+    One master connection per host is kept open (ControlMaster) so each command costs a
+    round trip, not a handshake. Arguments are quoted for the remote shell with
+    ``shlex.quote`` after the ZFS layer has validated them.
+    """
+
+    def __init__(self, host, user="root", port=22, private_key=None, known_hosts=None,
+                 strict_host_key_checking="accept-new", connect_timeout=10,
+                 control_persist=300):
+        self.host = host
+        self.user = user
+        self._ssh = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=%d" % connect_timeout,
+                     "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3",
+                     "-o", "StrictHostKeyChecking=%s" % strict_host_key_checking,
+                     "-o", "LogLevel=ERROR", "-p", str(int(port)), "-l", user]
+        if known_hosts:
+            self._ssh += ["-o", "UserKnownHostsFile=%s" % known_hosts]
+        if private_key:
+            self._ssh += ["-i", private_key, "-o", "IdentitiesOnly=yes"]
+        if control_persist:
+            self._control_dir = tempfile.mkdtemp(prefix="zfs-ssh-")   # 0700
+            self._ssh += ["-o", "ControlMaster=auto",
+                          "-o", "ControlPath=%s" % os.path.join(self._control_dir, "%C"),
+                          "-o", "ControlPersist=%d" % control_persist]
+        self._ssh += [host, "--"]
+
+    def argv(self, argv):
+        return self._ssh + [shlex.join(argv)]
+
+    def path_exists(self, path):
+        return self.run(["test", "-e", path]).exit_code == 0
+
+    def _run(self, argv, process_input, timeout):
+        code, out, err = process.run(self.argv(argv), process_input, timeout)
+        if code == SSH_CONNECTION_ERROR:
+            raise exception.ConnectionFailed(
+                "cannot reach ZFS host %s@%s: %s" % (self.user, self.host, err.strip()),
+                cmd=argv, stderr=err, exit_code=code)
+        return code, out, err
+
+    def __repr__(self):
+        return "SSHExecutor(%s@%s)" % (self.user, self.host)
+
+
+def pipe(source, source_argv, target, target_argv, timeout=None):
+    """Run ``source_argv`` on ``source`` piped into ``target_argv`` on ``target``.
+
+    Raises ZFSError with both commands' stderr when either fails.
+    """
+    producer, consumer = source.argv(source_argv), target.argv(target_argv)
+    if source.privileged or target.privileged:
+        code, err = privsep.pipe(producer, consumer, timeout)
+    else:
+        code, err = process.run_pipe(producer, consumer, timeout)
+    if code is None:
+        raise exception.CommandTimeout(err, cmd=source_argv + ["|"] + target_argv)
+    if code:
+        raise exception.from_command(source_argv + ["|"] + target_argv, err, code)

@@ -1,0 +1,39 @@
+"""The privileged side of local ZFS commands (oslo.privsep).
+
+Only ``zfs``, ``zpool``, ``exportfs`` and ``ssh`` (the transport of a pipeline to a remote
+ZFS host) can run through it, always as an argument vector, never through a shell. Results
+come back as plain tuples so no exception has to cross the privsep channel.
+"""
+from oslo_privsep import capabilities as caps
+from oslo_privsep import priv_context
+
+from zfs_common import process
+
+ALLOWED_COMMANDS = frozenset({"zfs", "zpool", "exportfs", "ssh"})
+
+zfs_pctxt = priv_context.PrivContext(
+    "zfs_common",
+    cfg_section="zfs_common_privileged",
+    pypath=__name__ + ".zfs_pctxt",
+    capabilities=[caps.CAP_SYS_ADMIN, caps.CAP_DAC_OVERRIDE, caps.CAP_DAC_READ_SEARCH,
+                  caps.CAP_FOWNER, caps.CAP_CHOWN],
+)
+
+
+def check_argv(argv):
+    if not argv or argv[0] not in ALLOWED_COMMANDS or not all(
+            isinstance(a, str) for a in argv):
+        raise ValueError("command not allowed through zfs_common privsep: %r" % (argv,))
+
+
+@zfs_pctxt.entrypoint
+def execute(argv, process_input=None, timeout=None):
+    check_argv(argv)
+    return process.run(argv, process_input, timeout)
+
+
+@zfs_pctxt.entrypoint
+def pipe(producer, consumer, timeout=None):
+    check_argv(producer)
+    check_argv(consumer)
+    return process.run_pipe(producer, consumer, timeout)
