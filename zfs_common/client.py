@@ -35,6 +35,19 @@ class ZFSClient:
         self.busy_timeout = busy_timeout
         self._has_clones_property = None    # unknown until first asked
 
+    @classmethod
+    def from_config(cls, conf):
+        """A client for the ZFS host a backend's configuration names (``zfs_host_opts``)."""
+        if conf.zfs_ssh_host:
+            ex = executor_mod.SSHExecutor(
+                conf.zfs_ssh_host, user=conf.zfs_ssh_user, port=conf.zfs_ssh_port,
+                private_key=conf.zfs_ssh_private_key,
+                known_hosts=conf.zfs_ssh_known_hosts_file,
+                strict_host_key_checking=conf.zfs_ssh_strict_host_key_checking)
+        else:
+            ex = executor_mod.LocalExecutor()
+        return cls(ex, timeout=conf.zfs_command_timeout, busy_timeout=conf.zfs_busy_timeout)
+
     # -- command plumbing -----------------------------------------------------------------
     def _cmd(self, argv, process_input=None, timeout=None):
         res = self.executor.run(argv, process_input, timeout or self.timeout)
@@ -74,6 +87,19 @@ class ZFSClient:
         out = self.zfs("get", "-H", "-p", "-o", "name,property,value", ",".join(props),
                        *names)
         result = {name: {} for name in names}
+        for line in out.splitlines():
+            name, prop, value = line.split("\t", 2)
+            result.setdefault(name, {})[prop] = value
+        return result
+
+    def get_tree(self, root, props):
+        """Like ``get`` for ``root`` and every dataset and snapshot below it (one command)."""
+        validation.dataset(root)
+        for prop in props:
+            validation.property_name(prop)
+        out = self.zfs("get", "-H", "-p", "-r", "-o", "name,property,value", ",".join(props),
+                       root)
+        result = {}
         for line in out.splitlines():
             name, prop, value = line.split("\t", 2)
             result.setdefault(name, {})[prop] = value

@@ -42,6 +42,14 @@ class Executor(abc.ABC):
         """Whether ``path`` exists on this executor's host."""
 
     @abc.abstractmethod
+    def write_file(self, path, content):
+        """Replace a (configuration) file on this executor's host atomically."""
+
+    @abc.abstractmethod
+    def remove_file(self, path):
+        """Remove a file on this executor's host; a missing file is fine."""
+
+    @abc.abstractmethod
     def _run(self, argv, process_input, timeout):
         """(exit code or None on timeout, stdout, stderr)."""
 
@@ -62,6 +70,12 @@ class LocalExecutor(Executor):
 
     def path_exists(self, path):
         return os.path.exists(path)
+
+    def write_file(self, path, content):
+        privsep.write_file(path, content)
+
+    def remove_file(self, path):
+        privsep.remove_file(path)
 
     def _run(self, argv, process_input, timeout):
         return privsep.execute(argv, process_input, timeout)
@@ -103,6 +117,23 @@ class SSHExecutor(Executor):
 
     def path_exists(self, path):
         return self.run(["test", "-e", path]).exit_code == 0
+
+    def _check(self, argv, process_input=None):
+        res = self.run(argv, process_input)
+        if res.exit_code != 0:
+            raise exception.ZFSError("%s failed on %s: %s" % (shlex.join(argv), self.host,
+                                                            res.stderr.strip()),
+                                     cmd=argv, stderr=res.stderr, exit_code=res.exit_code)
+
+    def write_file(self, path, content):
+        privsep.check_file(path)
+        tmp = path + ".tmp"
+        self._check(["tee", tmp], process_input=content)
+        self._check(["mv", "-f", tmp, path])
+
+    def remove_file(self, path):
+        privsep.check_file(path)
+        self._check(["rm", "-f", path])
 
     def _run(self, argv, process_input, timeout):
         code, out, err = process.run(self.argv(argv), process_input, timeout)

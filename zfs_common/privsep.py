@@ -4,12 +4,18 @@ Only ``zfs``, ``zpool``, ``exportfs`` and ``ssh`` (the transport of a pipeline t
 ZFS host) can run through it, always as an argument vector, never through a shell. Results
 come back as plain tuples so no exception has to cross the privsep channel.
 """
+import os
+import re
+import tempfile
+
 from oslo_privsep import capabilities as caps
 from oslo_privsep import priv_context
 
 from zfs_common import process
 
 ALLOWED_COMMANDS = frozenset({"zfs", "zpool", "exportfs", "ssh"})
+# the only files it writes: per-share NFS export lists
+ALLOWED_FILE = re.compile(r"^/etc/exports\.d/zfs-manila-[A-Za-z0-9_.:-]+\.exports$")
 
 zfs_pctxt = priv_context.PrivContext(
     "zfs_common",
@@ -18,6 +24,11 @@ zfs_pctxt = priv_context.PrivContext(
     capabilities=[caps.CAP_SYS_ADMIN, caps.CAP_DAC_OVERRIDE, caps.CAP_DAC_READ_SEARCH,
                   caps.CAP_FOWNER, caps.CAP_CHOWN],
 )
+
+
+def check_file(path):
+    if not isinstance(path, str) or not ALLOWED_FILE.match(path):
+        raise ValueError("file not allowed through zfs_common privsep: %r" % (path,))
 
 
 def check_argv(argv):
@@ -37,3 +48,29 @@ def pipe(producer, consumer, timeout=None):
     check_argv(producer)
     check_argv(consumer)
     return process.run_pipe(producer, consumer, timeout)
+
+
+@zfs_pctxt.entrypoint
+def write_file(path, content):
+    """Replace ``path`` atomically (write a temporary file, then rename it)."""
+    check_file(path)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(content)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+@zfs_pctxt.entrypoint
+def remove_file(path):
+    check_file(path)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -60,6 +60,11 @@ def shared_daemon():
     return _daemon
 
 
+def run(*argv):
+    """Run a zfs/zpool command against zfs-fuse directly (for checks in tests)."""
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+
 class FusePool(fixtures.Fixture):
     """A zfs-fuse pool of its own on a sparse file; destroyed in cleanup."""
 
@@ -81,8 +86,9 @@ class FusePool(fixtures.Fixture):
 
     def _destroy(self):
         for _ in range(10):   # zfs-fuse: "busy" right after I/O for about a second
-            if subprocess.run(["zpool", "destroy", "-f", self.name],
-                              capture_output=True).returncode == 0:
+            res = subprocess.run(["zpool", "destroy", "-f", self.name], capture_output=True,
+                                 text=True)
+            if res.returncode == 0:
                 return
             time.sleep(0.3)
-        raise RuntimeError("could not destroy zfs-fuse pool %s" % self.name)
+        raise RuntimeError("could not destroy zfs-fuse pool %s: %s" % (self.name, res.stderr))

@@ -3,22 +3,14 @@ privsep) and kernel OpenZFS in the test guest (SSH executor)."""
 import fixtures
 import testtools
 
+from tests.common import privsep_fixture
 from tests.common import zfsfuse
 from tests.common import zfsguest
 from zfs_common import client as zfs_client
 from zfs_common import exception
 from zfs_common import executor
-from zfs_common import privsep
 
 MiB = 1024 * 1024
-
-
-class PrivsepInProcess(fixtures.Fixture):
-    """Run the privileged functions in this (root) test process, as nova's tests do."""
-
-    def _setUp(self):
-        privsep.zfs_pctxt.set_client_mode(False)
-        self.addCleanup(privsep.zfs_pctxt.set_client_mode, True)
 
 
 class ClientTests:
@@ -161,7 +153,7 @@ class TestClientOnZfsFuse(ClientTests, testtools.TestCase):
     def setUp(self):
         super().setUp()
         self.useFixture(fixtures.Timeout(120, gentle=True))
-        self.useFixture(PrivsepInProcess())
+        self.useFixture(privsep_fixture.PrivsepInProcess())
         self.client = zfs_client.ZFSClient(executor.LocalExecutor())
         self.pool = self.new_pool()
 
@@ -181,7 +173,7 @@ class TestClientOnOpenZfsGuest(ClientTests, testtools.TestCase):
         super().setUp()
         self.useFixture(fixtures.Timeout(300, gentle=True))
         self.guest = zfsguest.shared_guest()
-        self.useFixture(PrivsepInProcess())
+        self.useFixture(privsep_fixture.PrivsepInProcess())
         self.client = zfs_client.ZFSClient(executor.SSHExecutor(
             "127.0.0.1", port=self.guest.ports["ssh"], private_key=self.guest.ssh_key,
             strict_host_key_checking="no", known_hosts="/dev/null"))
