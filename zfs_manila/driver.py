@@ -73,7 +73,7 @@ class ZFSShareDriver(driver.ShareDriver):
                                    for ip in self._export_ips[:1]})
 
     def check_for_setup_error(self):
-        for pool, root in self.roots.items():
+        for root in self.roots.values():
             try:
                 if not self.zfs.exists(root):
                     self.zfs.create_filesystem(root, parents=True)

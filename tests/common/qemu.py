@@ -3,21 +3,16 @@
 Used for the test guest images themselves and as the base of other guest fixtures; the
 QMP socket is reached with ``qemu.qmp``'s synchronous legacy client.
 """
-import ctypes
 import os
-import signal
 import subprocess
 import time
 
 import fixtures
 from qemu.qmp import legacy
 
+from tests.common import process
+
 QEMU = os.environ.get("HCI_QEMU", "qemu-system-x86_64")
-
-
-def _die_with_parent():
-    """Runs in the child before exec: QEMU gets SIGKILL if the test process dies."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class GuestFailed(Exception):
@@ -52,7 +47,7 @@ class QemuGuest(fixtures.Fixture):
         with open(os.path.join(self.workdir, "qemu.out"), "wb") as out:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT,
-                                         preexec_fn=_die_with_parent)  # noqa: PLW1509
+                                         preexec_fn=process.die_with_parent)  # noqa: PLW1509
         self.addCleanup(self._stop)
 
     def _stop(self):

@@ -12,7 +12,7 @@ import uuid
 
 import fixtures
 
-from tests.common import qemu
+from tests.common import process
 
 SOCKET = "/var/run/zfs/zfs_socket"
 
@@ -29,7 +29,7 @@ class Daemon:
         self.proc = subprocess.Popen(["zfs-fuse", "--no-daemon", "--no-kstat-mount"],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL,
-                                     preexec_fn=qemu._die_with_parent)  # noqa: PLW1509
+                                     preexec_fn=process.die_with_parent)  # noqa: PLW1509
         deadline = time.monotonic() + timeout
         while subprocess.run(["zpool", "list"], capture_output=True).returncode != 0:
             if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -30,7 +30,10 @@ class ClientTests:
         self.client.set(fs, {"refquota": 128 * MiB})
         self.assertEqual(128 * MiB, self.client.get_int(fs, "refquota"))
         self.client.inherit(fs, "compression")
-        self.assertEqual("off", self.client.get_one(fs, "compression"))
+        self.assertEqual(self.client.get_one(self.pool, "compression"),
+                         self.client.get_one(fs, "compression"))
+        self.assertEqual("inherited from %s" % self.pool, self.client.zfs(
+            "get", "-H", "-o", "source", "compression", fs).strip())
         self.assertTrue(self.client.exists(fs))
         self.client.destroy(fs)
         self.assertFalse(self.client.exists(fs))
