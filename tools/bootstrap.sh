@@ -15,8 +15,8 @@ log() { echo "bootstrap: $*" >&2; }
 PACKAGES=(
     # QEMU under TCG, qemu-img, config drives
     qemu-system-x86 qemu-utils genisoimage
-    # ZFS in userspace (datasets) for the manila driver's tests
-    zfs-fuse
+    # ZFS in userspace (datasets) and exportfs for the manila driver's tests
+    zfs-fuse nfs-kernel-server
     # LXC and what the Python binding builds against
     lxc lxc-dev gcc libc6-dev
     # test guest images: busybox userland, kernel modules, bootable disk

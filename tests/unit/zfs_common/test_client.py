@@ -1,29 +1,8 @@
 import testtools
 
+from tests.unit.zfs_common.fakes import RecordingExecutor
 from zfs_common import client as zfs_client
 from zfs_common import exception
-from zfs_common import executor
-
-
-class RecordingExecutor(executor.Executor):
-    """The boundary: records argv and answers from a script of results."""
-
-    def __init__(self, *results, paths=()):
-        self.calls = []
-        self.results = list(results)
-        self.paths = set(paths)
-        self.path_checks = 0
-
-    def argv(self, argv):
-        return list(argv)
-
-    def path_exists(self, path):
-        self.path_checks += 1
-        return path in self.paths
-
-    def _run(self, argv, process_input, timeout):
-        self.calls.append(argv)
-        return self.results.pop(0) if self.results else (0, "", "")
 
 
 class TestClient(testtools.TestCase):

@@ -1,0 +1,40 @@
+"""The executor boundary for unit tests of code above the ZFS client."""
+from zfs_common import executor
+
+
+class RecordingExecutor(executor.Executor):
+    """Records every argv and answers from a script of (exit code, stdout, stderr).
+
+    ``respond`` (argv -> result or None) is asked first; ``paths`` are the paths that
+    exist on the fake host; ``files`` holds what was written.
+    """
+
+    respond = None
+
+    def __init__(self, *results, paths=()):
+        self.calls = []
+        self.results = list(results)
+        self.paths = set(paths)
+        self.path_checks = 0
+        self.files = {}
+
+    def argv(self, argv):
+        return list(argv)
+
+    def path_exists(self, path):
+        self.path_checks += 1
+        return path in self.paths
+
+    def write_file(self, path, content):
+        self.files[path] = content
+
+    def remove_file(self, path):
+        self.files.pop(path, None)
+
+    def _run(self, argv, process_input, timeout):
+        self.calls.append(argv)
+        if self.respond is not None:
+            result = self.respond(argv)
+            if result is not None:
+                return result
+        return self.results.pop(0) if self.results else (0, "", "")

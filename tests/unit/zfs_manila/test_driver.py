@@ -1,0 +1,122 @@
+from unittest import mock
+
+import fixtures
+from manila import exception
+from manila.share import configuration
+from manila.share import driver as share_driver
+from manila.share import manager  # noqa: F401 - registers manila's own options
+from oslo_config import cfg
+from oslo_config import fixture as config_fixture
+import testtools
+
+from tests.unit.zfs_common.fakes import RecordingExecutor
+from zfs_common import client as zfs_client
+from zfs_common import opts as zfs_opts
+from zfs_manila import driver
+from zfs_manila import opts
+
+GiB = 1024 ** 3
+NOT_FOUND = (1, "", "cannot open 'x': dataset does not exist")
+
+
+def share(share_id="s1", pool="tank", size=1, proto="NFS"):
+    return {"id": share_id, "host": "h@zfs#" + pool, "size": size, "share_proto": proto,
+            "share_type_id": "t1"}
+
+
+class DriverTestCase(testtools.TestCase):
+    def setUp(self):
+        super().setUp()
+        group = "zfs_unit"
+        conf = self.useFixture(config_fixture.Config(cfg.CONF))
+        conf.register_opts(share_driver.share_opts + opts.zfs_share_opts
+                           + zfs_opts.zfs_host_opts, group=group)
+        conf.config(group=group, zfs_dataset_roots=["tank/manila", "other/m"],
+                    zfs_share_export_ip="fd00::10", driver_handles_share_servers=False)
+        self.conf = configuration.Configuration(share_driver.share_opts, config_group=group)
+        self.specs = {}
+        self.useFixture(fixtures.MockPatchObject(driver.share_types, "get_extra_specs_from_share",
+                               lambda s: self.specs))
+        self.drv = driver.ZFSShareDriver(configuration=self.conf)
+        with mock.patch.object(zfs_client.ZFSClient, "from_config",
+                               return_value=zfs_client.ZFSClient(RecordingExecutor())):
+            self.drv.do_setup(None)
+        self.ex = self.drv.zfs.executor
+
+    def answer(self, *results):
+        self.ex.results.extend(results)
+
+
+class TestDriver(DriverTestCase):
+    def test_create_share_makes_a_dataset_with_refquota(self):
+        self.specs = {"zfs:recordsize": "1M"}
+        self.answer((0, "", ""), (0, "tank/manila/share-s1\tmountpoint\t/tank/manila/share-s1\n",
+                                  ""))
+        locations = self.drv.create_share(None, share())
+        create = self.ex.calls[0]
+        self.assertEqual(["zfs", "create"], create[:2])
+        self.assertEqual("tank/manila/share-s1", create[-1])
+        self.assertIn("refquota=%d" % GiB, create)
+        self.assertIn("recordsize=1M", create)
+        self.assertIn("sharenfs=off", create)
+        self.assertEqual([{"path": "[fd00::10]:/tank/manila/share-s1", "is_admin_only": False,
+                           "metadata": {"preferred": True}}], locations)
+
+    def test_create_share_removes_the_dataset_it_cannot_export(self):
+        self.answer((0, "", ""), (0, "tank/manila/share-s1\tmountpoint\tnone\n", ""),
+                    (0, "", ""), (0, "", ""))   # snapshots (none), destroy
+        self.assertRaises(exception.ShareBackendException, self.drv.create_share, None,
+                          share())
+        self.assertEqual(["zfs", "destroy", "-r", "tank/manila/share-s1"], self.ex.calls[-1])
+
+    def test_only_nfs(self):
+        self.assertRaises(exception.InvalidShare, self.drv.create_share, None,
+                          share(proto="CIFS"))
+        self.assertEqual([], self.ex.calls)
+
+    def test_unknown_pool(self):
+        self.assertRaises(exception.ShareBackendException, self.drv.create_share, None,
+                          share(pool="elsewhere"))
+
+    def test_hostile_extra_spec_is_invalid_input_and_creates_nothing(self):
+        self.specs = {"zfs:mountpoint": "/etc"}
+        self.assertRaises(exception.InvalidInput, self.drv.create_share, None, share())
+        self.assertEqual([], self.ex.calls)
+
+    def test_shrink_below_usage_is_refused(self):
+        self.answer((0, "tank/manila/share-s1\treferenced\t%d\n" % (2 * GiB), ""))
+        self.assertRaises(exception.ShareShrinkingPossibleDataLoss, self.drv.shrink_share,
+                          share(size=3), 1)
+        self.assertEqual(1, len(self.ex.calls))
+
+    def test_delete_of_a_missing_dataset_succeeds(self):
+        self.answer(NOT_FOUND)
+        self.drv.delete_share(None, share())
+        self.assertEqual(1, len(self.ex.calls))
+
+    def test_update_access_reports_refused_rules(self):
+        self.answer((0, "tank/manila/share-s1\tmountpoint\t/m\n", ""),
+                    (0, "tank/manila/share-s1\torg.openstack:nfs_clients\t-\n", ""))
+        result = self.drv.update_access(None, share(), [
+            {"access_type": "ip", "access_to": "10.0.0.0/8", "access_level": "rw",
+             "access_id": "a"},
+            {"access_type": "cert", "access_to": "x", "access_level": "rw",
+             "access_id": "b"}], [], [], [])
+        self.assertEqual({"b": {"state": "error"}}, result)
+        self.assertIn(["exportfs", "-i", "-o", "rw,root_squash,sync,no_subtree_check,sec=sys",
+                       "10.0.0.0/8:/m"], self.ex.calls)
+
+    def test_snapshot_from_another_pool_is_received_not_cloned(self):
+        snapshot = {"id": "n1", "share_instance_id": "s1",
+                    "share_instance": {"host": "h@zfs#tank"}}
+        calls = []
+        self.useFixture(fixtures.MockPatchObject(zfs_client.executor_mod, "pipe",
+                               lambda *a, **kw: calls.append(a)))
+        self.ex.respond = lambda argv: (
+            (0, "other/m/share-s2\tmountpoint\t/other/m/share-s2\n", "")
+            if "mountpoint" in argv else None)
+        self.drv.create_share_from_snapshot(None, share("s2", pool="other"), snapshot)
+        (send,) = calls
+        self.assertEqual(["zfs", "send", "tank/manila/share-s1@snapshot-n1"], send[1])
+        self.assertEqual(["zfs", "receive", "other/m/share-s2"], send[3])
+        self.assertFalse([c for c in self.ex.calls if c[:2] == ["zfs", "clone"]])
