@@ -255,18 +255,20 @@ class ZFSClient:
         self.destroy(dataset, recursive=True, missing_ok=True)
 
     # -- moving data ----------------------------------------------------------------------
-    def send(self, snapshot, target_client, target, base=None, force=False, timeout=None):
+    def send(self, snapshot, target_client, target, base=None, force=False, timeout=None,
+             intermediates=False):
         """Replicate ``snapshot`` to ``target`` through ``target_client``'s host.
 
         With ``base`` (an earlier snapshot of the same dataset, present on the target too)
-        the stream is incremental. ``force`` rolls the target back to its latest snapshot
-        first (receive -F).
+        the stream is incremental; ``intermediates`` also carries every snapshot between
+        the two (-I). ``force`` rolls the target back to its latest snapshot first
+        (receive -F).
         """
         validation.snapshot(snapshot)
         validation.dataset(target)
         send = ["zfs", "send"]
         if base:
-            send += ["-i", validation.snapshot(base)]
+            send += ["-I" if intermediates else "-i", validation.snapshot(base)]
         recv = ["zfs", "receive"] + (["-F"] if force else []) + [target]
         executor_mod.pipe(self.executor, send + [snapshot], target_client.executor, recv,
                           timeout=timeout or self.timeout * 10)

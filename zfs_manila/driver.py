@@ -21,6 +21,7 @@ from zfs_common import opts as zfs_opts
 from zfs_manila import nfs
 from zfs_manila import opts
 from zfs_manila import properties
+from zfs_manila import replication
 
 LOG = logging.getLogger(__name__)
 GiB = 1024 ** 3
@@ -48,6 +49,8 @@ class ZFSShareDriver(driver.ShareDriver):
         self.zfs = None
         self.nfs = None
         self.roots = {}
+        self.replicator = None
+        self.share_id_property = SHARE_ID_PROPERTY
 
     # -- setup ----------------------------------------------------------------------------
     def do_setup(self, context):
@@ -71,6 +74,7 @@ class ZFSShareDriver(driver.ShareDriver):
             [conf.zfs_admin_export_ip] if conf.zfs_admin_export_ip else [])
         self.ip_versions = sorted({ipaddress.ip_address(ip).version
                                    for ip in self._export_ips[:1]})
+        self.replicator = replication.Replicator(self)
 
     def check_for_setup_error(self):
         for root in self.roots.values():
@@ -98,14 +102,16 @@ class ZFSShareDriver(driver.ShareDriver):
         return "%s/%s%s" % (self.roots[self._pool_of(share)],
                             self.configuration.zfs_share_name_prefix, share["id"])
 
-    def _snapshot_dataset(self, snapshot):
-        """The dataset of the share instance a snapshot (instance) belongs to."""
-        instance = snapshot.get("share_instance") or snapshot["share"]
-        return self._dataset({"id": snapshot["share_instance_id"], "host": instance["host"]})
+    def _snapshot_name(self, snapshot, instance=None):
+        """``dataset@<prefix><snapshot id>`` of a snapshot instance.
 
-    def _snapshot_name(self, snapshot):
-        return "%s@%s%s" % (self._snapshot_dataset(snapshot),
-                            self.configuration.zfs_snapshot_name_prefix, snapshot["id"])
+        Named by the snapshot's ID, which all replicas of a share have in common (instance
+        IDs differ per replica), so replicated snapshots keep their names.
+        """
+        instance = instance or snapshot.get("share_instance") or snapshot["share"]
+        dataset = self._dataset({"id": snapshot["share_instance_id"], "host": instance["host"]})
+        return "%s@%s%s" % (dataset, self.configuration.zfs_snapshot_name_prefix,
+                            snapshot["snapshot_id"])
 
     def get_pool(self, share):
         return share_utils.extract_host(share["host"], level="pool")
@@ -130,6 +136,10 @@ class ZFSShareDriver(driver.ShareDriver):
             raise exception.InvalidShare(reason=_(
                 "protocol %s is not supported; this backend exports NFS only")
                 % share["share_proto"])
+
+    def _size_props(self, share):
+        specs = share_types.get_extra_specs_from_share(share)
+        return properties.size_properties(specs, share["size"])
 
     def _properties(self, share, size_gb):
         specs = share_types.get_extra_specs_from_share(share)
@@ -220,6 +230,10 @@ class ZFSShareDriver(driver.ShareDriver):
     # -- access ---------------------------------------------------------------------------
     def update_access(self, context, share, access_rules, add_rules, delete_rules,
                       update_rules, share_server=None):
+        return self._apply_access(share, access_rules)
+
+    def _apply_access(self, share, access_rules):
+        """Make ``access_rules`` the exports of ``share``; {access_id: error state}."""
         dataset = self._dataset(share)
         clients, errors = nfs.clients_from_rules(access_rules)
         if not self.nfs.supports_ipv6:
@@ -287,6 +301,41 @@ class ZFSShareDriver(driver.ShareDriver):
         except zfs_exc.ZFSError:
             self.zfs.destroy(dataset, recursive=True, missing_ok=True)
             raise
+
+    # -- replication (readable) ------------------------------------------------------------
+    def create_replica(self, context, replica_list, new_replica, access_rules,
+                       replica_snapshots, share_server=None):
+        return self.replicator.create_replica(replica_list, new_replica, access_rules)
+
+    def delete_replica(self, context, replica_list, replica_snapshots, replica,
+                       share_server=None):
+        self.replicator.delete_replica(replica_list, replica)
+
+    def update_replica_state(self, context, replica_list, replica, access_rules,
+                             replica_snapshots, share_server=None):
+        return self.replicator.update_replica_state(replica_list, replica, access_rules)
+
+    def promote_replica(self, context, replica_list, replica, access_rules,
+                        share_server=None, quiesce_wait_time=None):
+        return self.replicator.promote_replica(replica_list, replica, access_rules)
+
+    def create_replicated_snapshot(self, context, replica_list, replica_snapshots,
+                                   share_server=None):
+        return self.replicator.create_replicated_snapshot(replica_list, replica_snapshots)
+
+    def update_replicated_snapshot(self, context, replica_list, share_replica,
+                                   replica_snapshots, replica_snapshot, share_server=None):
+        return self.replicator.update_replicated_snapshot(share_replica, replica_snapshot)
+
+    def delete_replicated_snapshot(self, context, replica_list, replica_snapshots,
+                                   share_server=None):
+        return self.replicator.delete_replicated_snapshot(replica_list, replica_snapshots)
+
+    def revert_to_replicated_snapshot(self, context, active_replica, replica_list,
+                                      active_replica_snapshot, replica_snapshots,
+                                      share_access_rules, snapshot_access_rules,
+                                      share_server=None):
+        self.replicator.revert_to_replicated_snapshot(active_replica, active_replica_snapshot)
 
     # -- manage / unmanage ----------------------------------------------------------------
     def manage_existing(self, share, driver_options):
@@ -396,6 +445,7 @@ class ZFSShareDriver(driver.ShareDriver):
             "snapshot_support": True,
             "create_share_from_snapshot_support": True,
             "revert_to_snapshot_support": True,
+            "replication_type": "readable" if self.replication_domain else None,
             "pools": pools,
         })
 

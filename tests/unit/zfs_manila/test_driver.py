@@ -107,7 +107,7 @@ class TestDriver(DriverTestCase):
                        "10.0.0.0/8:/m"], self.ex.calls)
 
     def test_snapshot_from_another_pool_is_received_not_cloned(self):
-        snapshot = {"id": "n1", "share_instance_id": "s1",
+        snapshot = {"id": "i1", "snapshot_id": "n1", "share_instance_id": "s1",
                     "share_instance": {"host": "h@zfs#tank"}}
         calls = []
         self.useFixture(fixtures.MockPatchObject(zfs_client.executor_mod, "pipe",
