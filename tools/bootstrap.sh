@@ -23,8 +23,9 @@ PACKAGES=(
     busybox-static kmod cpio gzip zstd dosfstools mtools syslinux syslinux-common fdisk
     # the kernel-OpenZFS test guest (debootstrap + chroot builds)
     debootstrap e2fsprogs
-    # networking in tests (namespaces, bridges, taps), ssh to test guests
-    iproute2 openssh-client
+    # networking in tests (namespaces, bridges, taps), ssh to test guests; sudo and sshd
+    # for the benchmarks' upstream drivers (rootwrap, ssh to themselves)
+    iproute2 openssh-client openssh-server sudo
     # Python for tox and the test virtualenvs
     python3 python3-venv python3-dev git
 )

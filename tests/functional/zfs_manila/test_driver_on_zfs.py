@@ -130,6 +130,54 @@ class TestDriverOnZfsFuse(DriverOnZfs):
         self.drv.delete_share(None, share)
         self.assertEqual([self.root], self.datasets())
 
+    def test_manage_and_unmanage_share_and_snapshot(self):
+        legacy = self.pool.name + "/legacy"
+        zfsfuse.run("zfs", "create", legacy)
+        mountpoint = zfsfuse.run("zfs", "get", "-H", "-o", "value", "mountpoint",
+                                 legacy).strip()
+        with open(os.path.join(mountpoint, "data"), "wb") as f:
+            f.write(b"x" * 4096)
+        zfsfuse.run("zfs", "snapshot", legacy + "@before")
+        share = dict(new_share(self.pool.name),
+                     export_locations=[{"path": "127.0.0.1:" + mountpoint}])
+        bad = dict(share, export_locations=[{"path": "127.0.0.1:/nowhere"}])
+        self.assertRaises(exception.ManageInvalidShare, self.drv.manage_existing, bad, {})
+        result = self.drv.manage_existing(share, {})
+        dataset = self.drv._dataset(share)
+        self.assertEqual(1, result["size"])                  # usage rounded up to 1 GiB
+        self.assertIn(dataset, self.datasets())
+        self.assertNotIn(legacy, self.datasets())
+        self.assertEqual(str(GiB), zfsfuse.run("zfs", "get", "-H", "-p", "-o", "value",
+                                               "refquota", dataset).strip())
+        snap = {"id": "i", "snapshot_id": "ms1", "share_instance_id": share["id"],
+                "share_instance": share, "provider_location": dataset + "@before"}
+        self.assertRaises(exception.ManageInvalidShareSnapshot,
+                          self.drv.manage_existing_snapshot,
+                          dict(snap, provider_location=self.root + "@x"), {})
+        managed = self.drv.manage_existing_snapshot(snap, {})
+        self.assertEqual(dataset + "@snapshot-ms1", managed["provider_location"])
+        self.assertIn(dataset + "@snapshot-ms1", self.datasets())
+        # unmanage forgets without touching ZFS
+        self.drv.unmanage_snapshot(snap)
+        self.drv.unmanage(share)
+        self.assertIn(dataset + "@snapshot-ms1", self.datasets())
+        zfsfuse.run("zfs", "destroy", "-r", dataset)
+
+    def test_stats_report_capacity_and_provisioning(self):
+        self.drv.create_share(None, new_share(self.pool.name, size=2))
+        self.specs = {"thin_provisioning": "<is> False"}
+        self.drv.create_share(None, new_share(self.pool.name, size=1))
+        stats = self.drv.get_share_stats(refresh=True)
+        (pool,) = stats["pools"]
+        self.assertEqual(self.pool.name, pool["pool_name"])
+        self.assertEqual(3.0, pool["provisioned_capacity_gb"])
+        self.assertGreater(pool["total_capacity_gb"], 2.5)
+        # the thick share reserves its 1 GiB: free space dropped by at least that
+        self.assertLess(pool["free_capacity_gb"], pool["total_capacity_gb"] - 0.99)
+        self.assertEqual([True, False], pool["thin_provisioning"])
+        self.assertEqual("NFS", stats["storage_protocol"])
+        self.assertTrue(stats["revert_to_snapshot_support"])
+
     def test_fifty_concurrent_creates_and_deletes_leave_nothing(self):
         shares = [new_share(self.pool.name) for _ in range(50)]
 

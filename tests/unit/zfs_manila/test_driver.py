@@ -120,3 +120,18 @@ class TestDriver(DriverTestCase):
         self.assertEqual(["zfs", "send", "tank/manila/share-s1@snapshot-n1"], send[1])
         self.assertEqual(["zfs", "receive", "other/m/share-s2"], send[3])
         self.assertFalse([c for c in self.ex.calls if c[:2] == ["zfs", "clone"]])
+
+    def test_ensure_shares_reexports_and_flags_missing_datasets(self):
+        def respond(argv):
+            if argv[-1] == "tank/manila/share-gone":
+                return NOT_FOUND
+            if "mountpoint" in argv:
+                return (0, "%s\tmountpoint\t/%s\n" % (argv[-1], argv[-1]), "")
+            return None
+        self.ex.respond = respond
+        updates = self.drv.ensure_shares(None, [share("ok"), share("gone")])
+        self.assertEqual("available", updates["ok"]["status"])
+        self.assertTrue(updates["ok"]["reapply_access_rules"])
+        self.assertEqual("[fd00::10]:/tank/manila/share-ok",
+                         updates["ok"]["export_locations"][0]["path"])
+        self.assertEqual({"status": "error", "reapply_access_rules": False}, updates["gone"])
