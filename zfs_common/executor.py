@@ -50,6 +50,10 @@ class Executor(abc.ABC):
         """Remove a file on this executor's host; a missing file is fine."""
 
     @abc.abstractmethod
+    def chmod(self, path, mode):
+        """Set the permission bits of ``path`` (a dataset's mountpoint)."""
+
+    @abc.abstractmethod
     def _run(self, argv, process_input, timeout):
         """(exit code or None on timeout, stdout, stderr)."""
 
@@ -76,6 +80,9 @@ class LocalExecutor(Executor):
 
     def remove_file(self, path):
         privsep.remove_file(path)
+
+    def chmod(self, path, mode):
+        privsep.chmod(path, mode)
 
     def _run(self, argv, process_input, timeout):
         return privsep.execute(argv, process_input, timeout)
@@ -134,6 +141,9 @@ class SSHExecutor(Executor):
     def remove_file(self, path):
         privsep.check_file(path)
         self._check(["rm", "-f", path])
+
+    def chmod(self, path, mode):
+        self._check(["chmod", "%o" % (int(mode) & 0o7777), path])
 
     def _run(self, argv, process_input, timeout):
         code, out, err = process.run(self.argv(argv), process_input, timeout)

@@ -74,3 +74,11 @@ def remove_file(path):
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+@zfs_pctxt.entrypoint
+def chmod(path, mode):
+    """Set the mode of a dataset's root directory (e.g. a new share's, to 0777)."""
+    if not isinstance(path, str) or not path.startswith("/") or ".." in path.split("/"):
+        raise ValueError("not an absolute path: %r" % (path,))
+    os.chmod(path, int(mode) & 0o7777)

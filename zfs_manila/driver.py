@@ -165,8 +165,16 @@ class ZFSShareDriver(driver.ShareDriver):
         return self._locations_or_cleanup(dataset)
 
     def _locations_or_cleanup(self, dataset):
+        """Export locations of a new share; on failure the dataset goes again.
+
+        Its root directory is made world-writable (0777), as manila's reference drivers
+        do: clients are root-squashed, so a root-owned 0755 directory would take no
+        writes from anyone.
+        """
         try:
-            return self._export_locations(dataset)
+            locations = self._export_locations(dataset)
+            self.zfs.executor.chmod(self.zfs.get_one(dataset, "mountpoint"), 0o777)
+            return locations
         except Exception:
             LOG.exception("removing %s: it was created but cannot be exported", dataset)
             self.zfs.retire(dataset)

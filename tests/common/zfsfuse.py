@@ -46,6 +46,11 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        # mounts of a daemon that died with work in flight stay behind, disconnected
+        with open("/proc/mounts") as f:
+            stale = [line.split()[1] for line in f if line.split()[2] == "fuse.zfs"]
+        for mountpoint in sorted(stale, reverse=True):
+            subprocess.run(["umount", "-l", mountpoint], capture_output=True)
 
 
 _daemon = None

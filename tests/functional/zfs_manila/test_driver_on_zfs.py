@@ -178,22 +178,6 @@ class TestDriverOnZfsFuse(DriverOnZfs):
         self.assertEqual("NFS", stats["storage_protocol"])
         self.assertTrue(stats["revert_to_snapshot_support"])
 
-    def test_fifty_concurrent_creates_and_deletes_leave_nothing(self):
-        shares = [new_share(self.pool.name) for _ in range(50)]
-
-        def lifecycle(share):
-            self.drv.create_share(None, share)
-            self.drv.update_access(None, share, [rule("10.1.0.0/16"), rule("fd00::9", "ro")],
-                                   [], [], [])
-            self.drv.delete_share(None, share)
-
-        with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            for future in [pool.submit(lifecycle, s) for s in shares]:
-                future.result()
-        self.assertEqual([self.root], self.datasets())
-        self.assertEqual([], self.exports())
-
-
 class TestDriverOnOpenZfsGuest(DriverOnZfs):
     """Over SSH, as with a remote ZFS host; the guest's kernel NFS server serves exports."""
 
@@ -254,6 +238,27 @@ class TestDriverOnOpenZfsGuest(DriverOnZfs):
         self.drv.delete_share(None, child)
         self.assertEqual([self.pool + "/manila"], self.drv.zfs.list(
             self.pool + "/manila", types=("filesystem", "snapshot")))
+
+
+    def test_fifty_concurrent_creates_and_deletes_leave_nothing(self):
+        # on kernel OpenZFS: zfs-fuse itself deadlocks under concurrent creates while
+        # exportfs stats its FUSE mounts (seen here), which is no test of this driver
+        root = self.pool + "/manila"
+        shares = [new_share(self.pool) for _ in range(50)]
+
+        def lifecycle(share):
+            self.drv.create_share(None, share)
+            self.drv.update_access(None, share, [rule("10.1.0.0/16"), rule("fd00::9", "ro")],
+                                   [], [], [])
+            self.drv.delete_share(None, share)
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            for future in [pool.submit(lifecycle, s) for s in shares]:
+                future.result()
+        self.assertEqual([root], self.drv.zfs.list(root, types=("filesystem", "snapshot")))
+        leftovers = self.guest.run("ls /etc/exports.d; exportfs -v").out
+        self.assertNotIn(root, leftovers)
+        self.assertNotIn("zfs-manila", leftovers)
 
 
 class TestReplicationOnZfsFuse(DriverOnZfs):

@@ -31,6 +31,9 @@ class RecordingExecutor(executor.Executor):
     def remove_file(self, path):
         self.files.pop(path, None)
 
+    def chmod(self, path, mode):
+        self.files[path + "#mode"] = oct(mode)
+
     def _run(self, argv, process_input, timeout):
         self.calls.append(argv)
         if self.respond is not None:

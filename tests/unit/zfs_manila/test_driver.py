@@ -50,9 +50,12 @@ class DriverTestCase(testtools.TestCase):
 class TestDriver(DriverTestCase):
     def test_create_share_makes_a_dataset_with_refquota(self):
         self.specs = {"zfs:recordsize": "1M"}
-        self.answer((0, "", ""), (0, "tank/manila/share-s1\tmountpoint\t/tank/manila/share-s1\n",
-                                  ""))
+        self.ex.respond = lambda argv: (
+            (0, "tank/manila/share-s1\tmountpoint\t/tank/manila/share-s1\n", "")
+            if "mountpoint" in argv else None)
         locations = self.drv.create_share(None, share())
+        # root-squashed clients can write into the share's root directory
+        self.assertEqual("0o777", self.ex.files["/tank/manila/share-s1#mode"])
         create = self.ex.calls[0]
         self.assertEqual(["zfs", "create"], create[:2])
         self.assertEqual("tank/manila/share-s1", create[-1])
