@@ -50,11 +50,16 @@ class TinyGuest:
         return self.manifest["markers"][name]
 
 
+def build(builder, timeout):
+    """Run a builder of tools/guest (a cache hit costs one hash): (directory, manifest)."""
+    script = os.path.join(paths.TOOLS, "guest", builder)
+    out = subprocess.run([script, paths.CACHE], check=True, capture_output=True, text=True,
+                         timeout=timeout).stdout.strip().splitlines()[-1]
+    with open(os.path.join(out, "manifest.json")) as f:
+        return out, json.load(f)
+
+
 @functools.cache
 def tiny_guest():
     """Build (or find in the cache) the tiny guest and return its artifacts."""
-    script = os.path.join(paths.TOOLS, "guest", "build-tiny-guest.sh")
-    out = subprocess.run([script, paths.CACHE], check=True, capture_output=True, text=True,
-                         timeout=900).stdout.strip().splitlines()[-1]
-    with open(os.path.join(out, "manifest.json")) as f:
-        return TinyGuest(out, json.load(f))
+    return TinyGuest(*build("build-tiny-guest.sh", timeout=900))

@@ -57,13 +57,7 @@ class QemuGuest(fixtures.Fixture):
             except Exception:  # noqa: S110 - the guest may already be gone (EOF)
                 pass
             self._qmp = None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        process.stop(self.proc)
 
     def console_text(self):
         try:

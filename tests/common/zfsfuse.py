@@ -4,7 +4,6 @@
 env runs with concurrency 1: there is one daemon socket per machine) and stops it by PID
 at exit; ``FusePool`` gives each test its own pool on a sparse file and destroys it.
 """
-import atexit
 import os
 import subprocess
 import time
@@ -39,13 +38,8 @@ class Daemon:
         return self
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            process.stop(self.proc, timeout=15)
         # mounts of a daemon that died with work in flight stay behind, disconnected
         with open("/proc/mounts") as f:
             stale = [line.split()[1] for line in f if line.split()[2] == "fuse.zfs"]
@@ -53,16 +47,9 @@ class Daemon:
             subprocess.run(["umount", "-l", mountpoint], capture_output=True)
 
 
-_daemon = None
-
-
 def shared_daemon():
-    global _daemon
-    if _daemon is None:
-        daemon = Daemon().start()
-        atexit.register(daemon.stop)
-        _daemon = daemon
-    return _daemon
+    """The zfs-fuse daemon of this test process, started on first use."""
+    return process.shared("zfs-fuse", lambda: Daemon().start())
 
 
 def run(*argv):

@@ -7,12 +7,10 @@ virtio-serial agent (``run``) or over SSH forwarded to 127.0.0.1 (``ssh_argv``),
 drivers' remote executor reaches a ZFS host. The guest's QEMU dies with the test process
 (PR_SET_PDEATHSIG) and is otherwise stopped by PID at exit.
 """
-import atexit
 import base64
 import dataclasses
 import functools
 import itertools
-import json
 import os
 import shutil
 import socket
@@ -24,7 +22,8 @@ import uuid
 
 import fixtures
 
-from tests.common import paths
+from tests.common import guest_images
+from tests.common import process
 from tests.common import qemu
 
 SCRATCH_DISKS = 4
@@ -49,11 +48,7 @@ class Result:
 @functools.cache
 def artifacts():
     """Build (or find in the cache) the ZFS guest; return (directory, manifest)."""
-    script = os.path.join(paths.TOOLS, "guest", "build-zfs-guest.sh")
-    out = subprocess.run([script, paths.CACHE], check=True, capture_output=True, text=True,
-                         timeout=1800).stdout.strip().splitlines()[-1]
-    with open(os.path.join(out, "manifest.json")) as f:
-        return out, json.load(f)
+    return guest_images.build("build-zfs-guest.sh", timeout=1800)
 
 
 def free_port():
@@ -190,17 +185,9 @@ class ZfsGuest:
             self._free_disks.append(disk)
 
 
-_shared = None
-
-
 def shared_guest():
     """The guest serving this test process, booted on first use and stopped at exit."""
-    global _shared
-    if _shared is None:
-        guest = ZfsGuest().start()
-        atexit.register(guest.stop)
-        _shared = guest
-    return _shared
+    return process.shared("zfs-guest", lambda: ZfsGuest().start())
 
 
 class ZfsPool(fixtures.Fixture):
