@@ -188,7 +188,13 @@ class ZFSShareDriver(driver.ShareDriver):
                 return
             mountpoint = self.zfs.get_one(dataset, "mountpoint")
             self.nfs.remove(dataset, mountpoint)
-            self.zfs.retire(dataset)
+            try:
+                self.zfs.retire(dataset)
+            except zfs_exc.DatasetBusy:
+                LOG.info("%s still busy after unexport; flushing the NFS export caches",
+                         dataset)
+                self.nfs.release()
+                self.zfs.retire(dataset)
         except zfs_exc.ZFSError as e:
             raise backend_error(e)
 

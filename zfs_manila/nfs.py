@@ -126,6 +126,10 @@ class ExportfsHelper:
     def remove(self, dataset, path):
         self.apply(dataset, path, {})
 
+    def release(self):
+        """Flush the kernel's export caches: nfsd can hold an unexported dataset busy."""
+        self._exportfs("-f")
+
     def exported(self, dataset):
         return self._current(dataset)
 
@@ -157,6 +161,12 @@ class SharenfsHelper:
 
     def remove(self, dataset, path):
         self.zfs.set(dataset, {"sharenfs": "off"})
+
+    def release(self):
+        """Flush the kernel's export caches: nfsd can hold an unexported dataset busy."""
+        res = self.zfs.executor.run(["exportfs", "-f"], timeout=self.zfs.timeout)
+        if res.exit_code != 0:
+            LOG.warning("exportfs -f failed: %s", res.stderr)
 
     def exported(self, dataset):
         value = self.zfs.get_one(dataset, "sharenfs")
