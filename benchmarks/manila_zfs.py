@@ -1,21 +1,24 @@
 """zfs_manila against manila's in-tree ZFSonLinux driver, side by side, in one run.
 
-Both drivers manage the same zfs-fuse pool on this host, each as deployed: the in-tree
-driver runs every command through sudo + manila-rootwrap (``zfs_use_ssh = False``) and
-copies snapshots with ``ssh | ssh`` to its own host; ours runs commands through its
-oslo.privsep daemon (started with sudo privsep-helper). For each of 10 and 500 existing
-shares it times create, snapshot, share from snapshot, delete and a stats update,
-and prints medians and ratios (in-tree / ours) as a Markdown table.
+Both drivers manage the same zfs-fuse pool on this host, each as deployed: manila-share
+runs as an unprivileged service user; the in-tree driver runs every command through
+``sudo manila-rootwrap`` (``zfs_use_ssh = False``) and copies snapshots with
+``ssh | ssh`` to its own host; ours runs its commands through its oslo.privsep daemon
+(started once with ``sudo privsep-helper``). For 10 and 500 existing shares it times
+create, snapshot, share from snapshot, delete and a stats update, and prints medians and
+ratios (in-tree / ours) as Markdown tables.
 
-    python benchmarks/manila_zfs.py [--repeat 7] [--counts 10,500] [--json out.json]
+    python benchmarks/manila_zfs.py [--repeat 5] [--counts 10,500] [--json out.json]
 
-Needs root, zfs-fuse, sudo, openssh-server and nfs-kernel-server (exportfs); the script
-starts its own zfs-fuse daemon and sshd on 127.0.0.1:22 and stops both by PID.
+Run as root (it makes the pool, the service user, its sudoers entry and a loopback sshd,
+and removes them again, stopping every process it started by PID). Needs zfs-fuse, sudo,
+openssh-server and nfs-kernel-server (tools/bootstrap.sh installs them).
 """
 import argparse
 import contextlib
 import json
 import os
+import pwd
 import shutil
 import statistics
 import subprocess
@@ -24,68 +27,146 @@ import tempfile
 import time
 import uuid
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from manila import context as manila_context  # noqa: E402
-from manila.share import configuration  # noqa: E402
-from manila.share import driver as share_driver  # noqa: E402
-from manila.share import manager  # noqa: E402,F401 - manila's own options
-from manila.share import share_types  # noqa: E402
-from manila.share.drivers.zfsonlinux import driver as zol  # noqa: E402
-from oslo_config import cfg  # noqa: E402
-
-from tests.common import zfsfuse  # noqa: E402
-from zfs_manila import driver as ours  # noqa: E402
-
-CONF = cfg.CONF
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+USER = "hcibench"
 GiB = 1024 ** 3
+OPS = ("create", "snapshot", "share from snapshot", "delete", "stats update")
 
 
-class MemoryPrivateStorage:
-    """The in-tree driver keeps dataset names in manila's DB; a dict does it here."""
+# -- the measuring side (runs as the service user) ----------------------------------------
+def measure(config, pool, repeat, which):
+    from manila import context as manila_context
+    from manila.share import configuration
+    from manila.share import driver as share_driver
+    from manila.share import manager  # noqa: F401 - manila's own options
+    from manila.share import share_types
+    from manila.share.drivers.zfsonlinux import driver as zol
+    from oslo_config import cfg
 
-    def __init__(self):
-        self.data = {}
+    from zfs_manila import driver as ours
 
-    def get(self, entity_id, key=None, default=None):
-        values = self.data.get(entity_id, {})
-        return values.get(key, default) if key else values
+    class MemoryPrivateStorage:
+        """The in-tree driver keeps dataset names in manila's DB; a dict does it here."""
 
-    def update(self, entity_id, details, delete_existing=False):
-        self.data.setdefault(entity_id, {}).update(details)
+        def __init__(self):
+            self.data = {}
 
-    def delete(self, entity_id, key=None):
-        if key:
-            self.data.get(entity_id, {}).pop(key, None)
-        else:
-            self.data.pop(entity_id, None)
+        def get(self, entity_id, key=None, default=None):
+            values = self.data.get(entity_id, {})
+            return values.get(key, default) if key else values
+
+        def update(self, entity_id, details, delete_existing=False):
+            self.data.setdefault(entity_id, {}).update(details)
+
+        def delete(self, entity_id, key=None):
+            if key:
+                self.data.get(entity_id, {}).pop(key, None)
+            else:
+                self.data.pop(entity_id, None)
+
+    class SnapshotModel(dict):
+        """The in-tree driver reads ``snapshot.share_instance`` as an attribute."""
+
+        def __getattr__(self, name):
+            return self[name]
+
+    cfg.CONF(["--config-file", config], project="manila")
+    share_types.get_extra_specs_from_share = lambda s: {}   # a DB lookup: no extra specs
+    conf = configuration.Configuration(share_driver.share_opts, config_group=which)
+    if which == "intree":
+        drv = zol.ZFSonLinuxShareDriver(configuration=conf,
+                                        private_storage=MemoryPrivateStorage())
+    else:
+        drv = ours.ZFSShareDriver(configuration=conf)
+    ctx = manila_context.get_admin_context()
+    drv.do_setup(ctx)
+    drv.check_for_setup_error()
+
+    def share(backend):
+        return {"id": str(uuid.uuid4()), "share_id": str(uuid.uuid4()), "size": 1,
+                "share_proto": "NFS", "share_type_id": None,
+                "host": "bench@%s#%s" % (backend, pool), "share_network_id": None,
+                "share_server_id": None}
+
+    def snapshot(parent):
+        snap_id = str(uuid.uuid4())
+        return SnapshotModel(id=snap_id, snapshot_id=snap_id, share_instance_id=parent["id"],
+                             share_id=parent["share_id"], share_instance=parent,
+                             share=parent, size=1)
+
+    def timed(func, *args):
+        t0 = time.perf_counter()
+        func(*args)
+        return time.perf_counter() - t0
+
+    t = {op: [] for op in OPS}
+    for _ in range(repeat):
+        parent = share(which)
+        t["create"].append(timed(drv.create_share, ctx, parent))
+        snap = snapshot(parent)
+        t["snapshot"].append(timed(drv.create_snapshot, ctx, snap))
+        child = share(which)
+        t["share from snapshot"].append(timed(drv.create_share_from_snapshot, ctx, child,
+                                              snap))
+        t["stats update"].append(timed(drv.get_share_stats, True))
+        drv.delete_share(ctx, child)
+        drv.delete_snapshot(ctx, snap)
+        t["delete"].append(timed(drv.delete_share, ctx, parent))
+        # one JSON line per round: what a driver managed before it failed still counts
+        print(json.dumps({op: statistics.median(v) for op, v in t.items()}), flush=True)
+
+
+# -- the harness (runs as root) -----------------------------------------------------------
+def run(*argv, **kw):
+    return subprocess.run(argv, check=True, **kw)
 
 
 @contextlib.contextmanager
-def loopback_sshd(workdir):
-    """sshd on 127.0.0.1:22 with a key for root: the in-tree driver ssh'es to itself."""
-    key = os.path.expanduser("~/.ssh/id_ed25519")
-    if not os.path.exists(key):
-        os.makedirs(os.path.dirname(key), mode=0o700, exist_ok=True)
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
-    auth = os.path.expanduser("~/.ssh/authorized_keys")
-    with open(key + ".pub") as f:
-        pub = f.read()
-    existing = open(auth).read() if os.path.exists(auth) else ""
-    if pub not in existing:
-        with open(auth, "a") as f:
-            f.write(pub)
-    os.makedirs("/run/sshd", exist_ok=True)
-    subprocess.run(["ssh-keygen", "-A"], check=True)
-    pidfile = os.path.join(workdir, "sshd.pid")
-    subprocess.run(["/usr/sbin/sshd", "-o", "ListenAddress=127.0.0.1", "-o",
-                    "PidFile=" + pidfile], check=True)
-    known = os.path.expanduser("~/.ssh/known_hosts")
-    scan = subprocess.run(["ssh-keyscan", "-t", "ed25519", "127.0.0.1"],
-                          capture_output=True, text=True).stdout
-    with open(known, "a") as f:
-        f.write(scan)
+def service_user(workdir):
+    """The unprivileged user manila-share runs as, with the sudo rights deployments give
+    it: manila-rootwrap (in-tree), privsep-helper (ours), zfs over SSH (in-tree copies)."""
+    created = False
     try:
+        pwd.getpwnam(USER)
+    except KeyError:
+        run("useradd", "--system", "--create-home", "--home-dir", "/var/lib/" + USER,
+            "--shell", "/bin/bash", USER)
+        created = True
+    home = pwd.getpwnam(USER).pw_dir
+    sudoers = "/etc/sudoers.d/" + USER
+    with open(sudoers, "w") as f:
+        f.write("%s ALL=(root) NOPASSWD: %s, %s, /usr/sbin/zfs\n" % (
+            USER, os.path.join(sys.prefix, "bin", "manila-rootwrap"),
+            os.path.join(sys.prefix, "bin", "privsep-helper")))
+    os.chmod(sudoers, 0o440)
+    ssh = os.path.join(home, ".ssh")
+    os.makedirs(ssh, mode=0o700, exist_ok=True)
+    key = os.path.join(ssh, "id_ed25519")
+    if not os.path.exists(key):
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key)
+    shutil.copy(key + ".pub", os.path.join(ssh, "authorized_keys"))
+    run("chown", "-R", "%s:%s" % (USER, USER), home, workdir)
+    try:
+        yield ssh
+    finally:
+        os.unlink(sudoers)
+        if created:
+            run("userdel", "--remove", USER, stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def loopback_sshd(workdir, ssh_dir):
+    """sshd on 127.0.0.1:22 only: the in-tree driver ssh'es to its own host."""
+    os.makedirs("/run/sshd", exist_ok=True)
+    run("ssh-keygen", "-A")
+    pidfile = os.path.join(workdir, "sshd.pid")
+    run("/usr/sbin/sshd", "-o", "ListenAddress=127.0.0.1", "-o", "PidFile=" + pidfile)
+    try:
+        scan = subprocess.run(["ssh-keyscan", "-t", "ed25519", "127.0.0.1"],
+                              capture_output=True, text=True).stdout
+        with open(os.path.join(ssh_dir, "known_hosts"), "w") as f:
+            f.write(scan)
+        run("chown", "%s:%s" % (USER, USER), os.path.join(ssh_dir, "known_hosts"))
         yield
     finally:
         with open(pidfile) as f:
@@ -97,10 +178,15 @@ def write_config(workdir, pool):
     with open(rootwrap, "w") as f:
         f.write("[DEFAULT]\nfilters_path=%s\nexec_dirs=/sbin,/usr/sbin,/bin,/usr/bin\n"
                 "use_syslog=False\n" % os.path.join(sys.prefix, "etc", "manila", "rootwrap.d"))
-    helper = "sudo %s" % os.path.join(sys.prefix, "bin", "privsep-helper")
     conf = os.path.join(workdir, "manila.conf")
+    values = dict(rootwrap=rootwrap, workdir=workdir, pool=pool, user=USER, conf=conf,
+                  helper="sudo " + os.path.join(sys.prefix, "bin", "privsep-helper"))
     with open(conf, "w") as f:
         f.write("""[DEFAULT]
+# the in-tree driver registers its options in [DEFAULT], three of them required
+zfs_share_export_ip = 127.0.0.1
+zfs_service_ip = 127.0.0.1
+zfs_zpool_list = {pool}/intree
 rootwrap_config = {rootwrap}
 enabled_share_backends = intree,ours
 state_path = {workdir}
@@ -113,92 +199,72 @@ zfs_share_export_ip = 127.0.0.1
 zfs_service_ip = 127.0.0.1
 zfs_zpool_list = {pool}/intree
 zfs_use_ssh = False
-zfs_ssh_username = root
-zfs_dataset_creation_options = []
+zfs_ssh_username = {user}
+zfs_dataset_creation_options = atime=off
 [ours]
 share_driver = zfs_manila.driver.ZFSShareDriver
 driver_handles_share_servers = False
 zfs_share_export_ip = 127.0.0.1
 zfs_dataset_roots = {pool}/ours
+zfs_dataset_creation_options = atime:off
 [zfs_common_privileged]
 helper_command = {helper} --config-file {conf}
-""".format(rootwrap=rootwrap, workdir=workdir, pool=pool, helper=helper, conf=conf))  # noqa: UP032
+""".format(**values))
     return conf
 
 
-def make_drivers():
-    group_conf = {}
-    for name in ("intree", "ours"):
-        group_conf[name] = configuration.Configuration(share_driver.share_opts,
-                                                       config_group=name)
-    intree = zol.ZFSonLinuxShareDriver(configuration=group_conf["intree"],
-                                       private_storage=MemoryPrivateStorage())
-    mine = ours.ZFSShareDriver(configuration=group_conf["ours"])
-    ctx = manila_context.get_admin_context()
-    for drv in (intree, mine):
-        drv.do_setup(ctx)
-        drv.check_for_setup_error()
-    return {"in-tree ZFSonLinux": intree, "zfs_manila": mine}
+def fill(pool, count):
+    """``count`` existing share-like datasets under each driver's root, made directly."""
+    for root in ("intree", "ours"):
+        have = len(subprocess.run(["zfs", "list", "-H", "-o", "name", "-r", "-d", "1",
+                                   "%s/%s" % (pool, root)], capture_output=True,
+                                  text=True).stdout.split()) - 1
+        for i in range(have, count):
+            run("zfs", "create", "-o", "quota=1G", "%s/%s/fill-%04d" % (pool, root, i))
 
 
-def share(driver_name, pool):
-    root = "intree" if driver_name.startswith("in-tree") else "ours"
-    return {"id": str(uuid.uuid4()), "share_id": str(uuid.uuid4()), "size": 1,
-            "share_proto": "NFS", "share_type_id": None,
-            "host": "bench@%s#%s" % (root, pool), "share_network_id": None,
-            "share_server_id": None}
+DRIVERS = ("intree", "ours")
 
 
-def snapshot(for_share):
-    snap_id = str(uuid.uuid4())
-    return {"id": snap_id, "snapshot_id": snap_id, "share_instance_id": for_share["id"],
-            "share_id": for_share["share_id"], "share_instance": for_share,
-            "share": for_share, "size": 1}
+def run_driver(which, config, pool, args):
+    """Measure one driver as the service user; its medians, or the error it ended with."""
+    cmd = ["runuser", "-u", USER, "--", sys.executable, os.path.abspath(__file__),
+           "--measure", config, pool, which, "--repeat", str(args.repeat)]
+    env = dict(os.environ, PYTHONPATH=REPO, HOME="/var/lib/" + USER)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        out, err = proc.communicate(timeout=args.timeout)
+        failure = None if proc.returncode == 0 else err.strip().splitlines()[-1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        failure = "no result within %d s" % args.timeout
+    rounds = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    result = dict(rounds[-1]) if rounds else {}
+    result["rounds"] = len(rounds)
+    if failure:
+        result["failed"] = failure
+    return result
 
 
-class SnapshotModel(dict):
-    """The in-tree driver reads ``snapshot.share_instance`` as an attribute."""
-
-    def __getattr__(self, name):
-        return self[name]
-
-
-def timed(func, *args):
-    t0 = time.perf_counter()
-    func(*args)
-    return time.perf_counter() - t0
-
-
-def fill(pool, root, count):
-    """``count`` existing share-like datasets, made directly (it is not what we time)."""
-    have = len(subprocess.run(["zfs", "list", "-H", "-o", "name", "-r", "-d", "1",
-                               "%s/%s" % (pool, root)], capture_output=True,
-                              text=True).stdout.split()) - 1
-    for i in range(have, count):
-        subprocess.run(["zfs", "create", "-o", "quota=1G", "%s/%s/fill-%04d" % (pool, root, i)],
-                       check=True)
-
-
-def measure(drivers, pool, repeat):
-    ctx = manila_context.get_admin_context()
-    results = {}
-    for name, drv in drivers.items():
-        t = {k: [] for k in ("create", "snapshot", "share from snapshot", "delete",
-                             "stats update")}
-        for _ in range(repeat):
-            parent = share(name, pool)
-            t["create"].append(timed(drv.create_share, ctx, parent))
-            snap = snapshot(parent)
-            t["snapshot"].append(timed(drv.create_snapshot, ctx, snap))
-            child = share(name, pool)
-            t["share from snapshot"].append(timed(drv.create_share_from_snapshot, ctx, child,
-                                                  SnapshotModel(snap)))
-            t["stats update"].append(timed(drv.get_share_stats, True))
-            drv.delete_share(ctx, child)
-            drv.delete_snapshot(ctx, snap)
-            t["delete"].append(timed(drv.delete_share, ctx, parent))
-        results[name] = {k: statistics.median(v) for k, v in t.items()}
-    return results
+def print_table(count, results):
+    theirs, mine = results["intree"], results["ours"]
+    print("\n%d existing shares per driver (zfs-fuse pool), median seconds over %d/%d rounds"
+          % (count, theirs["rounds"], mine["rounds"]))
+    print("| operation | in-tree ZFSonLinux | zfs_manila | in-tree / ours |")
+    print("|---|---:|---:|---:|")
+    for op in OPS:
+        if op in theirs and op in mine:
+            print("| %s | %.3f | %.3f | %.1fx |" % (op, theirs[op], mine[op],
+                                                    theirs[op] / mine[op]))
+        else:
+            print("| %s | %s | %s | - |" % (op, "%.3f" % theirs[op] if op in theirs else "-",
+                                            "%.3f" % mine[op] if op in mine else "-"))
+    for name, res in (("in-tree ZFSonLinux", theirs), ("zfs_manila", mine)):
+        if "failed" in res:
+            print("\n%s failed: %s" % (name, res["failed"]))
+    sys.stdout.flush()
 
 
 def main():
@@ -206,44 +272,45 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--counts", default="10,500")
     ap.add_argument("--json")
+    ap.add_argument("--timeout", type=int, default=900,
+                    help="seconds a driver may take for all rounds at one share count")
+    ap.add_argument("--measure", nargs=3, metavar=("CONFIG", "POOL", "DRIVER"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.measure:
+        return measure(*args.measure[:2], args.repeat, args.measure[2])
+
+    sys.path.insert(0, REPO)
+    from tests.common import zfsfuse
+
     workdir = tempfile.mkdtemp(prefix="bench-manila-")
+    os.chmod(workdir, 0o755)
     pool = "bench" + uuid.uuid4().hex[:6]
     daemon = zfsfuse.Daemon().start()
     image = os.path.join(workdir, "pool.img")
     with open(image, "wb") as f:
         f.truncate(8 * GiB)
-    subprocess.run(["zpool", "create", "-m", "/" + pool, pool, image], check=True)
+    run("zpool", "create", "-o", "cachefile=none", "-m", "/" + pool, pool, image)
+    report = {}
     try:
         for root in ("intree", "ours"):
-            subprocess.run(["zfs", "create", "%s/%s" % (pool, root)], check=True)
-        CONF(["--config-file", write_config(workdir, pool)], project="manila")
-        share_types.get_extra_specs_from_share = lambda s: {}
-        with loopback_sshd(workdir):
-            drivers = make_drivers()
-            report = {}
+            run("zfs", "create", "%s/%s" % (pool, root))
+        config = write_config(workdir, pool)
+        with service_user(workdir) as ssh_dir, loopback_sshd(workdir, ssh_dir):
             for count in [int(c) for c in args.counts.split(",")]:
-                for root in ("intree", "ours"):
-                    fill(pool, root, count)
-                report[count] = measure(drivers, pool, args.repeat)
+                fill(pool, count)
+                report[count] = {d: run_driver(d, config, pool, args) for d in DRIVERS}
                 print_table(count, report[count])
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(report, f, indent=1)
     finally:
-        subprocess.run(["zpool", "destroy", "-f", pool], check=False)
+        for _ in range(10):     # zfs-fuse: busy for a moment after I/O
+            if subprocess.run(["zpool", "destroy", "-f", pool]).returncode == 0:
+                break
+            time.sleep(0.5)
         daemon.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def print_table(count, results):
-    theirs, mine = results["in-tree ZFSonLinux"], results["zfs_manila"]
-    print("\n%d existing shares, median seconds (%s)" % (count, "zfs-fuse pool"))
-    print("| operation | in-tree ZFSonLinux | zfs_manila | ratio |")
-    print("|---|---:|---:|---:|")
-    for op in mine:
-        print("| %s | %.3f | %.3f | %.1fx |" % (op, theirs[op], mine[op], theirs[op] / mine[op]))
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -117,8 +117,8 @@ class ZFSShareDriver(driver.ShareDriver):
         return share_utils.extract_host(share["host"], level="pool")
 
     # -- export locations -----------------------------------------------------------------
-    def _export_locations(self, dataset):
-        mountpoint = self.zfs.get_one(dataset, "mountpoint")
+    def _export_locations(self, dataset, mountpoint=None):
+        mountpoint = mountpoint or self.zfs.get_one(dataset, "mountpoint")
         if not mountpoint.startswith("/"):
             raise exception.ShareBackendException(msg=_(
                 "dataset %(ds)s has no mountpoint (%(mp)s)") % {"ds": dataset,
@@ -172,8 +172,9 @@ class ZFSShareDriver(driver.ShareDriver):
         writes from anyone.
         """
         try:
-            locations = self._export_locations(dataset)
-            self.zfs.executor.chmod(self.zfs.get_one(dataset, "mountpoint"), 0o777)
+            mountpoint = self.zfs.get_one(dataset, "mountpoint")
+            locations = self._export_locations(dataset, mountpoint)
+            self.zfs.executor.chmod(mountpoint, 0o777)
             return locations
         except Exception:
             LOG.exception("removing %s: it was created but cannot be exported", dataset)
@@ -183,11 +184,12 @@ class ZFSShareDriver(driver.ShareDriver):
     def delete_share(self, context, share, share_server=None):
         dataset = self._dataset(share)
         try:
-            if not self.zfs.exists(dataset):
+            try:
+                props = self.zfs.get(dataset, ["mountpoint", nfs.STATE_PROPERTY])[dataset]
+            except zfs_exc.DatasetNotFound:
                 LOG.warning("dataset %s of share %s is already gone", dataset, share["id"])
                 return
-            mountpoint = self.zfs.get_one(dataset, "mountpoint")
-            self.nfs.remove(dataset, mountpoint)
+            self.nfs.remove(dataset, props["mountpoint"], props[nfs.STATE_PROPERTY])
             try:
                 self.zfs.retire(dataset)
             except zfs_exc.DatasetBusy:
@@ -271,10 +273,9 @@ class ZFSShareDriver(driver.ShareDriver):
         name = self._snapshot_name(snapshot)
         try:
             self.zfs.snapshot(name)
-            size = self.zfs.get_int(name, "referenced")
         except zfs_exc.ZFSError as e:
             raise backend_error(e)
-        return {"provider_location": name, "size": max(1, math.ceil(size / GiB))}
+        return {"provider_location": name}
 
     def delete_snapshot(self, context, snapshot, share_server=None):
         # deferred: a snapshot that shares were cloned from goes with its last clone

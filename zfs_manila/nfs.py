@@ -98,15 +98,22 @@ class ExportfsHelper:
                                    cmd=["exportfs", *args], stderr=res.stderr,
                                    exit_code=res.exit_code)
 
-    def _current(self, dataset):
-        value = self.zfs.get_one(dataset, STATE_PROPERTY)
+    def _current(self, dataset, state=None):
+        value = self.zfs.get_one(dataset, STATE_PROPERTY) if state is None else state
         if value in ("-", ""):
             return {}
         return {net: Client(net, level) for net, level in json.loads(value).items()}
 
-    def apply(self, dataset, path, clients):
-        """Make ``clients`` ({network: Client}) the exact export list of ``path``."""
-        current = self._current(dataset)
+    def apply(self, dataset, path, clients, state=None):
+        """Make ``clients`` ({network: Client}) the exact export list of ``path``.
+
+        ``state`` is the dataset's STATE_PROPERTY value when the caller has read it.
+        """
+        current = self._current(dataset, state)
+        if not current and not clients:
+            # nothing exported, nothing to export: only make sure no file is left over
+            self.zfs.executor.remove_file(self._exports_file(dataset))
+            return
         for net, client in sorted(clients.items()):
             if current.get(net) != client:
                 self._exportfs("-i", "-o", self._opts(client), client.exportfs_spec(path))
@@ -123,8 +130,8 @@ class ExportfsHelper:
         self.zfs.set(dataset, {STATE_PROPERTY: json.dumps(
             {net: c.level for net, c in sorted(clients.items())}, separators=(",", ":"))})
 
-    def remove(self, dataset, path):
-        self.apply(dataset, path, {})
+    def remove(self, dataset, path, state=None):
+        self.apply(dataset, path, {}, state)
 
     def release(self):
         """Flush the kernel's export caches: nfsd can hold an unexported dataset busy."""
@@ -159,7 +166,7 @@ class SharenfsHelper:
     def apply(self, dataset, path, clients):
         self.zfs.set(dataset, {"sharenfs": self.sharenfs_value(clients)})
 
-    def remove(self, dataset, path):
+    def remove(self, dataset, path, state=None):
         self.zfs.set(dataset, {"sharenfs": "off"})
 
     def release(self):

@@ -72,8 +72,10 @@ class FusePool(fixtures.Fixture):
         self.mountpoint = os.path.join(tmp, "mnt")
         with open(self.image, "wb") as f:
             f.truncate(self.size)
-        subprocess.run(["zpool", "create", "-m", self.mountpoint, self.name, self.image],
-                       check=True, capture_output=True)
+        # cachefile=none: a pool left behind by a killed run is not imported again by
+        # the next daemon
+        subprocess.run(["zpool", "create", "-o", "cachefile=none", "-m", self.mountpoint,
+                        self.name, self.image], check=True, capture_output=True)
         self.addCleanup(self._destroy)
 
     def _destroy(self):
