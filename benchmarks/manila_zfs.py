@@ -29,6 +29,10 @@ import uuid
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER = "hcibench"
+HOME = "/var/lib/" + USER
+# the service user's own virtualenv (Debian's python3: the tox venv's interpreter lives
+# under /root), with manila and this project installed, as on a manila-share host
+VENV = os.path.join(HOME, "venv")
 GiB = 1024 ** 3
 OPS = ("create", "snapshot", "share from snapshot", "delete", "stats update")
 
@@ -133,11 +137,20 @@ def service_user(workdir):
             "--shell", "/bin/bash", USER)
         created = True
     home = pwd.getpwnam(USER).pw_dir
+    if not os.path.exists(os.path.join(VENV, "bin", "manila-rootwrap")):
+        run("/usr/bin/python3", "-m", "venv", VENV)
+        run(os.path.join(VENV, "bin", "pip"), "install", "-q", "manila==23.0.1", REPO)
+    else:
+        run(os.path.join(VENV, "bin", "pip"), "install", "-q", "--no-deps",
+            "--force-reinstall", REPO)
     sudoers = "/etc/sudoers.d/" + USER
     with open(sudoers, "w") as f:
+        # rootwrap is called by name, as on a manila host where it is on sudo's path
+        f.write('Defaults:%s secure_path="%s:/usr/sbin:/usr/bin:/sbin:/bin"\n'
+                % (USER, os.path.join(VENV, "bin")))
         f.write("%s ALL=(root) NOPASSWD: %s, %s, /usr/sbin/zfs\n" % (
-            USER, os.path.join(sys.prefix, "bin", "manila-rootwrap"),
-            os.path.join(sys.prefix, "bin", "privsep-helper")))
+            USER, os.path.join(VENV, "bin", "manila-rootwrap"),
+            os.path.join(VENV, "bin", "privsep-helper")))
     os.chmod(sudoers, 0o440)
     ssh = os.path.join(home, ".ssh")
     os.makedirs(ssh, mode=0o700, exist_ok=True)
@@ -150,7 +163,7 @@ def service_user(workdir):
         yield ssh
     finally:
         os.unlink(sudoers)
-        if created:
+        if created and os.environ.get("HCI_BENCH_KEEP_USER") != "1":
             run("userdel", "--remove", USER, stderr=subprocess.DEVNULL)
 
 
@@ -177,10 +190,10 @@ def write_config(workdir, pool):
     rootwrap = os.path.join(workdir, "rootwrap.conf")
     with open(rootwrap, "w") as f:
         f.write("[DEFAULT]\nfilters_path=%s\nexec_dirs=/sbin,/usr/sbin,/bin,/usr/bin\n"
-                "use_syslog=False\n" % os.path.join(sys.prefix, "etc", "manila", "rootwrap.d"))
+                "use_syslog=False\n" % os.path.join(VENV, "etc", "manila", "rootwrap.d"))
     conf = os.path.join(workdir, "manila.conf")
     values = dict(rootwrap=rootwrap, workdir=workdir, pool=pool, user=USER, conf=conf,
-                  helper="sudo " + os.path.join(sys.prefix, "bin", "privsep-helper"))
+                  helper="sudo " + os.path.join(VENV, "bin", "privsep-helper"))
     with open(conf, "w") as f:
         f.write("""[DEFAULT]
 # the in-tree driver registers its options in [DEFAULT], three of them required
@@ -228,9 +241,11 @@ DRIVERS = ("intree", "ours")
 
 def run_driver(which, config, pool, args):
     """Measure one driver as the service user; its medians, or the error it ended with."""
-    cmd = ["runuser", "-u", USER, "--", sys.executable, os.path.abspath(__file__),
+    script = os.path.join(HOME, "manila_zfs.py")
+    shutil.copy(os.path.abspath(__file__), script)
+    cmd = ["runuser", "-u", USER, "--", os.path.join(VENV, "bin", "python"), script,
            "--measure", config, pool, which, "--repeat", str(args.repeat)]
-    env = dict(os.environ, PYTHONPATH=REPO, HOME="/var/lib/" + USER)
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": HOME, "LANG": "C.UTF-8"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
     try:

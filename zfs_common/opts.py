@@ -23,7 +23,7 @@ zfs_host_opts = [
                     "production and provision the host key."),
     cfg.IntOpt("zfs_command_timeout", default=120, min=1,
                help="Seconds a single zfs/zpool command may take before it is killed."),
-    cfg.FloatOpt("zfs_busy_timeout", default=5.0, min=0,
+    cfg.FloatOpt("zfs_busy_timeout", default=30.0, min=0,
                  help="Seconds to keep retrying destroy and rename of a dataset that is "
                       "transiently busy, with a growing backoff."),
 ]
