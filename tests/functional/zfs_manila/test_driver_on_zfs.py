@@ -203,6 +203,10 @@ class TestDriverOnOpenZfsGuest(DriverOnZfs):
         share = new_share(self.pool)
         (location,) = self.drv.create_share(None, share)
         self.addCleanup(self.drv.delete_share, None, share)
+        # KNOWN DEFECT (open): right after NFSv4 use in the guest the unexported dataset
+        # can stay busy past zfs_busy_timeout and `exportfs -f`; until that is fixed the
+        # test stops the NFS server before deleting the share.
+        self.addCleanup(self.guest.run, "rpc.nfsd 0; exportfs -f", check=False)
         path = location["path"]
         self.assertNotEqual(0, self.mount(path, "true").rc)       # nobody is allowed yet
         self.drv.update_access(None, share, [rule("127.0.0.1")], [], [], [])
