@@ -171,9 +171,7 @@ class SharenfsHelper:
 
     def release(self):
         """Flush the kernel's export caches: nfsd can hold an unexported dataset busy."""
-        res = self.zfs.executor.run(["exportfs", "-f"], timeout=self.zfs.timeout)
-        if res.exit_code != 0:
-            LOG.warning("exportfs -f failed: %s", res.stderr)
+        ExportfsHelper(self.zfs, self.options).release()
 
     def exported(self, dataset):
         value = self.zfs.get_one(dataset, "sharenfs")
