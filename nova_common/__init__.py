@@ -1,7 +1,6 @@
-"""Shared layer of the Nova compute drivers.
+"""The compute layer shared by the nova drivers (QMP, Cloud Hypervisor, LXC).
 
-Instance directories, image cache and disk preparation, config drives, VIF plumbing,
-volume connections through os-brick, resource reporting, power-state mapping, lifecycle
-events and supervision of hypervisor processes: written once, used by ``nova_qmp``,
-``nova_cloudhypervisor`` and ``nova_lxc``.
+``instance_dir`` (per-instance files, private modes), ``disks`` (image cache and root disk
+preparation, config drives), ``host`` (host resources and provider inventory),
+``lifecycle`` (power states and lifecycle events delivered in either concurrency mode).
 """

@@ -5,6 +5,7 @@ is parsed (``-H`` tab-separated, exact numbers from ``zfs get -p``, which zfs-fu
 too, unlike ``zfs list -p`` and JSON); stderr becomes a typed error from
 ``zfs_common.exception``.
 """
+import math
 import time
 
 from oslo_log import log as logging
@@ -281,14 +282,21 @@ class ZFSClient:
     def wait_for_zvol(self, name, timeout=10.0):
         """Wait (bounded) for udev to create a zvol's device link; returns the path.
 
-        The link appears only after ``zfs create -V``, ``clone`` or ``rename`` return.
+        The link appears only after ``zfs create -V``, ``clone`` or ``rename`` return. One
+        ``udevadm settle`` that returns as soon as the link exists does the waiting on the
+        ZFS host (one round trip over SSH), then the link is checked.
         """
         path = self.zvol_path(name)
-        delay, deadline = 0.02, time.monotonic() + timeout
-        while not self.executor.path_exists(path):
-            if time.monotonic() > deadline:
+        if self.executor.path_exists(path):
+            return path
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            self.executor.run(["udevadm", "settle", "--timeout=%d" % max(1, math.ceil(left)),
+                               "--exit-if-exists=%s" % path], timeout=timeout + 10)
+            if self.executor.path_exists(path):
+                return path
+            if time.monotonic() >= deadline:
                 raise exception.ZFSError("device %s did not appear within %ss"
                                          % (path, timeout))
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
-        return path
+            time.sleep(0.1)

@@ -7,6 +7,7 @@ nothing of ZFS. ``pipe()`` joins a command on one executor to a command on anoth
 import abc
 import dataclasses
 import os
+import re
 import shlex
 import tempfile
 
@@ -18,6 +19,9 @@ from zfs_common import process
 
 LOG = logging.getLogger(__name__)
 SSH_CONNECTION_ERROR = 255
+SSH_OWN_ERROR = re.compile(r"^(ssh:|kex_exchange|Connection (closed|reset|refused|timed)|"
+                           r"Permission denied|Host key verification|mux_client|"
+                           r"Control ?[Ss]ocket|Bad owner|Could not resolve)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,7 +151,8 @@ class SSHExecutor(Executor):
 
     def _run(self, argv, process_input, timeout):
         code, out, err = process.run(self.argv(argv), process_input, timeout)
-        if code == SSH_CONNECTION_ERROR:
+        # 255 is also what some zfs commands exit with: only ssh's own messages count
+        if code == SSH_CONNECTION_ERROR and SSH_OWN_ERROR.match(err.strip()):
             raise exception.ConnectionFailed(
                 "cannot reach ZFS host %s@%s: %s" % (self.user, self.host, err.strip()),
                 cmd=argv, stderr=err, exit_code=code)
@@ -171,3 +176,33 @@ def pipe(source, source_argv, target, target_argv, timeout=None):
         raise exception.CommandTimeout(err, cmd=source_argv + ["|"] + target_argv)
     if code:
         raise exception.from_command(source_argv + ["|"] + target_argv, err, code)
+
+
+def _plain_path(path):
+    if (not isinstance(path, str) or not path.startswith("/") or len(path) > 4096
+            or any(ord(c) < 32 for c in path)):
+        raise exception.InvalidValue("not a plain absolute path: %r" % (path,))
+    return path
+
+
+def copy_bytes(source, source_path, target, target_path, sparse=True, timeout=None):
+    """Copy a file or device to another, possibly on another host, with two ``dd``.
+
+    ``source`` and ``target`` are executors, or None for this host without privileges
+    (a service's temporary file). ``sparse`` skips writing zero blocks: right for a fresh
+    zvol or file, which read as zeros anyway. Raises ZFSError with dd's stderr.
+    """
+    if any(e is not None and e.privileged for e in (source, target)):
+        raise ValueError("copy_bytes runs unprivileged: use it with remote hosts only")
+    producer = ["dd", "if=" + _plain_path(source_path), "bs=1M", "status=none"]
+    consumer = ["dd", "of=" + _plain_path(target_path), "bs=1M", "status=none",
+                "conv=sparse,fsync" if sparse else "conv=fsync"]
+    producer = source.argv(producer) if source else producer
+    consumer = target.argv(consumer) if target else consumer
+    code, err = process.run_pipe(producer, consumer, timeout)
+    if code is None:
+        raise exception.CommandTimeout(err, cmd=producer + ["|"] + consumer)
+    if code:
+        raise exception.ZFSError("copying %s to %s failed: %s" % (source_path, target_path,
+                                                                 err.strip()),
+                                 cmd=producer + ["|"] + consumer, stderr=err, exit_code=code)

@@ -1,8 +1,9 @@
 """The privileged side of local ZFS commands (oslo.privsep).
 
-Only ``zfs``, ``zpool``, ``exportfs`` and ``ssh`` (the transport of a pipeline to a remote
-ZFS host) can run through it, always as an argument vector, never through a shell. Results
-come back as plain tuples so no exception has to cross the privsep channel.
+Only ``zfs``, ``zpool``, ``exportfs``, ``udevadm`` (waiting for zvol device links) and
+``ssh`` (the transport of a pipeline to a remote ZFS host) can run through it, always as
+an argument vector, never through a shell. Results come back as plain tuples so no
+exception has to cross the privsep channel.
 """
 import os
 import re
@@ -13,7 +14,7 @@ from oslo_privsep import priv_context
 
 from zfs_common import process
 
-ALLOWED_COMMANDS = frozenset({"zfs", "zpool", "exportfs", "ssh"})
+ALLOWED_COMMANDS = frozenset({"zfs", "zpool", "exportfs", "udevadm", "ssh"})
 # the only files it writes: per-share NFS export lists
 ALLOWED_FILE = re.compile(r"^/etc/exports\.d/zfs-manila-[A-Za-z0-9_.:-]+\.exports$")
 

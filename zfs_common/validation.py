@@ -17,6 +17,8 @@ _RESERVED_POOLS = ("log", "cache", "special", "dedup")
 _NATIVE_PROP = re.compile(r"^[a-z][a-z0-9_@]*$")
 _USER_PROP = re.compile(r"^[a-z0-9_.-]+:[a-z0-9_.:-]+$")
 _VALUE = re.compile(r"^[^\x00-\x1f\x7f]*$")
+# native values are words, numbers, paths and option lists: no spaces or punctuation
+_NATIVE_VALUE = re.compile(r"^[A-Za-z0-9_.,:/@+=-]*$")
 _OPTION_VALUED = ("sharenfs", "sharesmb")
 
 
@@ -88,6 +90,9 @@ def property_value(name, value):
         _fail(exception.InvalidValue, "value for %s" % name, value,
               "no control characters, no leading '-', at most %d characters"
               % MAX_USER_VALUE)
+    if ":" not in name and not _NATIVE_VALUE.match(value):
+        _fail(exception.InvalidValue, "value for %s" % name, value,
+              "native values are letters, digits and _ . , : / @ + = - only")
     if "=" in value and ":" not in name and name not in _OPTION_VALUED:
         # native values never contain '='; share options do (rw=..., sec=...)
         _fail(exception.InvalidValue, "value for %s" % name, value, "'=' not allowed")

@@ -62,7 +62,7 @@ class ZfsGuest:
 
     GUEST_PORTS = {"ssh": 22, "iscsi": 3260, "nfs": 2049, "nvme": 4420}
 
-    def __init__(self, memory_mb=1536, smp=2):
+    def __init__(self, memory_mb=1536, smp=2, scratch_size=SCRATCH_SIZE):
         self.art, self.manifest = artifacts()
         self.workdir = tempfile.mkdtemp(prefix="zfsguest-")
         self.ports = {name: free_port() for name in self.GUEST_PORTS}
@@ -80,7 +80,7 @@ class ZfsGuest:
         for i in range(SCRATCH_DISKS):
             disk = os.path.join(self.workdir, "scratch%d.img" % i)
             with open(disk, "wb") as f:
-                f.truncate(SCRATCH_SIZE)
+                f.truncate(scratch_size)
             self.disks.append("/dev/vd%s" % "bcdefgh"[i])
             args += ["-drive", "file=%s,if=virtio,format=raw,cache=unsafe,discard=unmap" % disk]
         fwd = ",".join("hostfwd=tcp:127.0.0.1:%d-:%d" % (self.ports[n], p)
@@ -212,3 +212,28 @@ class ZfsPool(fixtures.Fixture):
     def _destroy(self):
         self.guest.run("zpool destroy -f %s 2>/dev/null; zpool labelclear -f %s; "
                        "udevadm settle -t 10" % (self.name, self.disk), timeout=60)
+
+
+def install_cinder_rtstool(guest):
+    """Make cinder's ``cinder-rtstool`` runnable in the guest, as on a remote ZFS host.
+
+    The guest has LIO's rtslib and oslo.i18n from Debian; the tool and the one cinder
+    module it imports are taken from the cinder installed here (nothing of cinder is
+    stored in this repository), under an empty ``cinder`` package.
+    """
+    import cinder
+    src = os.path.dirname(cinder.__file__)
+    files = {"cinder/__init__.py": b"", "cinder/cmd/__init__.py": b""}
+    for rel in ("i18n.py", "cmd/rtstool.py"):
+        with open(os.path.join(src, rel), "rb") as f:
+            files["cinder/" + rel] = f.read()
+    lib = "/usr/local/lib/cinder-rtstool"
+    script = ["mkdir -p %s/cinder/cmd /etc/target" % lib]
+    for rel, data in files.items():
+        script.append("echo %s | base64 -d > %s/%s"
+                      % (base64.b64encode(data).decode(), lib, rel))
+    script.append("printf '%s\\n' '#!/bin/sh' 'PYTHONPATH=" + lib + " exec python3 -c "
+                  "\"import sys; from cinder.cmd import rtstool; sys.exit(rtstool.main())\" "
+                  "\"$@\"' > /usr/local/bin/cinder-rtstool")
+    script.append("chmod 755 /usr/local/bin/cinder-rtstool && /usr/local/bin/cinder-rtstool verify")
+    guest.run("\n".join(script))

@@ -9,7 +9,9 @@
 # snapshot=on), id_ed25519 (root's SSH key), manifest.json.
 # The guest runs Debian bookworm with the Debian cloud kernel (the host kernel does not
 # matter), OpenZFS built with dkms for that kernel, sshd, the kernel NFS server, the LIO
-# target (python3-rtslib-fb, targetcli-fb), the NVMe-oF target modules and open-iscsi.
+# target (python3-rtslib-fb, targetcli-fb), the NVMe-oF target modules, open-iscsi, and LVM
+# with thin pools (device-mapper; for the cinder benchmark's LVM side). python3-oslo.i18n
+# lets cinder's rtstool run in the guest when a test installs it there.
 # About 5 minutes from scratch on 2 cores; then only the cache lookup.
 set -euo pipefail
 KEY_ONLY=0
@@ -22,7 +24,8 @@ SUITE=${HCI_ZFS_SUITE:-bookworm-backports}
 MIRROR=${HCI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SECMIRROR=${HCI_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 GUEST_PKGS="zfsutils-linux udev kmod iproute2 procps openssh-server nfs-kernel-server
-    targetcli-fb python3-rtslib-fb open-iscsi nvme-cli util-linux e2fsprogs"
+    targetcli-fb python3-rtslib-fb open-iscsi nvme-cli util-linux e2fsprogs
+    lvm2 thin-provisioning-tools python3-oslo.i18n"
 . "$HERE/lib.sh"
 case $SUITE in
     bookworm|bookworm-backports) ;;

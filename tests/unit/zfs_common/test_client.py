@@ -70,8 +70,16 @@ class TestClient(testtools.TestCase):
     def test_wait_for_zvol_is_bounded(self):
         c = self.client(paths={"/dev/zvol/t/v"})
         self.assertEqual("/dev/zvol/t/v", c.wait_for_zvol("t/v"))
-        self.assertRaises(exception.ZFSError, c.wait_for_zvol, "t/w", timeout=0.2)
-        self.assertGreater(self.ex.path_checks, 2)
+        self.assertEqual([], self.ex.calls)     # present: no waiting at all
+        self.assertRaises(exception.ZFSError, c.wait_for_zvol, "t/w", timeout=0.3)
+        self.assertEqual(["udevadm", "settle", "--timeout=1",
+                          "--exit-if-exists=/dev/zvol/t/w"], self.ex.calls[0])
+
+    def test_wait_for_zvol_lets_udev_wait_on_the_zfs_host(self):
+        c = self.client()
+        self.ex.respond = lambda argv: self.ex.paths.add("/dev/zvol/t/v") or (0, "", "")
+        self.assertEqual("/dev/zvol/t/v", c.wait_for_zvol("t/v", timeout=5))
+        self.assertEqual(1, len(self.ex.calls))
 
     def test_send_incremental_argv(self):
         c = self.client()

@@ -71,8 +71,15 @@ class TestSSHExecutor(testtools.TestCase):
         self.assertEqual(1, len(path))
 
     def test_unreachable_host_is_connection_failed(self):
-        with mock.patch.object(process, "run", return_value=(255, "", "No route")):
+        err = "ssh: connect to host h port 22: No route to host"
+        with mock.patch.object(process, "run", return_value=(255, "", err)):
             self.assertRaises(exception.ConnectionFailed, self.ssh.run, ["zfs", "list"])
+
+    def test_a_remote_command_exiting_255_is_not_a_connection_failure(self):
+        # OpenZFS's `zfs set` exits 255 when the pool lacks space
+        err = "cannot set property for 'p/v': size is greater than available space"
+        with mock.patch.object(process, "run", return_value=(255, "", err)):
+            self.assertEqual(255, self.ssh.run(["zfs", "set", "volsize=9G", "p/v"]).exit_code)
 
     def test_timeout(self):
         with mock.patch.object(process, "run", return_value=(None, "", "timed out")):

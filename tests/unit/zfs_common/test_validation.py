@@ -50,7 +50,8 @@ class TestProperties(testtools.TestCase):
         self.assertEqual("a=b", validation.property_value("org.openstack:x", "a=b"))
 
     @ddt.data(("compression", "gzip\nx"), ("compression", "-x"), ("mountpoint", "a=b"),
-              ("org.openstack:x", "x" * 9000), ("compression", "a\x00b"))
+              ("org.openstack:x", "x" * 9000), ("compression", "a\x00b"),
+              ("volblocksize", "16K; reboot"), ("compression", "lz4 on"))
     @ddt.unpack
     def test_bad_values(self, name, value):
         self.assertRaises(exception.InvalidValue, validation.property_value, name, value)

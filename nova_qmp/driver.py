@@ -1,0 +1,311 @@
+"""Nova compute driver running QEMU directly, managed over QMP.
+
+Loaded with ``compute_driver = qmp.QMPDriver`` (the ``nova.virt.qmp`` shim). Thin: QEMU
+command lines and processes in ``nova_qmp.qemu``, QMP connections and events in
+``nova_qmp.monitor``, instance files, disks, host resources and event delivery in
+``nova_common``. Operations not implemented here raise ``NotImplementedError`` (nova's
+base class), so the compute manager reports them as unsupported.
+"""
+import os
+import time
+
+from nova import exception
+from nova.compute import power_state
+import nova.conf
+from nova.i18n import _
+from nova.virt import configdrive
+from nova.virt import driver
+from nova.virt import event as virtevent
+from nova.virt import hardware
+from oslo_concurrency import processutils
+from oslo_log import log as logging
+from oslo_utils import versionutils
+
+from nova_common import disks
+from nova_common import host
+from nova_common import instance_dir
+from nova_common import lifecycle
+from nova_qmp import monitor
+from nova_qmp import opts
+from nova_qmp import qemu
+
+CONF = nova.conf.CONF
+opts.register(CONF)
+LOG = logging.getLogger(__name__)
+CONSOLE_TAIL = 100 * 1024
+
+# QMP query-status -> nova power state
+STATUS = {"running": power_state.RUNNING, "paused": power_state.PAUSED,
+          "suspended": power_state.SUSPENDED, "shutdown": power_state.SHUTDOWN,
+          "guest-panicked": power_state.CRASHED, "internal-error": power_state.CRASHED,
+          "io-error": power_state.PAUSED, "prelaunch": power_state.PAUSED,
+          "inmigrate": power_state.PAUSED, "postmigrate": power_state.PAUSED,
+          "finish-migrate": power_state.PAUSED, "restore-vm": power_state.PAUSED,
+          "save-vm": power_state.PAUSED, "debug": power_state.PAUSED,
+          "watchdog": power_state.PAUSED}
+# QMP events -> nova lifecycle transitions
+EVENTS = {"STOP": virtevent.EVENT_LIFECYCLE_PAUSED,
+          "RESUME": virtevent.EVENT_LIFECYCLE_RESUMED,
+          "SHUTDOWN": virtevent.EVENT_LIFECYCLE_STOPPED,
+          "DISCONNECTED": virtevent.EVENT_LIFECYCLE_STOPPED}
+
+
+class QMPDriver(driver.ComputeDriver):
+    capabilities = dict(
+        driver.ComputeDriver.capabilities,
+        supports_image_type_qcow2=True,
+        supports_image_type_raw=True,
+        supports_image_type_aki=False,
+        supports_image_type_ami=False,
+        supports_image_type_ari=False,
+        supports_image_type_iso=False,
+        supports_image_type_vdi=False,
+        supports_image_type_vhd=False,
+        supports_image_type_vhdx=False,
+        supports_image_type_vmdk=False,
+        supports_image_type_ploop=False,
+    )
+
+    def __init__(self, virtapi, read_only=False):
+        super().__init__(virtapi)
+        self._events = lifecycle.Dispatcher(self.emit_event)
+        self._monitor = None
+        self._quiet = set()        # instances whose QEMU exit the driver itself causes
+        self._version = None
+
+    # -- service start ----------------------------------------------------------------------
+    def init_host(self, host):
+        os.makedirs(CONF.instances_path, exist_ok=True)
+        self._monitor = monitor.Monitor(self._on_qmp_event, timeout=CONF.qmp.qmp_timeout)
+        self._events.start()
+        for uuid in instance_dir.list_uuids():
+            idir = instance_dir.InstanceDir(uuid)
+            if qemu.alive(qemu.read_pid(idir), uuid):
+                try:
+                    self._monitor.connect(uuid, idir.file(qemu.QMP_SOCKET))
+                    LOG.info("reattached to running instance %s", uuid)
+                except monitor.MonitorError as e:
+                    LOG.warning("instance %s runs but its QMP socket does not answer: %s",
+                                uuid, e)
+
+    def _on_qmp_event(self, uuid, name):
+        # called from the monitor's native thread: queue only, never log here
+        transition = EVENTS.get(name)
+        if transition is not None and uuid not in self._quiet:
+            self._events.post(uuid, transition)
+
+    # -- inventory --------------------------------------------------------------------------
+    def list_instance_uuids(self):
+        return instance_dir.list_uuids()
+
+    def list_instances(self):
+        names = []
+        for uuid in instance_dir.list_uuids():
+            meta = instance_dir.InstanceDir(uuid).read_meta() or {}
+            names.append(meta.get("name", uuid))
+        return names
+
+    def instance_exists(self, instance):
+        return instance_dir.InstanceDir(instance.uuid).read_meta() is not None
+
+    def _idir(self, instance):
+        idir = instance_dir.InstanceDir(instance.uuid)
+        if idir.read_meta() is None:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        return idir
+
+    def _running(self, instance, idir):
+        return qemu.alive(qemu.read_pid(idir), instance.uuid)
+
+    def get_info(self, instance, use_cache=True):
+        idir = self._idir(instance)
+        if not self._running(instance, idir):
+            return hardware.InstanceInfo(state=power_state.SHUTDOWN)
+        try:
+            self._connect(instance, idir)
+            status = self._monitor.execute(instance.uuid, "query-status")["status"]
+        except monitor.MonitorError:
+            return hardware.InstanceInfo(state=power_state.NOSTATE)
+        return hardware.InstanceInfo(state=STATUS.get(status, power_state.NOSTATE))
+
+    def get_available_nodes(self, refresh=False):
+        return [CONF.host]
+
+    def _hypervisor_version(self):
+        """QEMU's version as an int (7.2.0 -> 7002000), read once."""
+        if self._version is None:
+            try:
+                out, _err = processutils.execute(CONF.qmp.qemu_binary, "--version")
+                words = out.split()
+                text = words[words.index("version") + 1]
+                self._version = versionutils.convert_version_to_int(
+                    text.split("(")[0].split("+")[0])
+            except (processutils.ProcessExecutionError, OSError, ValueError, IndexError):
+                self._version = 0
+        return self._version
+
+    def _usage(self):
+        vcpus = memory = 0
+        for uuid in instance_dir.list_uuids():
+            meta = instance_dir.InstanceDir(uuid).read_meta() or {}
+            vcpus += meta.get("vcpus", 0)
+            memory += meta.get("memory_mb", 0)
+        return vcpus, memory
+
+    def get_available_resource(self, nodename):
+        vcpus, _memory = self._usage()
+        return host.available_resource(
+            nodename, "qemu", self._hypervisor_version(), qemu.arch_of(CONF.qmp.qemu_binary),
+            vcpus_used=vcpus)
+
+    def update_provider_tree(self, provider_tree, nodename, allocations=None):
+        host.update_provider_tree(self, provider_tree, nodename,
+                                  self.get_available_resource(nodename))
+
+    def get_host_ip_addr(self):
+        return CONF.my_ip
+
+    # -- QMP --------------------------------------------------------------------------------
+    def _connect(self, instance, idir):
+        if not self._monitor.connected(instance.uuid):
+            self._monitor.connect(instance.uuid, idir.file(qemu.QMP_SOCKET))
+
+    def _qmp(self, instance, command, **arguments):
+        idir = self._idir(instance)
+        if not self._running(instance, idir):
+            raise exception.InstanceNotRunning(instance_id=instance.uuid)
+        try:
+            self._connect(instance, idir)
+            return self._monitor.execute(instance.uuid, command, arguments or None)
+        except monitor.MonitorError as e:
+            raise exception.InternalError(str(e)) from e
+
+    # -- create / start / stop / delete -----------------------------------------------------
+    def spawn(self, context, instance, image_meta, injected_files, admin_password,
+              allocations, network_info=None, block_device_info=None, power_on=True,
+              accel_info=None):
+        disks.check_image(instance, image_meta)
+        if network_info:
+            raise exception.InstanceDeployFailure(
+                reason=_("the QMP driver does not plug network interfaces yet; boot with "
+                         "networks 'none'"), instance_id=instance.uuid)
+        if driver.block_device_info_get_mapping(block_device_info):
+            raise exception.InstanceDeployFailure(
+                reason=_("the QMP driver does not attach volumes yet"),
+                instance_id=instance.uuid)
+        idir = instance_dir.InstanceDir(instance.uuid).create()
+        try:
+            disks.create_root_disk(context, instance, idir.file(qemu.ROOT_DISK))
+            with_config = configdrive.required_by(instance)
+            if with_config:
+                disks.create_config_drive(context, instance, injected_files, admin_password,
+                                          network_info, idir.file(qemu.CONFIG_DRIVE))
+            argv = qemu.command_line(CONF, instance, idir, config_drive=with_config)
+            idir.write_meta({"name": instance.name, "argv": argv,
+                             "vcpus": instance.flavor.vcpus,
+                             "memory_mb": instance.flavor.memory_mb})
+            if power_on:
+                self._start(instance, idir)
+        except Exception:
+            self._stop(instance, idir)
+            idir.remove()
+            raise
+
+    def _start(self, instance, idir):
+        meta = idir.read_meta()
+        if os.path.exists(idir.file(qemu.QMP_SOCKET)):
+            os.unlink(idir.file(qemu.QMP_SOCKET))
+        qemu.start(CONF, instance, meta["argv"])
+        self._quiet.discard(instance.uuid)
+        try:
+            self._connect(instance, idir)
+        except monitor.MonitorError as e:
+            raise exception.InstanceDeployFailure(reason=str(e), instance_id=instance.uuid)
+
+    def _stop(self, instance, idir):
+        """Stop the QEMU process (quit over QMP, else signals); quietly."""
+        pid = qemu.read_pid(idir)
+        if not qemu.alive(pid, instance.uuid):
+            self._monitor.disconnect(instance.uuid)
+            return
+        self._quiet.add(instance.uuid)
+        try:
+            if self._monitor.connected(instance.uuid):
+                try:
+                    self._monitor.execute(instance.uuid, "quit")
+                except monitor.MonitorError:
+                    pass    # the signals below still stop it
+            self._monitor.disconnect(instance.uuid)
+            qemu.kill(pid, instance.uuid, CONF.qmp.stop_timeout)
+        finally:
+            self._quiet.discard(instance.uuid)
+
+    def destroy(self, context, instance, network_info, block_device_info=None,
+                destroy_disks=True, destroy_secrets=True):
+        idir = instance_dir.InstanceDir(instance.uuid)
+        if idir.exists():
+            self._stop(instance, idir)
+            if destroy_disks:
+                idir.remove()
+
+    def cleanup(self, context, instance, network_info, block_device_info=None,
+                destroy_disks=True, migrate_data=None, destroy_vifs=True,
+                destroy_secrets=True):
+        if destroy_disks:
+            instance_dir.InstanceDir(instance.uuid).remove()
+
+    def power_off(self, instance, timeout=0, retry_interval=0):
+        """ACPI power button, up to ``timeout`` seconds for the guest to power off, then
+        QEMU is stopped."""
+        idir = self._idir(instance)
+        if timeout and self._running(instance, idir):
+            self._quiet.add(instance.uuid)
+            try:
+                self._qmp(instance, "system_powerdown")
+                deadline = time.monotonic() + timeout
+                while self._running(instance, idir) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            except exception.InternalError:
+                pass
+            finally:
+                self._quiet.discard(instance.uuid)
+        self._stop(instance, idir)
+
+    def power_on(self, context, instance, network_info, block_device_info=None,
+                 accel_info=None, share_info=None):
+        idir = self._idir(instance)
+        if not self._running(instance, idir):
+            self._start(instance, idir)
+
+    def reboot(self, context, instance, network_info, reboot_type, block_device_info=None,
+               bad_volumes_callback=None, accel_info=None, share_info=None):
+        idir = self._idir(instance)
+        if reboot_type == "SOFT" and self._running(instance, idir):
+            # ACPI power-off within the guest's grace time, then a fresh start; a guest that
+            # ignores ACPI gets the hard reboot below
+            self.power_off(instance, timeout=CONF.reboot_timeout or 60)
+            self._start(instance, idir)
+            return
+        if self._running(instance, idir):
+            self._qmp(instance, "system_reset")
+            if self.get_info(instance).state == power_state.PAUSED:
+                self._qmp(instance, "cont")
+        else:
+            self._start(instance, idir)
+
+    def pause(self, instance):
+        self._qmp(instance, "stop")
+
+    def unpause(self, instance):
+        self._qmp(instance, "cont")
+
+    # -- consoles ---------------------------------------------------------------------------
+    def get_console_output(self, context, instance):
+        idir = self._idir(instance)
+        try:
+            with open(idir.file(qemu.CONSOLE_LOG), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - CONSOLE_TAIL))
+                return f.read()
+        except FileNotFoundError:
+            return b""

@@ -1,0 +1,131 @@
+"""QMP connections: one native thread running an asyncio loop owns one persistent
+``qemu.qmp.QMPClient`` per instance and reads its events.
+
+Callers (any thread or greenthread) run commands with ``execute()``, which waits for the
+loop's result in a native thread under eventlet. Events and lost connections go to
+``on_event(uuid, name)`` from the loop thread (which must not block or log).
+"""
+import asyncio
+import os
+
+from nova import utils
+from qemu.qmp import QMPClient
+from qemu.qmp import QMPError
+
+from nova_common import lifecycle
+
+
+class MonitorError(Exception):
+    pass
+
+
+class Monitor:
+    def __init__(self, on_event, timeout=30):
+        self._on_event = on_event
+        self._timeout = timeout
+        self._clients = {}
+        eventlet = utils.get_eventlet()
+        if eventlet:
+            # the loop runs in a native thread: give it an unpatched selector
+            selectors = eventlet.patcher.original("selectors")
+            self._loop = asyncio.SelectorEventLoop(selectors.DefaultSelector())
+        else:
+            self._loop = asyncio.new_event_loop()
+        self._thread = lifecycle.native_threading().Thread(
+            target=self._loop.run_forever, name="nova-qmp-monitor", daemon=True)
+        self._thread.start()
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _wait(self, coro, timeout=None):
+        timeout = timeout or self._timeout
+        eventlet = utils.get_eventlet()
+        if not eventlet:
+            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+            try:
+                return future.result(timeout)
+            except TimeoutError:
+                future.cancel()
+                raise MonitorError("QMP call timed out after %ss" % timeout)
+        # eventlet: no thread-shared futures (their locks are green); the loop reports
+        # completion through a pipe this greenthread waits on cooperatively
+        box = {}
+        read_fd, write_fd = os.pipe()
+
+        async def runner():
+            try:
+                box["value"] = await asyncio.wait_for(coro, timeout)
+            except BaseException as e:  # noqa: B036 - handed to the caller
+                box["error"] = e
+            finally:
+                os.write(write_fd, b".")
+
+        try:
+            self._loop.call_soon_threadsafe(lambda: self._loop.create_task(runner()))
+            eventlet.hubs.trampoline(read_fd, read=True, timeout=timeout + 5)
+        except eventlet.Timeout:
+            raise MonitorError("QMP call timed out after %ss" % timeout)
+        finally:
+            os.close(read_fd)
+            os.close(write_fd)
+        if "error" in box:
+            if isinstance(box["error"], asyncio.TimeoutError):
+                raise MonitorError("QMP call timed out after %ss" % timeout)
+            raise box["error"]
+        return box["value"]
+
+    # -- connections ------------------------------------------------------------------------
+    async def _connect(self, uuid, path):
+        client = QMPClient(uuid)
+        await asyncio.wait_for(client.connect(path), self._timeout)
+        self._clients[uuid] = client
+        self._loop.create_task(self._read_events(uuid, client))
+        self._loop.create_task(self._watch(uuid, client))
+
+    async def _read_events(self, uuid, client):
+        try:
+            async for event in client.events:
+                self._on_event(uuid, event["event"])
+        except (QMPError, EOFError, asyncio.CancelledError):
+            pass
+
+    async def _watch(self, uuid, client):
+        """Report a connection that drops (QEMU exited or was killed)."""
+        while client.runstate.name == "RUNNING":
+            await client.runstate_changed()
+        if self._clients.get(uuid) is client:
+            del self._clients[uuid]
+            await self._close(client)
+            self._on_event(uuid, "DISCONNECTED")
+
+    def connect(self, uuid, path):
+        """Open the persistent connection to an instance's QMP socket."""
+        if uuid in self._clients:
+            return
+        try:
+            self._wait(self._connect(uuid, path))
+        except (TimeoutError, QMPError, OSError) as e:
+            raise MonitorError("cannot connect to %s: %s" % (path, e)) from e
+
+    def connected(self, uuid):
+        return uuid in self._clients
+
+    async def _close(self, client):
+        try:
+            await client.disconnect()
+        except (QMPError, EOFError, OSError):
+            pass    # after 'quit' the peer is gone: expected
+
+    def disconnect(self, uuid):
+        client = self._clients.pop(uuid, None)
+        if client is not None:
+            self._wait(self._close(client))
+
+    # -- commands ---------------------------------------------------------------------------
+    def execute(self, uuid, command, arguments=None, timeout=None):
+        client = self._clients.get(uuid)
+        if client is None:
+            raise MonitorError("no QMP connection to instance %s" % uuid)
+        try:
+            return self._wait(client.execute(command, arguments), timeout)
+        except (QMPError, EOFError) as e:
+            raise MonitorError("%s on %s failed: %s" % (command, uuid, e)) from e

@@ -1,0 +1,40 @@
+"""Options of the QMP compute driver: the ``[qmp]`` group of nova.conf."""
+from oslo_config import cfg
+
+qmp_group = cfg.OptGroup("qmp", title="QMP compute driver",
+                         help="QEMU run directly by nova-compute and managed over QMP.")
+
+qmp_opts = [
+    cfg.StrOpt("qemu_binary", default="/usr/bin/qemu-system-x86_64",
+               help="QEMU system emulator to run; its name's suffix is the guest "
+                    "architecture reported to the scheduler."),
+    cfg.StrOpt("accelerator", default="kvm", choices=["kvm", "tcg"],
+               help="QEMU accelerator. 'kvm' needs /dev/kvm; 'tcg' is software emulation "
+                    "(slow; for hosts without usable KVM and for tests)."),
+    cfg.StrOpt("machine_type", default="q35",
+               help="QEMU machine type (e.g. q35, pc)."),
+    cfg.StrOpt("cpu_model", default=None,
+               help="QEMU -cpu model; unset: 'host' with kvm, 'max' with tcg."),
+    cfg.ListOpt("extra_args", default=[],
+                help="Extra QEMU arguments appended to every command line (one list item "
+                     "per argument), for site-specific hardening or devices."),
+    cfg.BoolOpt("sandbox", default=True,
+                help="Run QEMU with its seccomp sandbox (-sandbox on, with spawning, "
+                     "elevating privileges and obsolete system calls denied)."),
+    cfg.IntOpt("qmp_timeout", default=30, min=1,
+               help="Seconds a QMP command or connection may take."),
+    cfg.IntOpt("start_timeout", default=30, min=1,
+               help="Seconds QEMU may take from start to its QMP socket answering."),
+    cfg.IntOpt("stop_timeout", default=10, min=1,
+               help="Seconds to wait for a QEMU process to exit after 'quit' before it "
+                    "is killed."),
+]
+
+
+def register(conf):
+    conf.register_group(qmp_group)
+    conf.register_opts(qmp_opts, group=qmp_group)
+
+
+def list_opts():
+    return [(qmp_group, qmp_opts)]

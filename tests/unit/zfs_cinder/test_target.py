@@ -1,0 +1,35 @@
+from cinder import exception
+
+from tests.unit.zfs_cinder.base import DriverTestCase
+from zfs_cinder import target
+
+
+class TestRemoteLio(DriverTestCase):
+    def setUp(self):
+        super().setUp()
+        self.drv = self.make_driver(zfs_ssh_host="192.0.2.5", target_helper="lioadm")
+        self.ex = self.drv.zfs.executor
+
+    def test_rtstool_runs_on_the_zfs_host(self):
+        self.assertIsInstance(self.drv.target, target.RemoteLioAdm)
+        self.assertEqual(["cinder-rtstool", "verify"], self.ex.calls[0])
+        self.ex.respond = lambda argv: (
+            (0, "iqn.2010-10.org.openstack:volume-v1\n", "") if argv[1] == "get-targets"
+            else None)
+        self.drv.target.create_iscsi_target(
+            "iqn.2010-10.org.openstack:volume-v1", 0, 0, "/dev/zvol/tank/v1",
+            ("user", "secret"), portals_ips=["192.0.2.5"], portals_port=3260)
+        self.assertEqual(["cinder-rtstool", "create", "/dev/zvol/tank/v1",
+                          "iqn.2010-10.org.openstack:volume-v1", "user", "secret", "False",
+                          "-p3260", "-a192.0.2.5"], self.ex.calls[1])
+        self.assertEqual(["cinder-rtstool", "save"], self.ex.calls[-1])
+
+    def test_failures_become_cinder_target_errors(self):
+        self.ex.results.append((1, "", "rtslib: no such device"))
+        self.assertRaises(exception.ISCSITargetCreateFailed,
+                          self.drv.target.create_iscsi_target,
+                          "iqn.2010-10.org.openstack:volume-v1", 0, 0, "/dev/zvol/tank/v1")
+
+    def test_local_zfs_uses_cinders_helper_unchanged(self):
+        drv = self.make_driver(target_helper="fake", zfs_ssh_host=None)
+        self.assertEqual("FakeTarget", type(drv.target).__name__)
