@@ -11,6 +11,9 @@ import time
 
 from nova import exception
 from nova.compute import power_state
+from nova.compute import task_states
+from nova.console import type as ctype
+from nova.image import glance
 import nova.conf
 from nova.i18n import _
 from nova.virt import configdrive
@@ -25,6 +28,7 @@ from nova_common import disks
 from nova_common import host
 from nova_common import instance_dir
 from nova_common import lifecycle
+from nova_common import ports
 from nova_qmp import monitor
 from nova_qmp import opts
 from nova_qmp import qemu
@@ -72,9 +76,11 @@ class QMPDriver(driver.ComputeDriver):
         self._monitor = None
         self._quiet = set()        # instances whose QEMU exit the driver itself causes
         self._version = None
+        self._image_api = glance.API()
 
     # -- service start ----------------------------------------------------------------------
     def init_host(self, host):
+        qemu.check_binary(CONF)        # nova-compute does not start without its QEMU
         os.makedirs(CONF.instances_path, exist_ok=True)
         self._monitor = monitor.Monitor(self._on_qmp_event, timeout=CONF.qmp.qmp_timeout)
         self._events.start()
@@ -87,6 +93,12 @@ class QMPDriver(driver.ComputeDriver):
                 except monitor.MonitorError as e:
                     LOG.warning("instance %s runs but its QMP socket does not answer: %s",
                                 uuid, e)
+
+    def cleanup_host(self, host):
+        # the instances keep running; a new nova-compute attaches to them again
+        if self._monitor is not None:
+            self._monitor.close()
+            self._monitor = None
 
     def _on_qmp_event(self, uuid, name):
         # called from the monitor's native thread: queue only, never log here
@@ -120,7 +132,9 @@ class QMPDriver(driver.ComputeDriver):
     def get_info(self, instance, use_cache=True):
         idir = self._idir(instance)
         if not self._running(instance, idir):
-            return hardware.InstanceInfo(state=power_state.SHUTDOWN)
+            saved = os.path.exists(idir.file(qemu.STATE_FILE))
+            return hardware.InstanceInfo(
+                state=power_state.SUSPENDED if saved else power_state.SHUTDOWN)
         try:
             self._connect(instance, idir)
             status = self._monitor.execute(instance.uuid, "query-status")["status"]
@@ -185,6 +199,8 @@ class QMPDriver(driver.ComputeDriver):
               allocations, network_info=None, block_device_info=None, power_on=True,
               accel_info=None):
         disks.check_image(instance, image_meta)
+        machine = qemu.machine_type(CONF, instance, image_meta)
+        qemu.check_binary(CONF)
         if network_info:
             raise exception.InstanceDeployFailure(
                 reason=_("the QMP driver does not plug network interfaces yet; boot with "
@@ -200,7 +216,11 @@ class QMPDriver(driver.ComputeDriver):
             if with_config:
                 disks.create_config_drive(context, instance, injected_files, admin_password,
                                           network_info, idir.file(qemu.CONFIG_DRIVE))
-            argv = qemu.command_line(CONF, instance, idir, config_drive=with_config)
+            argv = qemu.command_line(
+                CONF, instance, idir, machine, config_drive=with_config,
+                serial_ports=(ports.parse_range(CONF.serial_console.port_range)
+                              if CONF.serial_console.enabled else None),
+                vnc_tcp=CONF.vnc.enabled)
             idir.write_meta({"name": instance.name, "argv": argv,
                              "vcpus": instance.flavor.vcpus,
                              "memory_mb": instance.flavor.memory_mb})
@@ -212,15 +232,53 @@ class QMPDriver(driver.ComputeDriver):
             raise
 
     def _start(self, instance, idir):
+        """Start QEMU; from the saved guest state if the instance was suspended."""
         meta = idir.read_meta()
         if os.path.exists(idir.file(qemu.QMP_SOCKET)):
             os.unlink(idir.file(qemu.QMP_SOCKET))
-        qemu.start(CONF, instance, meta["argv"])
+        state = idir.file(qemu.STATE_FILE)
+        saved = os.path.exists(state)
+        qemu.start(CONF, instance, meta["argv"] + (["-incoming", "defer"] if saved else []))
         self._quiet.discard(instance.uuid)
         try:
             self._connect(instance, idir)
-        except monitor.MonitorError as e:
+            if saved:
+                self._migrate(instance, "migrate-incoming", state, os.O_RDONLY)
+                if self._qmp(instance, "query-status")["status"] != "running":
+                    self._qmp(instance, "cont")
+                os.unlink(state)
+            # where QEMU bound the consoles' TCP ports, for nova's console proxies
+            meta.update(qemu.listening_ports(self._qmp(instance, "query-vnc"),
+                                             self._qmp(instance, "query-chardev")))
+            idir.write_meta(meta)
+        except (monitor.MonitorError, exception.InternalError) as e:
+            self._stop(instance, idir)
             raise exception.InstanceDeployFailure(reason=str(e), instance_id=instance.uuid)
+
+    def _migrate(self, instance, command, path, flags):
+        """Run a migration to or from the file ``path`` and wait until it completes."""
+        fd = os.open(path, flags, 0o600)
+        try:
+            self._monitor.execute_with_fd(instance.uuid, fd, "state", command,
+                                          {"uri": "fd:state"})
+        except monitor.MonitorError as e:
+            raise exception.InternalError(str(e)) from e
+        finally:
+            os.close(fd)
+        deadline = time.monotonic() + CONF.qmp.save_timeout
+        while True:
+            info = self._qmp(instance, "query-migrate")
+            status = info.get("status")
+            if status == "completed":
+                return
+            if status in ("failed", "cancelled") or time.monotonic() > deadline:
+                if status not in ("failed", "cancelled"):
+                    self._qmp(instance, "migrate_cancel")
+                raise exception.InternalError(
+                    _("%(cmd)s of instance %(uuid)s did not complete: %(why)s")
+                    % {"cmd": command, "uuid": instance.uuid,
+                       "why": info.get("error-desc", status or "timed out")})
+            time.sleep(0.05)
 
     def _stop(self, instance, idir):
         """Stop the QEMU process (quit over QMP, else signals); quietly."""
@@ -280,6 +338,9 @@ class QMPDriver(driver.ComputeDriver):
     def reboot(self, context, instance, network_info, reboot_type, block_device_info=None,
                bad_volumes_callback=None, accel_info=None, share_info=None):
         idir = self._idir(instance)
+        if reboot_type == "HARD" and not self._running(instance, idir):
+            # like a fresh boot: a suspended instance's saved state is discarded
+            self._discard_state(idir)
         if reboot_type == "SOFT" and self._running(instance, idir):
             # ACPI power-off within the guest's grace time, then a fresh start; a guest that
             # ignores ACPI gets the hard reboot below
@@ -293,13 +354,118 @@ class QMPDriver(driver.ComputeDriver):
         else:
             self._start(instance, idir)
 
+    def _discard_state(self, idir):
+        for name in (qemu.STATE_FILE, qemu.STATE_FILE + ".part"):
+            if os.path.exists(idir.file(name)):
+                os.unlink(idir.file(name))
+
+    def suspend(self, context, instance):
+        """Save the guest's state to the instance directory and stop QEMU."""
+        idir = self._idir(instance)
+        if not self._running(instance, idir):
+            raise exception.InstanceNotRunning(instance_id=instance.uuid)
+        part = idir.file(qemu.STATE_FILE + ".part")
+        self._quiet.add(instance.uuid)
+        try:
+            self._qmp(instance, "stop")
+            self._migrate(instance, "migrate", part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            fd = os.open(part, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(part, idir.file(qemu.STATE_FILE))
+        except Exception:
+            self._discard_state(idir)
+            if self._running(instance, idir):
+                self._qmp(instance, "cont")
+            raise
+        finally:
+            self._quiet.discard(instance.uuid)
+        self._stop(instance, idir)
+
+    def resume(self, context, instance, network_info, block_device_info=None,
+               share_info=None):
+        idir = self._idir(instance)
+        if not os.path.exists(idir.file(qemu.STATE_FILE)):
+            raise exception.InstanceResumeFailure(
+                reason=_("instance %s has no saved state") % instance.uuid)
+        if not self._running(instance, idir):
+            self._start(instance, idir)
+
     def pause(self, instance):
         self._qmp(instance, "stop")
 
     def unpause(self, instance):
         self._qmp(instance, "cont")
 
+    # -- snapshots --------------------------------------------------------------------------
+    def snapshot(self, context, instance, image_id, update_task_state):
+        """The root disk as a standalone qcow2 image, uploaded to Glance as ``image_id``.
+
+        A running guest is copied live (a point-in-time ``drive-backup``); a stopped or
+        suspended one from its disk file.
+        """
+        idir = self._idir(instance)
+        image = self._image_api.get(context, image_id)
+        update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
+        path = idir.file("snapshot-%s.qcow2" % image_id)
+        try:
+            if self._running(instance, idir):
+                self._backup(instance, path)
+            else:
+                processutils.execute("qemu-img", "convert", "-q", "-O", "qcow2",
+                                     idir.file(qemu.ROOT_DISK), path)
+            update_task_state(task_state=task_states.IMAGE_UPLOADING,
+                              expected_state=task_states.IMAGE_PENDING_UPLOAD)
+            metadata = {"name": image["name"], "status": "active",
+                        "disk_format": "qcow2", "container_format": "bare",
+                        "properties": {"image_location": "snapshot",
+                                       "image_state": "available",
+                                       "owner_id": instance.project_id}}
+            if instance.os_type:
+                metadata["properties"]["os_type"] = instance.os_type
+            with open(path, "rb") as f:
+                self._image_api.update(context, image_id, metadata, f, purge_props=False)
+        finally:
+            if os.path.exists(path):
+                os.unlink(path)
+
+    def _backup(self, instance, path):
+        job = "snapshot-" + instance.uuid
+        self._qmp(instance, "drive-backup", device="root", target=path, format="qcow2",
+                  sync="full", mode="absolute-paths", **{"job-id": job,
+                                                         "auto-dismiss": False})
+        deadline = time.monotonic() + CONF.qmp.save_timeout
+        while True:
+            jobs = {j["id"]: j for j in self._qmp(instance, "query-jobs")}
+            mine = jobs.get(job)
+            if mine is not None and mine["status"] == "concluded":
+                self._qmp(instance, "job-dismiss", id=job)
+                if mine.get("error"):
+                    raise exception.InternalError(_("snapshot of %(uuid)s failed: %(err)s")
+                                                  % {"uuid": instance.uuid,
+                                                     "err": mine["error"]})
+                return
+            if mine is None or time.monotonic() > deadline:
+                if mine is not None:
+                    self._qmp(instance, "job-cancel", id=job)
+                raise exception.InternalError(_("snapshot of %s did not complete")
+                                              % instance.uuid)
+            time.sleep(0.05)
+
     # -- consoles ---------------------------------------------------------------------------
+    def get_vnc_console(self, context, instance):
+        port = (self._idir(instance).read_meta() or {}).get("vnc_port")
+        if not port:
+            raise exception.ConsoleTypeUnavailable(console_type="vnc")
+        return ctype.ConsoleVNC(host=CONF.vnc.server_proxyclient_address, port=port)
+
+    def get_serial_console(self, context, instance):
+        port = (self._idir(instance).read_meta() or {}).get("serial_port")
+        if not port:
+            raise exception.ConsoleTypeUnavailable(console_type="serial")
+        return ctype.ConsoleSerial(host=CONF.serial_console.proxyclient_address, port=port)
     def get_console_output(self, context, instance):
         idir = self._idir(instance)
         try:

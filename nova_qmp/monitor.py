@@ -7,6 +7,7 @@ loop's result in a native thread under eventlet. Events and lost connections go 
 """
 import asyncio
 import os
+import selectors
 
 from nova import utils
 from qemu.qmp import QMPClient
@@ -19,6 +20,23 @@ class MonitorError(Exception):
     pass
 
 
+def _native_poll_selector(eventlet):
+    """A poll(2) selector for a native thread while eventlet has patched ``select``.
+
+    Eventlet replaces ``select.select`` and removes ``poll``/``epoll`` from the module in
+    place, so the standard selectors cannot be built even from eventlet's "original"
+    ``selectors``; ``poll`` from the original ``select`` module is used directly.
+    """
+    real = eventlet.patcher.original("select")
+
+    class NativePollSelector(selectors._PollLikeSelector):
+        _selector_cls = real.poll
+        _EVENT_READ = real.POLLIN
+        _EVENT_WRITE = real.POLLOUT
+
+    return NativePollSelector()
+
+
 class Monitor:
     def __init__(self, on_event, timeout=30):
         self._on_event = on_event
@@ -26,9 +44,8 @@ class Monitor:
         self._clients = {}
         eventlet = utils.get_eventlet()
         if eventlet:
-            # the loop runs in a native thread: give it an unpatched selector
-            selectors = eventlet.patcher.original("selectors")
-            self._loop = asyncio.SelectorEventLoop(selectors.DefaultSelector())
+            # the loop runs in a native thread: it needs a selector on the real poll(2)
+            self._loop = asyncio.SelectorEventLoop(_native_poll_selector(eventlet))
         else:
             self._loop = asyncio.new_event_loop()
         self._thread = lifecycle.native_threading().Thread(
@@ -72,6 +89,24 @@ class Monitor:
                 raise MonitorError("QMP call timed out after %ss" % timeout)
             raise box["error"]
         return box["value"]
+
+    def close(self):
+        """Drop every connection (the QEMU processes keep running) and end the loop."""
+        async def close_all():
+            clients, self._clients = list(self._clients.values()), {}
+            for client in clients:
+                await self._close(client)
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        if self._thread.is_alive():
+            try:
+                self._wait(close_all())
+            finally:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join(self._timeout)
 
     # -- connections ------------------------------------------------------------------------
     async def _connect(self, uuid, path):
@@ -128,4 +163,21 @@ class Monitor:
         try:
             return self._wait(client.execute(command, arguments), timeout)
         except (QMPError, EOFError) as e:
+            raise MonitorError("%s on %s failed: %s" % (command, uuid, e)) from e
+
+    def execute_with_fd(self, uuid, fd, fdname, command, arguments, timeout=None):
+        """Pass ``fd`` to QEMU as ``fdname`` (SCM_RIGHTS + ``getfd``), then run a command
+        that uses it (e.g. ``migrate`` to ``fd:<fdname>``)."""
+        client = self._clients.get(uuid)
+        if client is None:
+            raise MonitorError("no QMP connection to instance %s" % uuid)
+
+        async def run():
+            client.send_fd_scm(fd)
+            await client.execute("getfd", {"fdname": fdname})
+            return await client.execute(command, arguments)
+
+        try:
+            return self._wait(run(), timeout)
+        except (QMPError, EOFError, OSError) as e:
             raise MonitorError("%s on %s failed: %s" % (command, uuid, e)) from e

@@ -25,6 +25,9 @@ qmp_opts = [
                help="Seconds a QMP command or connection may take."),
     cfg.IntOpt("start_timeout", default=30, min=1,
                help="Seconds QEMU may take from start to its QMP socket answering."),
+    cfg.IntOpt("save_timeout", default=600, min=1,
+               help="Seconds saving or restoring a guest's state (suspend, resume) or "
+                    "copying its disk for a snapshot may take."),
     cfg.IntOpt("stop_timeout", default=10, min=1,
                help="Seconds to wait for a QEMU process to exit after 'quit' before it "
                     "is killed."),

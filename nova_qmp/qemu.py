@@ -5,6 +5,7 @@ writes a pidfile; every file it uses lives in the instance directory. A QEMU tha
 is reparented to PID 1, which may reap it late: a zombie counts as gone.
 """
 import os
+import re
 import signal
 import time
 
@@ -18,7 +19,10 @@ CONSOLE_LOG = "console.log"
 ROOT_DISK = "disk"
 CONFIG_DRIVE = "disk.config"
 VNC_SOCKET = "vnc.sock"
-SERIAL_SOCKET = "serial.sock"
+STATE_FILE = "suspended.state"     # guest state while suspended (QEMU migration stream)
+VNC_BASE_PORT = 5900
+PRIVATE_FILES = (QMP_SOCKET, VNC_SOCKET, CONSOLE_LOG, PIDFILE)
+MACHINE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 # seccomp filter; with -daemonize (QEMU 7.2) spawn=deny kills QEMU at its fork (SIGSYS) and
 # elevateprivileges=deny makes it exit 1 (measured), so those two stay allowed
 SANDBOX = "on,obsolete=deny,resourcecontrol=deny"
@@ -29,7 +33,67 @@ def arch_of(binary):
     return os.path.basename(binary).rsplit("qemu-system-", 1)[-1]
 
 
-def command_line(conf, instance, idir, config_drive=False):
+def console_args(conf, idir, serial_ports=None, vnc_tcp=False):
+    """Serial console and VNC display arguments.
+
+    The serial port always logs to the console log (nova's console output); with
+    ``serial_ports`` (a range) it is also a raw TCP server for nova's serial console proxy
+    on the first free port of the range. VNC listens on ``[vnc]server_listen`` on the first
+    free port from 5900 with ``vnc_tcp``, else on a UNIX socket in the instance directory.
+    QEMU picks the free ports itself when it binds them (no race with other processes);
+    ``listening_ports()`` reads them back.
+    """
+    log = "logfile=%s,logappend=on" % idir.file(CONSOLE_LOG)
+    if serial_ports:
+        serial = ("socket,id=console,host=%s,port=%d,to=%d,server=on,wait=off,telnet=off,%s"
+                  % (conf.serial_console.proxyclient_address, serial_ports.start,
+                     serial_ports.stop - 1, log))
+    else:
+        serial = "null,id=console,%s" % log
+    if vnc_tcp:
+        vnc = "%s:0,to=%d" % (_vnc_host(conf.vnc.server_listen), 65535 - VNC_BASE_PORT)
+    else:
+        vnc = "unix:%s" % idir.file(VNC_SOCKET)
+    return ["-chardev", serial, "-serial", "chardev:console", "-vnc", vnc]
+
+
+def listening_ports(query_vnc, query_chardev):
+    """TCP ports of the VNC display and serial console, from QMP ``query-vnc`` and
+    ``query-chardev`` answers (None where they do not listen on TCP)."""
+    ports = {"vnc_port": None, "serial_port": None}
+    if query_vnc.get("enabled") and query_vnc.get("family") in ("ipv4", "ipv6"):
+        ports["vnc_port"] = int(query_vnc["service"])
+    for dev in query_chardev:
+        match = re.search(r":tcp:.*:(\d+),server", dev["filename"])
+        if dev["label"] == "console" and match:
+            ports["serial_port"] = int(match.group(1))
+    return ports
+
+
+def _vnc_host(address):
+    return "[%s]" % address if ":" in address else address
+
+
+def machine_type(conf, instance, image_meta):
+    """The image's ``hw_machine_type`` if set, else ``[qmp]machine_type``; images that ask
+    for what this driver cannot give (UEFI firmware) are refused."""
+    props = image_meta.properties
+    firmware = props.get("hw_firmware_type")
+    if firmware not in (None, "bios"):
+        raise exception.ImageUnacceptable(
+            image_id=instance.image_ref,
+            reason=_("hw_firmware_type=%s is not supported by the QMP driver (BIOS only)")
+            % firmware)
+    machine = props.get("hw_machine_type") or conf.qmp.machine_type
+    if not MACHINE_NAME.match(machine):
+        raise exception.ImageUnacceptable(
+            image_id=instance.image_ref,
+            reason=_("hw_machine_type %r is not a QEMU machine name") % machine)
+    return machine
+
+
+def command_line(conf, instance, idir, machine, config_drive=False, serial_ports=None,
+                 vnc_tcp=False):
     """The QEMU argument vector of an instance (its flavor, disks and sockets)."""
     q = conf.qmp
     for sock in (QMP_SOCKET, VNC_SOCKET):
@@ -42,14 +106,12 @@ def command_line(conf, instance, idir, config_drive=False):
     argv = [
         q.qemu_binary, "-name", "guest=%s,debug-threads=on" % instance.name,
         "-uuid", instance.uuid,
-        "-machine", q.machine_type, "-accel", accel, "-cpu", cpu,
+        "-machine", machine, "-accel", accel, "-cpu", cpu,
         "-smp", str(instance.flavor.vcpus), "-m", str(instance.flavor.memory_mb),
         "-nodefaults", "-no-user-config", "-display", "none",
         "-daemonize", "-pidfile", idir.file(PIDFILE),
         "-qmp", "unix:%s,server=on,wait=off" % idir.file(QMP_SOCKET),
-        "-chardev", "file,id=console,path=%s,append=on" % idir.file(CONSOLE_LOG),
-        "-serial", "chardev:console",
-        "-vnc", "unix:%s" % idir.file(VNC_SOCKET),
+    ] + console_args(conf, idir, serial_ports, vnc_tcp) + [
         "-device", "VGA",
         "-drive", "file=%s,if=none,id=root,format=qcow2,discard=unmap" % idir.file(ROOT_DISK),
         "-device", "virtio-blk-pci,drive=root,id=root-disk,bootindex=1",
@@ -65,11 +127,15 @@ def command_line(conf, instance, idir, config_drive=False):
     return argv + list(q.extra_args)
 
 
-def start(conf, instance, argv):
-    """Run QEMU; returns once it has daemonized (its QMP socket is listening)."""
+def check_binary(conf):
     if not os.access(conf.qmp.qemu_binary, os.X_OK):
         raise exception.InternalError(_("QEMU binary %s is missing or not executable")
                                       % conf.qmp.qemu_binary)
+
+
+def start(conf, instance, argv):
+    """Run QEMU; returns once it has daemonized (its QMP socket is listening)."""
+    check_binary(conf)
     old = os.umask(0o077)     # sockets, pidfile and console log private to this user
     try:
         processutils.execute(*argv, timeout=conf.qmp.start_timeout)
@@ -79,6 +145,11 @@ def start(conf, instance, argv):
             instance_id=instance.uuid)
     finally:
         os.umask(old)
+    # QEMU sets its own umask (027) when it daemonizes: what it created since is private
+    for name in PRIVATE_FILES:
+        path = os.path.join(os.path.dirname(argv[argv.index("-pidfile") + 1]), name)
+        if os.path.exists(path):
+            os.chmod(path, 0o600)
 
 
 def read_pid(idir):

@@ -10,12 +10,14 @@ from nova.tests import functional as _nova_functional  # noqa: F401,I001  isort:
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
 
 import fixtures
 from nova import context as nova_context
+from nova import objects
 from nova.tests import fixtures as nova_fixtures
 from nova.tests.functional import integrated_helpers
 
@@ -55,6 +57,9 @@ class TestServerLifecycle(integrated_helpers._IntegratedTestBase):
         self.flags(compute_driver="qmp.QMPDriver", instances_path=self.instances,
                    shutdown_timeout=5, reboot_timeout=5, force_config_drive=False)
         self.flags(accelerator="tcg", machine_type="pc", group="qmp")
+        # a serial console port range of this test process's own
+        low = 20000 + (os.getpid() % 2000) * 10
+        self.flags(enabled=True, port_range="%d:%d" % (low, low + 9), group="serial_console")
         self.flags(api_paste_config=os.path.join(sys.prefix, "etc", "nova", "api-paste.ini"),
                    group="wsgi")
         self.useFixture(nova_fixtures.PrivsepFixture())
@@ -67,12 +72,26 @@ class TestServerLifecycle(integrated_helpers._IntegratedTestBase):
                     nova_context.get_admin_context(),
                     {"name": "tiny-" + fmt, "disk_format": fmt, "container_format": "bare",
                      "visibility": "public", "status": "active"}, data=f)["id"]
+
+        # nova's Glance fixture drops uploaded data: keep it, so snapshots can be booted
+        fixture = self.glance
+
+        def update(_api, context, image_id, metadata, data=None, purge_props=False):
+            if data is not None:
+                fixture._imagedata[image_id] = data.read()
+            return fixture.update(context, image_id, metadata, purge_props=purge_props)
+
+        self.stub_out("nova.image.glance.API.update", update)
         return self._start_compute("compute")
 
-    def boot(self, fmt="qcow2", **kw):
-        server = self._build_server(image_uuid=self.images[fmt], networks="none", **kw)
+    def boot(self, fmt="qcow2", image=None, state="ACTIVE", config_drive=False):
+        server = self._build_server(image_uuid=image or self.images[fmt], networks="none")
+        server["config_drive"] = config_drive
         server = self.api.post_server({"server": server})
-        return self._wait_for_state_change(server, "ACTIVE")
+        return self._wait_for_state_change(server, state)
+
+    def assert_nothing_left(self, server):
+        self.assertFalse(os.path.exists(os.path.join(self.instances, server["id"])))
 
     def console(self, server):
         return self.api.post_server_action(server["id"], {"os-getConsoleOutput": {}}
@@ -111,6 +130,12 @@ class TestServerLifecycle(integrated_helpers._IntegratedTestBase):
         self._reboot_server(server, hard=True)
         self.wait_console(server, self.guest.marker("ready"), since=before)
 
+        # soft: the guest sees the ACPI power button, powers off, and boots again
+        before = len(self.console(server))
+        self._reboot_server(server)
+        out = self.wait_console(server, self.guest.marker("ready"), since=before)
+        self.assertIn("HCIGUEST POWEROFF", out[before:])
+
         self._delete_server(server)
         self.assertEqual([], instance_dir.list_uuids(self.instances))
         self.assertFalse(os.path.exists(os.path.join(self.instances, server["id"])))
@@ -123,3 +148,125 @@ class TestServerLifecycle(integrated_helpers._IntegratedTestBase):
         self._wait_for_state_change(server, "SHUTOFF")
         self._delete_server(server)
         self.assertFalse(os.path.exists(os.path.join(self.instances, server["id"])))
+
+    def remote_console(self, server, protocol, kind):
+        """The console URL nova's API hands out (its proxy's, with a token)."""
+        return self.api.api_post("/servers/%s/remote-consoles" % server["id"], {
+            "remote_console": {"protocol": protocol, "type": kind}}
+        ).body["remote_console"]["url"]
+
+    def serial(self, server):
+        """A raw TCP connection to the serial console endpoint the driver gives nova's
+        serial proxy (after asking for the console through the API, as a user would)."""
+        self.assertIn("token=", self.remote_console(server, "serial", "serial"))
+        ctx = nova_context.get_admin_context()
+        instance = objects.Instance.get_by_uuid(ctx, server["id"])
+        endpoint = self.compute.manager.driver.get_serial_console(ctx, instance)
+        conn = socket.create_connection((endpoint.host, endpoint.port), timeout=30)
+        self.addCleanup(conn.close)
+        return conn
+
+    def shell(self, conn, command, expect, timeout=60):
+        """Run ``command`` in the guest's console shell; the output up to ``expect``."""
+        conn.sendall(command.encode() + b"\n")
+        out, deadline = b"", time.monotonic() + timeout
+        while expect.encode() not in out:
+            if time.monotonic() > deadline:
+                self.fail("%r not seen after %r; got %r" % (expect, command, out))
+            out += conn.recv(4096)
+        return out
+
+    def test_consoles_and_suspend_resume_where_it_was(self):
+        server = self.boot("qcow2")
+        self.wait_console(server, self.guest.marker("ready"))
+        conn = self.serial(server)
+        # the shell echoes its input: expand the value so only the output matches
+        self.shell(conn, "echo mark-$((6*7)) > /run/mark; cat /run/mark", "mark-42")
+
+        self.assertIn("token", self.remote_console(server, "vnc", "novnc"))
+        ctx = nova_context.get_admin_context()
+        instance = objects.Instance.get_by_uuid(ctx, server["id"])
+        vnc = self.compute.manager.driver.get_vnc_console(ctx, instance)
+        with socket.create_connection((vnc.host, vnc.port), timeout=30) as v:
+            self.assertTrue(v.recv(12).startswith(b"RFB 003."))
+
+        idir = instance_dir.InstanceDir(server["id"], root=self.instances)
+        pid = self.qemu_pid(server)
+        self.api.post_server_action(server["id"], {"suspend": None})
+        server = self._wait_for_state_change(server, "SUSPENDED")
+        self.assertFalse(qemu.alive(pid, server["id"]))
+        self.assertTrue(os.path.getsize(idir.file(qemu.STATE_FILE)) > 0)
+        self.assertEqual(0o600, os.stat(idir.file(qemu.STATE_FILE)).st_mode & 0o777)
+
+        self.api.post_server_action(server["id"], {"resume": None})
+        server = self._wait_for_state_change(server, "ACTIVE")
+        self.assertFalse(os.path.exists(idir.file(qemu.STATE_FILE)))
+        # the same guest, not a new boot: what it held in memory (tmpfs) is still there
+        conn = self.serial(server)
+        self.shell(conn, "cat /run/mark", "mark-42")
+        self.assertEqual(1, self.console(server).count(self.guest.marker("ready")))
+        self.assertEqual(0o700, os.stat(idir.path).st_mode & 0o777)
+        for sock in (qemu.QMP_SOCKET,):
+            self.assertEqual(0o600, os.stat(idir.file(sock)).st_mode & 0o777)
+        self._delete_server(server)
+        self.assert_nothing_left(server)
+
+    def test_config_drive_and_a_snapshot_that_boots(self):
+        server = self.boot("raw", config_drive=True)
+        self.wait_console(server, "HCIGUEST CONFIGDRIVE uuid=%s" % server["id"])
+        self._snapshot_server(server, "snap")
+        image = self._wait_for_image("snap")
+        self.assertEqual("qcow2", image["disk_format"])
+        copy = self.boot(image=image["id"])
+        self.wait_console(copy, self.guest.marker("ready"))
+        for s in (server, copy):
+            self._delete_server(s)
+            self.assert_nothing_left(s)
+
+    def _wait_for_image(self, name, timeout=120):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for image in self.glance.images.values():
+                if image["name"] == name and image["status"] == "active" \
+                        and image["id"] in self.glance._imagedata:
+                    return image
+            time.sleep(0.5)
+        self.fail("image %s was not uploaded" % name)
+
+    def test_restarted_compute_manages_running_instances_again(self):
+        server = self.boot("qcow2")
+        self.wait_console(server, self.guest.marker("ready"))
+        pid = self.qemu_pid(server)
+        self.compute = self.restart_compute_service(self.compute,
+                                                    keep_hypervisor_state=False)
+        self.assertTrue(qemu.alive(pid, server["id"]))       # untouched
+        self.assertEqual(pid, self.qemu_pid(server))
+        server = self._wait_for_state_change(server, "ACTIVE")
+        self.api.post_server_action(server["id"], {"pause": None})
+        server = self._wait_for_state_change(server, "PAUSED")
+        self.api.post_server_action(server["id"], {"unpause": None})
+        server = self._wait_for_state_change(server, "ACTIVE")
+        # and its events reach the new service
+        os.kill(pid, signal.SIGKILL)
+        self._wait_for_state_change(server, "SHUTOFF")
+        self._delete_server(server)
+        self.assert_nothing_left(server)
+
+    def test_refused_images_and_a_missing_qemu_leave_nothing(self):
+        ctx = nova_context.get_admin_context()
+        with open(self.guest.disk_qcow2, "rb") as f:
+            uefi = self.glance.create(ctx, {
+                "name": "uefi", "disk_format": "qcow2", "container_format": "bare",
+                "status": "active", "properties": {"hw_firmware_type": "uefi"}}, data=f)
+        server = self.boot(image=uefi["id"], state="ERROR")
+        self.assertIn("hw_firmware_type", server["fault"]["message"])
+        self.assert_nothing_left(server)
+
+        self.flags(qemu_binary="/nonexistent/qemu-system-x86_64", group="qmp")
+        server = self.boot("qcow2", state="ERROR")
+        # a host problem: nova reschedules (the API shows "exceeded maximum number of
+        # retries"), and nova-compute's log names the cause
+        self.assertIn("QEMU binary /nonexistent/qemu-system-x86_64 is missing",
+                      self.stdlog.logger.output)
+        self.assert_nothing_left(server)
+        self.assertEqual([], instance_dir.list_uuids(self.instances))

@@ -1,0 +1,113 @@
+"""The driver on real QEMU processes without a guest (``-machine none``: no ACPI, so a
+soft power-off has to fall back to stopping QEMU)."""
+import os
+import signal
+import time
+
+from nova.compute import power_state
+from nova import exception
+from nova import objects
+from oslo_utils import uuidutils
+
+from nova_common import instance_dir
+from nova_qmp import driver
+from nova_qmp import qemu
+from tests.unit.nova_common import base
+
+objects.register_all()
+
+
+class TestDriver(base.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.drv = driver.QMPDriver(virtapi=None)
+        self.drv.init_host("host")
+        self.addCleanup(self.drv.cleanup_host, "host")
+        self.inst = objects.Instance(uuid=uuidutils.generate_uuid(), id=1,
+                                     project_id="p", os_type=None)
+        self.idir = instance_dir.InstanceDir(self.inst.uuid).create()
+        self.idir.write_meta({"name": "i-1", "vcpus": 1, "memory_mb": 64, "argv": [
+            "qemu-system-x86_64", "-machine", "none", "-uuid", self.inst.uuid,
+            "-display", "none", "-nodefaults", "-daemonize",
+            "-pidfile", self.idir.file(qemu.PIDFILE),
+            "-qmp", "unix:%s,server=on,wait=off" % self.idir.file(qemu.QMP_SOCKET)]})
+        self.addCleanup(self._reap)
+
+    def _reap(self):
+        pid = qemu.read_pid(self.idir)
+        if qemu.alive(pid, self.inst.uuid):
+            os.kill(pid, signal.SIGKILL)
+
+    def state(self):
+        return self.drv.get_info(self.inst).state
+
+    def test_power_off_falls_back_to_stopping_qemu_after_the_timeout(self):
+        self.drv.power_on(None, self.inst, None)
+        self.assertEqual(power_state.RUNNING, self.state())
+        start = time.monotonic()
+        self.drv.power_off(self.inst, timeout=1)
+        self.assertGreaterEqual(time.monotonic() - start, 1)
+        self.assertEqual(power_state.SHUTDOWN, self.state())
+        self.assertEqual([self.inst.uuid], self.drv.list_instance_uuids())
+
+    def test_pause_suspend_resume_and_a_hard_reboot_discarding_saved_state(self):
+        self.drv.power_on(None, self.inst, None)
+        self.drv.pause(self.inst)
+        self.assertEqual(power_state.PAUSED, self.state())
+        self.drv.unpause(self.inst)
+        self.drv.suspend(None, self.inst)
+        self.assertEqual(power_state.SUSPENDED, self.state())
+        self.assertFalse(qemu.alive(qemu.read_pid(self.idir), self.inst.uuid))
+        self.drv.resume(None, self.inst, None)
+        self.assertEqual(power_state.RUNNING, self.state())
+        self.assertFalse(os.path.exists(self.idir.file(qemu.STATE_FILE)))
+        self.assertRaises(exception.InstanceResumeFailure, self.drv.resume, None,
+                          self.inst, None)
+        self.drv.suspend(None, self.inst)
+        self.drv.reboot(None, self.inst, None, "HARD")
+        self.assertEqual(power_state.RUNNING, self.state())
+        self.assertFalse(os.path.exists(self.idir.file(qemu.STATE_FILE)))
+
+    def test_a_restarted_driver_finds_running_instances(self):
+        self.drv.power_on(None, self.inst, None)
+        pid = qemu.read_pid(self.idir)
+        self.drv.cleanup_host("host")
+        self.assertTrue(qemu.alive(pid, self.inst.uuid))
+        again = driver.QMPDriver(virtapi=None)
+        again.init_host("host")
+        self.addCleanup(again.cleanup_host, "host")
+        self.assertEqual(power_state.RUNNING, again.get_info(self.inst).state)
+        self.drv = again
+        self.drv.destroy(None, self.inst, None)
+        self.assertFalse(qemu.alive(pid, self.inst.uuid))
+        self.assertFalse(self.idir.exists())
+
+    def test_unknown_instances(self):
+        other = objects.Instance(uuid=uuidutils.generate_uuid(), id=2)
+        self.assertRaises(exception.InstanceNotFound, self.drv.get_info, other)
+        self.assertRaises(exception.InstanceNotFound, self.drv.pause, other)
+        self.assertRaises(exception.InstanceNotRunning, self.drv.pause, self.inst)
+
+    def test_consoles_without_proxies(self):
+        self.assertRaises(exception.ConsoleTypeUnavailable, self.drv.get_vnc_console,
+                          None, self.inst)
+        self.assertRaises(exception.ConsoleTypeUnavailable, self.drv.get_serial_console,
+                          None, self.inst)
+        self.assertEqual(b"", self.drv.get_console_output(None, self.inst))
+
+    def test_capabilities_and_unsupported_operations(self):
+        caps = self.drv.capabilities
+        self.assertTrue(caps["supports_image_type_qcow2"] and caps["supports_image_type_raw"])
+        self.assertFalse(caps["supports_image_type_vmdk"] or caps["supports_attach_interface"])
+        for call in (lambda: self.drv.rescue(None, self.inst, None, None, None, None, None),
+                     lambda: self.drv.migrate_disk_and_power_off(
+                         None, self.inst, "h", None, None),
+                     lambda: self.drv.check_can_live_migrate_destination(
+                         None, self.inst, None, None),
+                     lambda: self.drv.attach_volume(None, {}, self.inst, "/dev/vdb")):
+            self.assertRaises(NotImplementedError, call)
+
+    def test_nova_compute_does_not_start_without_its_qemu(self):
+        self.flags(qemu_binary="/nonexistent/qemu-system-x86_64", group="qmp")
+        self.assertRaises(exception.InternalError,
+                          driver.QMPDriver(virtapi=None).init_host, "host")

@@ -1,0 +1,76 @@
+"""The monitor against a real QEMU (``-machine none``: no guest, starts in ~50 ms)."""
+import os
+import queue
+import signal
+import subprocess
+import tempfile
+
+import fixtures
+import testtools
+
+from nova_qmp import monitor
+
+
+class TestMonitor(testtools.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.dir = self.useFixture(fixtures.TempDir()).path
+        self.events = queue.Queue()
+        self.monitor = monitor.Monitor(lambda uuid, name: self.events.put((uuid, name)),
+                                       timeout=10)
+        self.addCleanup(self.monitor.close)
+
+    def start_qemu(self, *extra):
+        sock, pidfile = os.path.join(self.dir, "qmp.sock"), os.path.join(self.dir, "pid")
+        subprocess.run(["qemu-system-x86_64", "-machine", "none", "-display", "none",
+                        "-nodefaults", "-daemonize", "-pidfile", pidfile,
+                        "-qmp", "unix:%s,server=on,wait=off" % sock] + list(extra),
+                       check=True, capture_output=True, timeout=30)
+        with open(pidfile) as f:
+            pid = int(f.read())
+        self.addCleanup(self._kill, pid)
+        return sock, pid
+
+    @staticmethod
+    def _kill(pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def event(self):
+        return self.events.get(timeout=10)
+
+    def test_commands_events_and_a_lost_connection(self):
+        sock, pid = self.start_qemu()
+        self.monitor.connect("u1", sock)
+        self.assertTrue(self.monitor.connected("u1"))
+        self.assertEqual("running", self.monitor.execute("u1", "query-status")["status"])
+        self.monitor.execute("u1", "stop")
+        self.assertEqual(("u1", "STOP"), self.event())
+        self.monitor.execute("u1", "cont")
+        self.assertEqual(("u1", "RESUME"), self.event())
+        self.assertRaises(monitor.MonitorError, self.monitor.execute, "u1", "no-such-cmd")
+        os.kill(pid, signal.SIGKILL)
+        self.assertEqual(("u1", "DISCONNECTED"), self.event())
+        self.assertFalse(self.monitor.connected("u1"))
+        self.assertRaises(monitor.MonitorError, self.monitor.execute, "u1", "query-status")
+
+    def test_a_file_descriptor_passed_to_qemu(self):
+        sock, _pid = self.start_qemu()
+        self.monitor.connect("u1", sock)
+        with tempfile.TemporaryFile(dir=self.dir) as f:
+            self.monitor.execute_with_fd("u1", f.fileno(), "state", "migrate",
+                                         {"uri": "fd:state"})
+            for _ in range(200):
+                status = self.monitor.execute("u1", "query-migrate")["status"]
+                if status == "completed":
+                    break
+                __import__("time").sleep(0.05)
+            self.assertEqual("completed", status)
+            self.assertGreater(os.fstat(f.fileno()).st_size, 0)
+
+    def test_no_socket(self):
+        self.assertRaises(monitor.MonitorError, self.monitor.connect, "u2",
+                          os.path.join(self.dir, "missing.sock"))
+        self.assertRaises(monitor.MonitorError, self.monitor.execute, "u2", "query-status")

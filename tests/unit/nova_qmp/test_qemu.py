@@ -1,0 +1,109 @@
+import os
+import subprocess
+import sys
+import time
+
+from nova import exception
+from nova import objects
+from oslo_utils import uuidutils
+
+from nova_common import instance_dir
+from nova_qmp import opts
+from nova_qmp import qemu
+from tests.unit.nova_common import base
+
+objects.register_all()
+opts.register(base.CONF)
+
+
+def instance(**kw):
+    kw.setdefault("uuid", uuidutils.generate_uuid())
+    return objects.Instance(id=1, image_ref="img",
+                            flavor=objects.Flavor(vcpus=2, memory_mb=256), **kw)
+
+
+def image(**props):
+    return objects.ImageMeta.from_dict({"disk_format": "qcow2", "properties": props})
+
+
+class TestCommandLine(base.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.inst = instance()
+        self.idir = instance_dir.InstanceDir(self.inst.uuid)
+
+    def argv(self, **kw):
+        return qemu.command_line(base.CONF, self.inst, self.idir, "q35", **kw)
+
+    def test_sandboxed_private_sockets_and_flavor(self):
+        argv = self.argv()
+        self.assertEqual(["-sandbox", qemu.SANDBOX], argv[argv.index("-sandbox"):][:2])
+        self.assertIn("unix:%s,server=on,wait=off" % self.idir.file(qemu.QMP_SOCKET), argv)
+        self.assertIn("unix:%s" % self.idir.file(qemu.VNC_SOCKET), argv)
+        self.assertEqual("2", argv[argv.index("-smp") + 1])
+        self.assertEqual("256", argv[argv.index("-m") + 1])
+        self.assertIn("kvm", argv)
+        self.flags(sandbox=False, accelerator="tcg", extra_args=["-device", "x"],
+                   group="qmp")
+        argv = self.argv()
+        self.assertNotIn("-sandbox", argv)
+        self.assertIn("tcg,thread=multi", argv)
+        self.assertEqual(["-device", "x"], argv[-2:])
+
+    def test_consoles_for_the_proxies(self):
+        argv = self.argv(serial_ports=range(10000, 10010), vnc_tcp=True)
+        serial = argv[argv.index("-chardev") + 1]
+        self.assertIn("host=127.0.0.1,port=10000,to=10009,server=on", serial)
+        self.assertIn("logfile=%s" % self.idir.file(qemu.CONSOLE_LOG), serial)
+        self.assertEqual("127.0.0.1:0,to=59635", argv[argv.index("-vnc") + 1])
+        self.assertEqual({"vnc_port": 5901, "serial_port": 10003}, qemu.listening_ports(
+            {"enabled": True, "family": "ipv4", "service": "5901"},
+            [{"label": "console",
+              "filename": "disconnected:tcp:127.0.0.1:10003,server=on"}]))
+        self.assertEqual({"vnc_port": None, "serial_port": None}, qemu.listening_ports(
+            {"enabled": True, "family": "unix", "service": "/x"},
+            [{"label": "console", "filename": "null"}]))
+
+    def test_socket_paths_must_fit(self):
+        self.flags(instances_path="/tmp/" + "x" * 80)
+        self.idir = instance_dir.InstanceDir(self.inst.uuid)
+        self.assertRaises(exception.InstanceDeployFailure, self.argv)
+
+    def test_machine_types_and_firmware_from_images(self):
+        self.assertEqual("q35", qemu.machine_type(base.CONF, self.inst, image()))
+        self.assertEqual("pc-i440fx-7.2", qemu.machine_type(
+            base.CONF, self.inst, image(hw_machine_type="pc-i440fx-7.2")))
+        for bad in (image(hw_firmware_type="uefi"), image(hw_machine_type="pc;reboot"),
+                    image(hw_machine_type="-pc")):
+            self.assertRaises(exception.ImageUnacceptable, qemu.machine_type, base.CONF,
+                              self.inst, bad)
+
+
+class TestProcesses(base.TestCase):
+    def test_alive_only_for_the_instance_s_own_live_process(self):
+        uuid = uuidutils.generate_uuid()
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", uuid])
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        for _ in range(100):          # until the child has exec'd sleep
+            if qemu.alive(proc.pid, uuid):
+                break
+            time.sleep(0.02)
+        self.assertTrue(qemu.alive(proc.pid, uuid))
+        self.assertFalse(qemu.alive(proc.pid, uuidutils.generate_uuid()))
+        self.assertFalse(qemu.alive(None, uuid))
+        qemu.kill(proc.pid, uuid, timeout=5)
+        self.assertFalse(qemu.alive(proc.pid, uuid))    # a zombie counts as gone
+
+    def test_pidfile(self):
+        idir = instance_dir.InstanceDir(uuidutils.generate_uuid()).create()
+        self.assertIsNone(qemu.read_pid(idir))
+        with open(idir.file(qemu.PIDFILE), "w") as f:
+            f.write("1234\n")
+        self.assertEqual(1234, qemu.read_pid(idir))
+
+    def test_missing_binary(self):
+        self.flags(qemu_binary="/nonexistent/qemu", group="qmp")
+        self.assertRaises(exception.InternalError, qemu.check_binary, base.CONF)
+        self.assertEqual("x86_64", qemu.arch_of("/usr/bin/qemu-system-x86_64"))
+        self.assertTrue(os.access("/usr/bin/qemu-system-x86_64", os.X_OK))
