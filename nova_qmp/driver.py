@@ -12,10 +12,10 @@ import time
 from nova import exception
 from nova.compute import power_state
 from nova.compute import task_states
-from nova.console import type as ctype
-from nova.image import glance
 import nova.conf
+from nova.console import type as ctype
 from nova.i18n import _
+from nova.image import glance
 from nova.virt import configdrive
 from nova.virt import driver
 from nova.virt import event as virtevent

@@ -6,110 +6,19 @@ Runs in nova's eventlet mode by default and in native-threads mode with
 OS_NOVA_DISABLE_EVENTLET_PATCHING=1 (tox runs both).
 """
 # nova's functional package applies (or poisons) eventlet patching: import it first
-from nova.tests import functional as _nova_functional  # noqa: F401,I001  isort:skip
+from tests.functional.nova_qmp import base  # noqa: I001  isort:skip
 import os
-import shutil
 import signal
 import socket
-import sys
-import tempfile
-import time
 
-import fixtures
 from nova import context as nova_context
 from nova import objects
-from nova.tests import fixtures as nova_fixtures
-from nova.tests.functional import integrated_helpers
 
 from nova_common import instance_dir
-from nova_qmp import driver  # noqa: F401 - registers [qmp] before self.flags()
 from nova_qmp import qemu
-from tests.common import guest_images
 
 
-class QemuReaper(fixtures.Fixture):
-    """Stops, by their pidfiles, any QEMU a test left running (also after failures)."""
-
-    def __init__(self, root):
-        super().__init__()
-        self.root = root
-
-    def _setUp(self):
-        self.addCleanup(self._reap)
-
-    def _reap(self):
-        for uuid in instance_dir.list_uuids(self.root):
-            idir = instance_dir.InstanceDir(uuid, root=self.root)
-            pid = qemu.read_pid(idir)
-            if qemu.alive(pid, uuid):
-                os.kill(pid, signal.SIGKILL)
-
-
-class TestServerLifecycle(integrated_helpers._IntegratedTestBase):
-    ADMIN_API = True
-    CAST_AS_CALL = False
-    microversion = "latest"
-
-    def _setup_compute_service(self):
-        # short: UNIX socket paths (QMP, VNC) must stay under 108 bytes
-        self.instances = tempfile.mkdtemp(prefix="q", dir="/tmp")
-        self.addCleanup(shutil.rmtree, self.instances, True)
-        self.flags(compute_driver="qmp.QMPDriver", instances_path=self.instances,
-                   shutdown_timeout=5, reboot_timeout=5, force_config_drive=False)
-        self.flags(accelerator="tcg", machine_type="pc", group="qmp")
-        # a serial console port range of this test process's own
-        low = 20000 + (os.getpid() % 2000) * 10
-        self.flags(enabled=True, port_range="%d:%d" % (low, low + 9), group="serial_console")
-        self.flags(api_paste_config=os.path.join(sys.prefix, "etc", "nova", "api-paste.ini"),
-                   group="wsgi")
-        self.useFixture(nova_fixtures.PrivsepFixture())
-        self.useFixture(QemuReaper(self.instances))
-        self.guest = guest_images.tiny_guest()
-        self.images = {}
-        for fmt, path in (("qcow2", self.guest.disk_qcow2), ("raw", self.guest.disk_raw)):
-            with open(path, "rb") as f:
-                self.images[fmt] = self.glance.create(
-                    nova_context.get_admin_context(),
-                    {"name": "tiny-" + fmt, "disk_format": fmt, "container_format": "bare",
-                     "visibility": "public", "status": "active"}, data=f)["id"]
-
-        # nova's Glance fixture drops uploaded data: keep it, so snapshots can be booted
-        fixture = self.glance
-
-        def update(_api, context, image_id, metadata, data=None, purge_props=False):
-            if data is not None:
-                fixture._imagedata[image_id] = data.read()
-            return fixture.update(context, image_id, metadata, purge_props=purge_props)
-
-        self.stub_out("nova.image.glance.API.update", update)
-        return self._start_compute("compute")
-
-    def boot(self, fmt="qcow2", image=None, state="ACTIVE", config_drive=False):
-        server = self._build_server(image_uuid=image or self.images[fmt], networks="none")
-        server["config_drive"] = config_drive
-        server = self.api.post_server({"server": server})
-        return self._wait_for_state_change(server, state)
-
-    def assert_nothing_left(self, server):
-        self.assertFalse(os.path.exists(os.path.join(self.instances, server["id"])))
-
-    def console(self, server):
-        return self.api.post_server_action(server["id"], {"os-getConsoleOutput": {}}
-                                           )["output"]
-
-    def wait_console(self, server, text, timeout=120, since=0):
-        deadline = time.monotonic() + timeout
-        while True:
-            out = self.console(server)
-            if text in out[since:]:
-                return out
-            if time.monotonic() > deadline:
-                self.fail("%r not in the console of %s:\n%s" % (text, server["id"], out))
-            time.sleep(0.5)
-
-    def qemu_pid(self, server):
-        return qemu.read_pid(instance_dir.InstanceDir(server["id"], root=self.instances))
-
+class TestServerLifecycle(base.QMPServerTestBase):
     def test_boot_qcow2_reach_userspace_stop_start_reboot_pause_delete(self):
         server = self.boot("qcow2")
         self.wait_console(server, self.guest.marker("ready"))
@@ -140,41 +49,20 @@ class TestServerLifecycle(integrated_helpers._IntegratedTestBase):
         self.assertEqual([], instance_dir.list_uuids(self.instances))
         self.assertFalse(os.path.exists(os.path.join(self.instances, server["id"])))
 
-    def test_boot_raw_and_a_killed_qemu_shows_shutoff(self):
+    def test_boot_raw_rebuild_and_a_killed_qemu_shows_shutoff(self):
         server = self.boot("raw")
+        self.wait_console(server, self.guest.marker("ready"))
+        # nova's default rebuild (destroy + spawn) on the other image
+        old_pid = self.qemu_pid(server)
+        server = self._rebuild_server(server, self.images["qcow2"])
+        self.assertEqual(self.images["qcow2"], server["image"]["id"])
+        self.assertFalse(qemu.alive(old_pid, server["id"]))
         self.wait_console(server, self.guest.marker("ready"))
         os.kill(self.qemu_pid(server), signal.SIGKILL)
         # the lost QMP connection is a lifecycle event: no periodic task needed
         self._wait_for_state_change(server, "SHUTOFF")
         self._delete_server(server)
         self.assertFalse(os.path.exists(os.path.join(self.instances, server["id"])))
-
-    def remote_console(self, server, protocol, kind):
-        """The console URL nova's API hands out (its proxy's, with a token)."""
-        return self.api.api_post("/servers/%s/remote-consoles" % server["id"], {
-            "remote_console": {"protocol": protocol, "type": kind}}
-        ).body["remote_console"]["url"]
-
-    def serial(self, server):
-        """A raw TCP connection to the serial console endpoint the driver gives nova's
-        serial proxy (after asking for the console through the API, as a user would)."""
-        self.assertIn("token=", self.remote_console(server, "serial", "serial"))
-        ctx = nova_context.get_admin_context()
-        instance = objects.Instance.get_by_uuid(ctx, server["id"])
-        endpoint = self.compute.manager.driver.get_serial_console(ctx, instance)
-        conn = socket.create_connection((endpoint.host, endpoint.port), timeout=30)
-        self.addCleanup(conn.close)
-        return conn
-
-    def shell(self, conn, command, expect, timeout=60):
-        """Run ``command`` in the guest's console shell; the output up to ``expect``."""
-        conn.sendall(command.encode() + b"\n")
-        out, deadline = b"", time.monotonic() + timeout
-        while expect.encode() not in out:
-            if time.monotonic() > deadline:
-                self.fail("%r not seen after %r; got %r" % (expect, command, out))
-            out += conn.recv(4096)
-        return out
 
     def test_consoles_and_suspend_resume_where_it_was(self):
         server = self.boot("qcow2")
@@ -222,16 +110,6 @@ class TestServerLifecycle(integrated_helpers._IntegratedTestBase):
         for s in (server, copy):
             self._delete_server(s)
             self.assert_nothing_left(s)
-
-    def _wait_for_image(self, name, timeout=120):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for image in self.glance.images.values():
-                if image["name"] == name and image["status"] == "active" \
-                        and image["id"] in self.glance._imagedata:
-                    return image
-            time.sleep(0.5)
-        self.fail("image %s was not uploaded" % name)
 
     def test_restarted_compute_manages_running_instances_again(self):
         server = self.boot("qcow2")

@@ -4,9 +4,9 @@ import os
 import signal
 import time
 
-from nova.compute import power_state
 from nova import exception
 from nova import objects
+from nova.compute import power_state
 from oslo_utils import uuidutils
 
 from nova_common import instance_dir
