@@ -20,6 +20,7 @@ from nova.virt import configdrive
 from nova.virt import driver
 from nova.virt import event as virtevent
 from nova.virt import hardware
+from oslo_concurrency import lockutils
 from oslo_concurrency import processutils
 from oslo_log import log as logging
 from oslo_utils import versionutils
@@ -29,6 +30,7 @@ from nova_common import host
 from nova_common import instance_dir
 from nova_common import lifecycle
 from nova_common import ports
+from nova_common import volumes
 from nova_qmp import monitor
 from nova_qmp import opts
 from nova_qmp import qemu
@@ -68,6 +70,8 @@ class QMPDriver(driver.ComputeDriver):
         supports_image_type_vhdx=False,
         supports_image_type_vmdk=False,
         supports_image_type_ploop=False,
+        supports_extend_volume=True,
+        supports_multiattach=False,
     )
 
     def __init__(self, virtapi, read_only=False):
@@ -238,7 +242,8 @@ class QMPDriver(driver.ComputeDriver):
             os.unlink(idir.file(qemu.QMP_SOCKET))
         state = idir.file(qemu.STATE_FILE)
         saved = os.path.exists(state)
-        qemu.start(CONF, instance, meta["argv"] + (["-incoming", "defer"] if saved else []))
+        argv = meta["argv"] + qemu.volume_args(meta.get("volumes", {}))
+        qemu.start(CONF, instance, argv + (["-incoming", "defer"] if saved else []))
         self._quiet.discard(instance.uuid)
         try:
             self._connect(instance, idir)
@@ -398,6 +403,98 @@ class QMPDriver(driver.ComputeDriver):
 
     def unpause(self, instance):
         self._qmp(instance, "cont")
+
+    # -- volumes ----------------------------------------------------------------------------
+    def get_volume_connector(self, instance):
+        return volumes.connector_properties()
+
+    def attach_volume(self, context, connection_info, instance, mountpoint, disk_bus=None,
+                      device_type=None, encryption=None):
+        """Connect the volume on this host (os-brick) and hot-plug it as a virtio disk;
+        recorded in the instance's metadata so every later start has it too."""
+        volume_id = connection_info["data"].get("volume_id") or connection_info["serial"]
+        if encryption:
+            raise exception.VolumeEncryptionNotSupported(
+                volume_type=connection_info.get("driver_volume_type"), volume_id=volume_id)
+        if device_type not in (None, "disk") or disk_bus not in (None, "virtio"):
+            raise exception.VolumeAttachFailed(
+                volume_id=volume_id, reason=_("only virtio disks are supported"))
+        idir = self._idir(instance)
+        path, device_info = volumes.connect(connection_info)
+        try:
+            with lockutils.lock("nova-qmp-" + instance.uuid):
+                meta = idir.read_meta()
+                attached = meta.setdefault("volumes", {})
+                used = {v.get("port") for v in attached.values()}
+                free = [p for p in qemu.hotplug_ports(self._machine(meta)) if p not in used]
+                if qemu.hotplug_ports(self._machine(meta)) and not free:
+                    raise exception.TooManyDiskDevices(maximum=qemu.HOTPLUG_PORTS)
+                vol = {"path": path, "block": volumes.is_block_device(path),
+                       "port": free[0] if free else None, "device_info": device_info}
+                if self._running(instance, idir):
+                    self._qmp(instance, "blockdev-add",
+                              **qemu.volume_blockdev(volume_id, path, vol["block"]))
+                    try:
+                        self._qmp(instance, "device_add",
+                                  **qemu.volume_device(volume_id, vol["port"]))
+                    except exception.InternalError:
+                        self._qmp(instance, "blockdev-del",
+                                  **{"node-name": qemu.volume_ids(volume_id)[0]})
+                        raise
+                attached[volume_id] = vol
+                idir.write_meta(meta)
+        except Exception:
+            volumes.disconnect(connection_info, device_info)
+            raise
+
+    def detach_volume(self, context, connection_info, instance, mountpoint,
+                      encryption=None):
+        volume_id = connection_info["data"].get("volume_id") or connection_info["serial"]
+        idir = self._idir(instance)
+        with lockutils.lock("nova-qmp-" + instance.uuid):
+            meta = idir.read_meta()
+            vol = meta.get("volumes", {}).get(volume_id)
+            if vol is None:
+                raise exception.DiskNotFound(location=volume_id)
+            if self._running(instance, idir):
+                self._unplug(instance, volume_id)
+            del meta["volumes"][volume_id]
+            idir.write_meta(meta)
+        volumes.disconnect(connection_info, vol.get("device_info"))
+
+    def _unplug(self, instance, volume_id):
+        """Ask the guest to release the disk (PCI hot-unplug), wait, drop the node."""
+        node, dev = qemu.volume_ids(volume_id)
+        self._qmp(instance, "device_del", id=dev)
+        deadline = time.monotonic() + CONF.qmp.qmp_timeout
+        while True:
+            try:
+                self._qmp(instance, "qom-get", path="/machine/peripheral/" + dev,
+                          property="type")
+            except exception.InternalError:
+                break                     # the device is gone
+            if time.monotonic() > deadline:
+                raise exception.DeviceDetachFailed(
+                    device=dev, reason=_("the guest did not release it within %ss")
+                    % CONF.qmp.qmp_timeout)
+            time.sleep(0.1)
+        self._qmp(instance, "blockdev-del", **{"node-name": node})
+
+    def extend_volume(self, context, connection_info, instance, requested_size):
+        volume_id = connection_info["data"].get("volume_id") or connection_info["serial"]
+        idir = self._idir(instance)
+        vol = (idir.read_meta() or {}).get("volumes", {}).get(volume_id)
+        if vol is None:
+            raise exception.DiskNotFound(location=volume_id)
+        size = volumes.extend(connection_info, vol["path"]) or requested_size
+        if self._running(instance, idir):
+            # a file grows to the size; a block device must already have it
+            self._qmp(instance, "block_resize", **{"node-name": qemu.volume_ids(volume_id)[0],
+                                                    "size": int(size)})
+
+    def _machine(self, meta):
+        argv = meta["argv"]
+        return argv[argv.index("-machine") + 1]
 
     # -- snapshots --------------------------------------------------------------------------
     def snapshot(self, context, instance, image_id, update_task_state):

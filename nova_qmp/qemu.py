@@ -4,6 +4,7 @@ QEMU daemonizes itself (``-daemonize``: it returns once the QMP socket listens) 
 writes a pidfile; every file it uses lives in the instance directory. A QEMU that exits
 is reparented to PID 1, which may reap it late: a zombie counts as gone.
 """
+import json
 import os
 import re
 import signal
@@ -21,6 +22,7 @@ CONFIG_DRIVE = "disk.config"
 VNC_SOCKET = "vnc.sock"
 STATE_FILE = "suspended.state"     # guest state while suspended (QEMU migration stream)
 VNC_BASE_PORT = 5900
+HOTPLUG_PORTS = 8              # PCIe root ports for hot-plugged volumes (q35 machines)
 PRIVATE_FILES = (QMP_SOCKET, VNC_SOCKET, CONSOLE_LOG, PIDFILE)
 MACHINE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 # seccomp filter; with -daemonize (QEMU 7.2) spawn=deny kills QEMU at its fork (SIGSYS) and
@@ -118,6 +120,9 @@ def command_line(conf, instance, idir, machine, config_drive=False, serial_ports
         "-device", "virtio-rng-pci",
         "-nic", "none",
     ]
+    for port in hotplug_ports(machine):
+        argv += ["-device", "pcie-root-port,id=%s,chassis=%d,bus=pcie.0"
+                 % (port, 16 + int(port[2:]))]
     if config_drive:
         argv += ["-drive", "file=%s,if=none,id=config,format=raw,readonly=on"
                  % idir.file(CONFIG_DRIVE),
@@ -131,6 +136,45 @@ def check_binary(conf):
     if not os.access(conf.qmp.qemu_binary, os.X_OK):
         raise exception.InternalError(_("QEMU binary %s is missing or not executable")
                                       % conf.qmp.qemu_binary)
+
+
+def hotplug_ports(machine):
+    """PCIe root ports to hot-plug devices into: q35 has no hot-plug on its root bus; the
+    i440fx ('pc') machines hot-plug into the root bus itself (an empty list)."""
+    return ["hp%d" % i for i in range(HOTPLUG_PORTS)] if "q35" in machine else []
+
+
+def volume_ids(volume_id):
+    """(block node name, device id) of a volume in QEMU (node names: 31 characters)."""
+    return "v" + volume_id.replace("-", "")[:24], "vol-" + volume_id
+
+
+def volume_blockdev(volume_id, path, block_device):
+    node, _dev = volume_ids(volume_id)
+    return {"driver": "raw", "node-name": node, "discard": "unmap",
+            "file": {"driver": "host_device" if block_device else "file",
+                     "filename": path, "node-name": node + "f"}}
+
+
+def volume_device(volume_id, port=None):
+    node, dev = volume_ids(volume_id)
+    device = {"driver": "virtio-blk-pci", "drive": node, "id": dev,
+              "serial": volume_id[:20]}
+    if port:
+        device["bus"] = port
+    return device
+
+
+def volume_args(volumes):
+    """Command-line arguments for the volumes recorded in an instance's metadata."""
+    argv = []
+    for volume_id, vol in sorted(volumes.items()):
+        argv += ["-blockdev", json.dumps(volume_blockdev(volume_id, vol["path"],
+                                                         vol["block"]))]
+        device = volume_device(volume_id, vol.get("port"))
+        argv += ["-device", ",".join(["virtio-blk-pci"] + [
+            "%s=%s" % (k, v) for k, v in device.items() if k != "driver"])]
+    return argv
 
 
 def start(conf, instance, argv):

@@ -17,6 +17,7 @@ from nova import context as nova_context
 from nova import objects
 from nova.tests import fixtures as nova_fixtures
 from nova.tests.functional import integrated_helpers
+from os_brick import privileged as os_brick_privileged
 
 from nova_common import instance_dir
 from nova_qmp import driver  # noqa: F401 - registers [qmp] before self.flags()
@@ -53,13 +54,22 @@ class QMPServerTestBase(integrated_helpers._IntegratedTestBase):
         self.addCleanup(shutil.rmtree, self.instances, True)
         self.flags(compute_driver="qmp.QMPDriver", instances_path=self.instances,
                    shutdown_timeout=5, reboot_timeout=5, force_config_drive=False)
-        self.flags(accelerator="tcg", machine_type="pc", group="qmp")
+        self.flags(accelerator="tcg", group="qmp")      # q35, the default machine
         # a serial console port range of this test process's own
         low = 20000 + (os.getpid() % 2000) * 10
         self.flags(enabled=True, port_range="%d:%d" % (low, low + 9), group="serial_console")
         self.flags(api_paste_config=os.path.join(sys.prefix, "etc", "nova", "api-paste.ini"),
                    group="wsgi")
         self.useFixture(nova_fixtures.PrivsepFixture())
+        # os-brick's privileged calls in this (root) process too, as nova's are
+        os_brick_privileged.default.set_client_mode(False)
+        self.addCleanup(os_brick_privileged.default.set_client_mode, True)
+        # nova's harness forbids the host discovery behind os-brick's connector
+        # properties (/sys, network interfaces); what cinder would be told is fixed here
+        self.useFixture(fixtures.MockPatch(
+            "os_brick.initiator.connector.get_connector_properties",
+            return_value={"host": "compute", "ip": "127.0.0.1", "multipath": False,
+                          "platform": "x86_64", "os_type": "linux"}))
         self.useFixture(QemuReaper(self.instances))
         self.guest = guest_images.tiny_guest()
         self.images = {}

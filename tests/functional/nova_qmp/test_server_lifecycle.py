@@ -148,3 +148,40 @@ class TestServerLifecycle(base.QMPServerTestBase):
                       self.stdlog.logger.output)
         self.assert_nothing_left(server)
         self.assertEqual([], instance_dir.list_uuids(self.instances))
+
+    def test_volume_attach_write_extend_detach(self):
+        """A file given as a ``local`` connection (os-brick's local connector), hot-plugged
+        into a q35 guest: the guest sees it, writes to it, sees it grow, releases it."""
+        volume_id = "6b0d5c8e-3f21-4a8e-9a57-2c4d8e1f0a11"
+        path = os.path.join(self.instances, "volume.img")
+        with open(path, "wb") as f:
+            f.truncate(64 * 1024 ** 2)
+        self.cinder.VOLUME_CONNECTION_INFO = dict(self.cinder.VOLUME_CONNECTION_INFO, **{
+            volume_id: {"driver_volume_type": "local", "data": {"device_path": path}}})
+        server = self.boot("qcow2")
+        self.wait_console(server, self.guest.marker("ready"))
+        conn = self.serial(server)
+        before = len(self.console(server))
+        self.api.post_server_volume(server["id"], {"volumeAttachment": {
+            "volumeId": volume_id}})
+        self.wait_console(server, "ADDED DISK vdb sectors=131072", since=before)
+        self.shell(conn, "echo written-$((6*7)) > /dev/vdb; sync; echo done-$((1+1))",
+                   "done-2")
+        with open(path, "rb") as f:
+            self.assertEqual(b"written-42\n", f.read(11))
+
+        # cinder extended it (the fixture reports 1 GiB): nova tells the driver
+        before = len(self.console(server))
+        self.api.create_server_external_events([{
+            "name": "volume-extended", "server_uuid": server["id"], "tag": volume_id}])
+        self.wait_console(server, "ADDED DISK vdb sectors=2097152", since=before)
+        self.assertEqual(1024 ** 3, os.path.getsize(path))
+
+        before = len(self.console(server))
+        self.api.delete_server_volume(server["id"], volume_id)
+        self.wait_console(server, "REMOVED DISK vdb", since=before)
+        self._wait_for_volume_detach(server["id"], volume_id)
+        meta = instance_dir.InstanceDir(server["id"], root=self.instances).read_meta()
+        self.assertEqual({}, meta["volumes"])
+        self._delete_server(server)
+        self.assert_nothing_left(server)
