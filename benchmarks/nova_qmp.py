@@ -216,8 +216,10 @@ def child_floor(work, n):
     from qemu.qmp.legacy import QEMUMonitorProtocol
 
     from nova_common import instance_dir
+    from nova_qmp import opts
     from nova_qmp import qemu
     conf = setup_nova(work, "qmp.QMPDriver")
+    opts.register(conf)
     conf.set_override("accelerator", "tcg", group="qmp")
     out = {"floor": [], "ready": []}
     base = os.path.join(work, "base.raw")
@@ -234,11 +236,10 @@ def child_floor(work, n):
         subprocess.run(argv, check=True, capture_output=True)
         qmp = QEMUMonitorProtocol(idir.file(qemu.QMP_SOCKET))
         qmp.connect()
-        status = qmp.cmd("query-status")["return"]["status"]
+        status = qmp.cmd("query-status")["status"]
         out["floor"].append(time.monotonic() - t0)
         assert status == "running", status
         out["ready"].append(wait_ready(idir.file(qemu.CONSOLE_LOG), t0))
-        qmp.cmd("quit")
         qmp.close()
         qemu.kill(qemu.read_pid(idir), uuid, 10)
         idir.remove()

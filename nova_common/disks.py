@@ -50,12 +50,12 @@ def fetch_base(context, instance):
 def create_root_disk(context, instance, path):
     """A qcow2 overlay at ``path`` on the cached base, of the flavor's root size."""
     base = fetch_base(context, instance)
-    processutils.execute("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
-                         "-b", base, path)
-    os.chmod(path, 0o600)
+    argv = ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, path]
     root_gb = instance.flavor.root_gb
     if root_gb and root_gb * GiB > os.path.getsize(base):
-        processutils.execute("qemu-img", "resize", "-q", path, str(root_gb * GiB))
+        argv.append(str(root_gb * GiB))          # else the base image's size
+    processutils.execute(*argv)
+    os.chmod(path, 0o600)
     return path
 
 

@@ -99,12 +99,14 @@ class TestDriver(base.TestCase):
         caps = self.drv.capabilities
         self.assertTrue(caps["supports_image_type_qcow2"] and caps["supports_image_type_raw"])
         self.assertFalse(caps["supports_image_type_vmdk"] or caps["supports_attach_interface"])
+        self.assertTrue(caps["supports_extend_volume"])
+        self.assertFalse(caps["supports_multiattach"])
         for call in (lambda: self.drv.rescue(None, self.inst, None, None, None, None, None),
                      lambda: self.drv.migrate_disk_and_power_off(
                          None, self.inst, "h", None, None),
                      lambda: self.drv.check_can_live_migrate_destination(
                          None, self.inst, None, None),
-                     lambda: self.drv.attach_volume(None, {}, self.inst, "/dev/vdb")):
+                     lambda: self.drv.attach_interface(None, self.inst, None, None)):
             self.assertRaises(NotImplementedError, call)
 
     def test_nova_compute_does_not_start_without_its_qemu(self):

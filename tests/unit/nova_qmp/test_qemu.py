@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -63,6 +64,22 @@ class TestCommandLine(base.TestCase):
         self.assertEqual({"vnc_port": None, "serial_port": None}, qemu.listening_ports(
             {"enabled": True, "family": "unix", "service": "/x"},
             [{"label": "console", "filename": "null"}]))
+
+    def test_volumes_on_the_command_line_and_hotplug_ports(self):
+        ports = [a for a in self.argv() if a.startswith("pcie-root-port,")]
+        self.assertEqual(qemu.HOTPLUG_PORTS, len(ports))
+        self.assertEqual("pcie-root-port,id=hp0,chassis=16,bus=pcie.0", ports[0])
+        self.assertEqual([], qemu.hotplug_ports("pc-i440fx-7.2"))
+        vol = "6b0d5c8e-3f21-4a8e-9a57-2c4d8e1f0a11"
+        node, dev = qemu.volume_ids(vol)
+        self.assertLessEqual(len(node + "f"), 31)        # QEMU's limit on node names
+        argv = qemu.volume_args({vol: {"path": "/dev/sdx", "block": True, "port": "hp3"}})
+        self.assertEqual("-blockdev", argv[0])
+        self.assertEqual({"driver": "raw", "node-name": node, "discard": "unmap",
+                          "file": {"driver": "host_device", "filename": "/dev/sdx",
+                                   "node-name": node + "f"}}, json.loads(argv[1]))
+        self.assertEqual(["-device", "virtio-blk-pci,drive=%s,id=%s,serial=%s,bus=hp3"
+                          % (node, dev, vol[:20])], argv[2:])
 
     def test_socket_paths_must_fit(self):
         self.flags(instances_path="/tmp/" + "x" * 80)
