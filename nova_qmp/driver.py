@@ -30,6 +30,7 @@ from nova_common import host
 from nova_common import instance_dir
 from nova_common import lifecycle
 from nova_common import ports
+from nova_common import vifs
 from nova_common import volumes
 from nova_qmp import monitor
 from nova_qmp import opts
@@ -71,6 +72,7 @@ class QMPDriver(driver.ComputeDriver):
         supports_image_type_vmdk=False,
         supports_image_type_ploop=False,
         supports_extend_volume=True,
+        supports_attach_interface=True,
         supports_multiattach=False,
     )
 
@@ -205,10 +207,8 @@ class QMPDriver(driver.ComputeDriver):
         disks.check_image(instance, image_meta)
         machine = qemu.machine_type(CONF, instance, image_meta)
         qemu.check_binary(CONF)
-        if network_info:
-            raise exception.InstanceDeployFailure(
-                reason=_("the QMP driver does not plug network interfaces yet; boot with "
-                         "networks 'none'"), instance_id=instance.uuid)
+        for vif in network_info or []:
+            vifs.check(vif)
         if driver.block_device_info_get_mapping(block_device_info):
             raise exception.InstanceDeployFailure(
                 reason=_("the QMP driver does not attach volumes yet"),
@@ -225,13 +225,17 @@ class QMPDriver(driver.ComputeDriver):
                 serial_ports=(ports.parse_range(CONF.serial_console.port_range)
                               if CONF.serial_console.enabled else None),
                 vnc_tcp=CONF.vnc.enabled)
-            idir.write_meta({"name": instance.name, "argv": argv,
-                             "vcpus": instance.flavor.vcpus,
-                             "memory_mb": instance.flavor.memory_mb})
+            meta = {"name": instance.name, "argv": argv, "vcpus": instance.flavor.vcpus,
+                    "memory_mb": instance.flavor.memory_mb, "vifs": {}}
+            idir.write_meta(meta)
+            for vif in network_info or []:
+                self._plug(instance, meta, vif)
+            idir.write_meta(meta)
             if power_on:
                 self._start(instance, idir)
         except Exception:
             self._stop(instance, idir)
+            self.unplug_vifs(instance, network_info)
             idir.remove()
             raise
 
@@ -242,7 +246,8 @@ class QMPDriver(driver.ComputeDriver):
             os.unlink(idir.file(qemu.QMP_SOCKET))
         state = idir.file(qemu.STATE_FILE)
         saved = os.path.exists(state)
-        argv = meta["argv"] + qemu.volume_args(meta.get("volumes", {}))
+        argv = (meta["argv"] + qemu.vif_args(meta.get("vifs", {}))
+                + qemu.volume_args(meta.get("volumes", {})))
         qemu.start(CONF, instance, argv + (["-incoming", "defer"] if saved else []))
         self._quiet.discard(instance.uuid)
         try:
@@ -308,8 +313,9 @@ class QMPDriver(driver.ComputeDriver):
         idir = instance_dir.InstanceDir(instance.uuid)
         if idir.exists():
             self._stop(instance, idir)
-            if destroy_disks:
-                idir.remove()
+        self.unplug_vifs(instance, network_info)
+        if destroy_disks:
+            idir.remove()
 
     def cleanup(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,
@@ -425,12 +431,8 @@ class QMPDriver(driver.ComputeDriver):
             with lockutils.lock("nova-qmp-" + instance.uuid):
                 meta = idir.read_meta()
                 attached = meta.setdefault("volumes", {})
-                used = {v.get("port") for v in attached.values()}
-                free = [p for p in qemu.hotplug_ports(self._machine(meta)) if p not in used]
-                if qemu.hotplug_ports(self._machine(meta)) and not free:
-                    raise exception.TooManyDiskDevices(maximum=qemu.HOTPLUG_PORTS)
                 vol = {"path": path, "block": volumes.is_block_device(path),
-                       "port": free[0] if free else None, "device_info": device_info}
+                       "port": self._free_port(meta), "device_info": device_info}
                 if self._running(instance, idir):
                     self._qmp(instance, "blockdev-add",
                               **qemu.volume_blockdev(volume_id, path, vol["block"]))
@@ -465,6 +467,11 @@ class QMPDriver(driver.ComputeDriver):
     def _unplug(self, instance, volume_id):
         """Ask the guest to release the disk (PCI hot-unplug), wait, drop the node."""
         node, dev = qemu.volume_ids(volume_id)
+        self._device_del(instance, dev)
+        self._qmp(instance, "blockdev-del", **{"node-name": node})
+
+    def _device_del(self, instance, dev):
+        """Hot-unplug a device and wait until the guest has released it."""
         self._qmp(instance, "device_del", id=dev)
         deadline = time.monotonic() + CONF.qmp.qmp_timeout
         while True:
@@ -478,7 +485,6 @@ class QMPDriver(driver.ComputeDriver):
                     device=dev, reason=_("the guest did not release it within %ss")
                     % CONF.qmp.qmp_timeout)
             time.sleep(0.1)
-        self._qmp(instance, "blockdev-del", **{"node-name": node})
 
     def extend_volume(self, context, connection_info, instance, requested_size):
         volume_id = connection_info["data"].get("volume_id") or connection_info["serial"]
@@ -492,9 +498,71 @@ class QMPDriver(driver.ComputeDriver):
             self._qmp(instance, "block_resize", **{"node-name": qemu.volume_ids(volume_id)[0],
                                                     "size": int(size)})
 
-    def _machine(self, meta):
+    def _free_port(self, meta):
+        """A hot-plug port no volume or interface uses (None: the machine's root bus)."""
         argv = meta["argv"]
-        return argv[argv.index("-machine") + 1]
+        ports = qemu.hotplug_ports(argv[argv.index("-machine") + 1])
+        if not ports:
+            return None
+        used = {d.get("port") for kind in ("volumes", "vifs")
+                for d in meta.get(kind, {}).values()}
+        free = [p for p in ports if p not in used]
+        if not free:
+            raise exception.TooManyDiskDevices(maximum=qemu.HOTPLUG_PORTS)
+        return free[0]
+
+    # -- network interfaces -----------------------------------------------------------------
+    def _plug(self, instance, meta, vif):
+        """Plug ``vif``'s host side and record it (taken by the next QEMU start)."""
+        tap = vifs.plug(instance, vif)
+        meta.setdefault("vifs", {})[vif["id"]] = {
+            "tap": tap, "mac": vif["address"], "port": self._free_port(meta)}
+        return meta["vifs"][vif["id"]]
+
+    def plug_vifs(self, instance, network_info):
+        # after a host reboot the taps are gone: make them again (idempotent)
+        for vif in network_info or []:
+            vifs.plug(instance, vif)
+
+    def unplug_vifs(self, instance, network_info):
+        for vif in network_info or []:
+            vifs.unplug(instance, vif)
+
+    def attach_interface(self, context, instance, image_meta, vif):
+        vifs.check(vif)
+        idir = self._idir(instance)
+        with lockutils.lock("nova-qmp-" + instance.uuid):
+            meta = idir.read_meta()
+            if vif["id"] in meta.get("vifs", {}):
+                return
+            try:
+                rec = self._plug(instance, meta, vif)
+                if self._running(instance, idir):
+                    self._qmp(instance, "netdev_add", **qemu.vif_netdev(vif["id"], rec["tap"]))
+                    try:
+                        self._qmp(instance, "device_add",
+                                  **qemu.vif_device(vif["id"], rec["mac"], rec["port"]))
+                    except exception.InternalError:
+                        self._qmp(instance, "netdev_del", id=qemu.vif_ids(vif["id"])[0])
+                        raise
+            except Exception as e:
+                vifs.unplug(instance, vif)
+                raise exception.InterfaceAttachFailed(instance_uuid=instance.uuid) from e
+            idir.write_meta(meta)
+
+    def detach_interface(self, context, instance, vif):
+        idir = self._idir(instance)
+        with lockutils.lock("nova-qmp-" + instance.uuid):
+            meta = idir.read_meta()
+            if vif["id"] not in meta.get("vifs", {}):
+                raise exception.NotFound(_("interface %s is not attached") % vif["id"])
+            if self._running(instance, idir):
+                netdev, dev = qemu.vif_ids(vif["id"])
+                self._device_del(instance, dev)
+                self._qmp(instance, "netdev_del", id=netdev)
+            del meta["vifs"][vif["id"]]
+            idir.write_meta(meta)
+        vifs.unplug(instance, vif)
 
     # -- snapshots --------------------------------------------------------------------------
     def snapshot(self, context, instance, image_id, update_task_state):

@@ -118,7 +118,7 @@ def command_line(conf, instance, idir, machine, config_drive=False, serial_ports
         "-drive", "file=%s,if=none,id=root,format=qcow2,discard=unmap" % idir.file(ROOT_DISK),
         "-device", "virtio-blk-pci,drive=root,id=root-disk,bootindex=1",
         "-device", "virtio-rng-pci",
-        "-nic", "none",
+        "-nic", "none",       # interfaces: vif_args()
     ]
     for port in hotplug_ports(machine):
         argv += ["-device", "pcie-root-port,id=%s,chassis=%d,bus=pcie.0"
@@ -171,9 +171,42 @@ def volume_args(volumes):
     for volume_id, vol in sorted(volumes.items()):
         argv += ["-blockdev", json.dumps(volume_blockdev(volume_id, vol["path"],
                                                          vol["block"]))]
-        device = volume_device(volume_id, vol.get("port"))
-        argv += ["-device", ",".join(["virtio-blk-pci"] + [
-            "%s=%s" % (k, v) for k, v in device.items() if k != "driver"])]
+        argv += ["-device", _device_arg(volume_device(volume_id, vol.get("port")))]
+    return argv
+
+
+def vif_ids(vif_id):
+    """(netdev id, device id) of a network interface in QEMU."""
+    return "n" + vif_id.replace("-", "")[:24], "vif-" + vif_id
+
+
+def vif_netdev(vif_id, tap):
+    netdev, _dev = vif_ids(vif_id)
+    return {"type": "tap", "id": netdev, "ifname": tap, "script": "no",
+            "downscript": "no"}
+
+
+def vif_device(vif_id, mac, port=None):
+    netdev, dev = vif_ids(vif_id)
+    device = {"driver": "virtio-net-pci", "netdev": netdev, "id": dev, "mac": mac}
+    if port:
+        device["bus"] = port
+    return device
+
+
+def _device_arg(device):
+    return ",".join([device["driver"]] + ["%s=%s" % (k, v) for k, v in device.items()
+                                          if k != "driver"])
+
+
+def vif_args(vifs):
+    """Command-line arguments for the interfaces recorded in an instance's metadata."""
+    argv = []
+    for vif_id, vif in sorted(vifs.items()):
+        netdev = vif_netdev(vif_id, vif["tap"])
+        argv += ["-netdev", ",".join(["tap"] + ["%s=%s" % (k, v) for k, v in netdev.items()
+                                                if k != "type"])]
+        argv += ["-device", _device_arg(vif_device(vif_id, vif["mac"], vif.get("port")))]
     return argv
 
 

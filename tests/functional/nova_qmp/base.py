@@ -20,6 +20,7 @@ from nova.tests.functional import integrated_helpers
 from os_brick import privileged as os_brick_privileged
 
 from nova_common import instance_dir
+from nova_common import privsep as nova_common_privsep
 from nova_qmp import driver  # noqa: F401 - registers [qmp] before self.flags()
 from nova_qmp import qemu
 from tests.common import guest_images
@@ -62,8 +63,9 @@ class QMPServerTestBase(integrated_helpers._IntegratedTestBase):
                    group="wsgi")
         self.useFixture(nova_fixtures.PrivsepFixture())
         # os-brick's privileged calls in this (root) process too, as nova's are
-        os_brick_privileged.default.set_client_mode(False)
-        self.addCleanup(os_brick_privileged.default.set_client_mode, True)
+        for context in (os_brick_privileged.default, nova_common_privsep.net_admin):
+            context.set_client_mode(False)
+            self.addCleanup(context.set_client_mode, True)
         # nova's harness forbids the host discovery behind os-brick's connector
         # properties (/sys, network interfaces); what cinder would be told is fixed here
         self.useFixture(fixtures.MockPatch(
@@ -91,8 +93,9 @@ class QMPServerTestBase(integrated_helpers._IntegratedTestBase):
         self.stub_out("nova.image.glance.API.update", update)
         return self._start_compute("compute")
 
-    def boot(self, fmt="qcow2", image=None, state="ACTIVE", config_drive=False):
-        server = self._build_server(image_uuid=image or self.images[fmt], networks="none")
+    def boot(self, fmt="qcow2", image=None, state="ACTIVE", config_drive=False,
+             networks="none"):
+        server = self._build_server(image_uuid=image or self.images[fmt], networks=networks)
         server["config_drive"] = config_drive
         server = self.api.post_server({"server": server})
         return self._wait_for_state_change(server, state)

@@ -7,9 +7,12 @@ OS_NOVA_DISABLE_EVENTLET_PATCHING=1 (tox runs both).
 """
 # nova's functional package applies (or poisons) eventlet patching: import it first
 from tests.functional.nova_qmp import base  # noqa: I001  isort:skip
+import copy
 import os
 import signal
 import socket
+import subprocess
+import time
 
 from nova import context as nova_context
 from nova import objects
@@ -185,3 +188,59 @@ class TestServerLifecycle(base.QMPServerTestBase):
         self.assertEqual({}, meta["volumes"])
         self._delete_server(server)
         self.assert_nothing_left(server)
+
+    def test_interfaces_are_taps_a_backend_wires(self):
+        """Ports bound as ``tap`` VIFs: the driver makes the taps, the test plays the
+        network backend (a Linux bridge of its own with an address) and the guest reaches
+        it; a second port is hot-plugged and removed; nothing stays behind."""
+        bridge = "hcibr%d" % (os.getpid() % 100000)
+        net = "10.254.%d" % (os.getpid() % 250)
+        ip(["link", "add", bridge, "type", "bridge"])
+        self.addCleanup(ip, ["link", "del", bridge], check=False)
+        ip(["addr", "add", net + ".1/24", "dev", bridge])
+        ip(["link", "set", bridge, "up"])
+        ports = [self.neutron.port_1, self.neutron.port_2]
+        for port in ports:       # bound as tap VIFs by the fixture's "neutron"
+            self.neutron._ports[port["id"]] = dict(copy.deepcopy(port),
+                                                   **{"binding:vif_type": "tap"})
+        taps = ["tap" + port["id"][:11] for port in ports]
+        self.addCleanup(lambda: [ip(["link", "del", t], check=False) for t in taps])
+
+        server = self.boot("qcow2", networks=[{"port": ports[0]["id"]}])
+        out = self.wait_console(server, self.guest.marker("ready"))
+        self.assertIn("NIC eth0 mac=%s" % ports[0]["mac_address"], out)
+        ip(["link", "set", taps[0], "master", bridge])      # the backend's part
+        conn = self.serial(server)
+        self.shell(conn, "ip addr add %s.2/24 dev eth0; ip link set eth0 up; "
+                   "ping -c 1 -W 5 %s.1 && echo reached-$((40+2))" % (net, net),
+                   "reached-42")
+
+        before = len(self.console(server))
+        self.api.attach_interface(server["id"], {"interfaceAttachment": {
+            "port_id": ports[1]["id"]}})
+        self.wait_console(server, "ADDED NIC eth1 mac=%s" % ports[1]["mac_address"],
+                          since=before)
+        self.assertTrue(ip(["link", "show", taps[1]], check=False))
+        before = len(self.console(server))
+        self.api.detach_interface(server["id"], ports[1]["id"])
+        self.wait_console(server, "REMOVED NIC eth1", since=before)
+        self._wait_for_tap_gone(taps[1])
+
+        self._delete_server(server)
+        self.assert_nothing_left(server)
+        self._wait_for_tap_gone(taps[0])
+
+    def _wait_for_tap_gone(self, tap, timeout=30):
+        deadline = time.monotonic() + timeout
+        while ip(["link", "show", tap], check=False):
+            if time.monotonic() > deadline:
+                self.fail("%s was not removed" % tap)
+            time.sleep(0.2)
+
+
+def ip(args, check=True):
+    """``ip`` on this host; the output, or "" when ``check`` is off and it failed."""
+    res = subprocess.run(["ip"] + args, capture_output=True, text=True, timeout=30)
+    if check and res.returncode:
+        raise RuntimeError("ip %s: %s" % (" ".join(args), res.stderr))
+    return res.stdout if res.returncode == 0 else ""

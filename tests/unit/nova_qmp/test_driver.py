@@ -98,7 +98,8 @@ class TestDriver(base.TestCase):
     def test_capabilities_and_unsupported_operations(self):
         caps = self.drv.capabilities
         self.assertTrue(caps["supports_image_type_qcow2"] and caps["supports_image_type_raw"])
-        self.assertFalse(caps["supports_image_type_vmdk"] or caps["supports_attach_interface"])
+        self.assertFalse(caps["supports_image_type_vmdk"])
+        self.assertTrue(caps["supports_attach_interface"])
         self.assertTrue(caps["supports_extend_volume"])
         self.assertFalse(caps["supports_multiattach"])
         for call in (lambda: self.drv.rescue(None, self.inst, None, None, None, None, None),
@@ -106,7 +107,7 @@ class TestDriver(base.TestCase):
                          None, self.inst, "h", None, None),
                      lambda: self.drv.check_can_live_migrate_destination(
                          None, self.inst, None, None),
-                     lambda: self.drv.attach_interface(None, self.inst, None, None)):
+                     lambda: self.drv.set_admin_password(self.inst, "secret")):
             self.assertRaises(NotImplementedError, call)
 
     def test_nova_compute_does_not_start_without_its_qemu(self):
