@@ -211,7 +211,8 @@ class QMPDriver(driver.ComputeDriver):
             vifs.check(vif)
         if driver.block_device_info_get_mapping(block_device_info):
             raise exception.InstanceDeployFailure(
-                reason=_("the QMP driver does not attach volumes yet"),
+                reason=_("the QMP driver does not boot from volumes or with volumes given "
+                         "at boot; attach them to the running server"),
                 instance_id=instance.uuid)
         idir = instance_dir.InstanceDir(instance.uuid).create()
         try:
