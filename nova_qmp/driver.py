@@ -54,6 +54,8 @@ STATUS = {"running": power_state.RUNNING, "paused": power_state.PAUSED,
 EVENTS = {"STOP": virtevent.EVENT_LIFECYCLE_PAUSED,
           "RESUME": virtevent.EVENT_LIFECYCLE_RESUMED,
           "SHUTDOWN": virtevent.EVENT_LIFECYCLE_STOPPED,
+          "RESET": virtevent.EVENT_LIFECYCLE_STARTED,       # nova re-reads the power state
+          "SUSPEND": virtevent.EVENT_LIFECYCLE_SUSPENDED,   # the guest's own ACPI S3
           "DISCONNECTED": virtevent.EVENT_LIFECYCLE_STOPPED}
 
 
