@@ -206,19 +206,18 @@ class QMPDriver(driver.ComputeDriver):
     def spawn(self, context, instance, image_meta, injected_files, admin_password,
               allocations, network_info=None, block_device_info=None, power_on=True,
               accel_info=None):
-        disks.check_image(instance, image_meta)
+        mappings = driver.block_device_info_get_mapping(block_device_info)
+        root_volume = self._root_volume(block_device_info, mappings)
+        if root_volume is None:
+            disks.check_image(instance, image_meta)
         machine = qemu.machine_type(CONF, instance, image_meta)
         qemu.check_binary(CONF)
         for vif in network_info or []:
             vifs.check(vif)
-        if driver.block_device_info_get_mapping(block_device_info):
-            raise exception.InstanceDeployFailure(
-                reason=_("the QMP driver does not boot from volumes or with volumes given "
-                         "at boot; attach them to the running server"),
-                instance_id=instance.uuid)
         idir = instance_dir.InstanceDir(instance.uuid).create()
         try:
-            disks.create_root_disk(context, instance, idir.file(qemu.ROOT_DISK))
+            if root_volume is None:
+                disks.create_root_disk(context, instance, idir.file(qemu.ROOT_DISK))
             with_config = configdrive.required_by(instance)
             if with_config:
                 disks.create_config_drive(context, instance, injected_files, admin_password,
@@ -227,20 +226,60 @@ class QMPDriver(driver.ComputeDriver):
                 CONF, instance, idir, machine, config_drive=with_config,
                 serial_ports=(ports.parse_range(CONF.serial_console.port_range)
                               if CONF.serial_console.enabled else None),
-                vnc_tcp=CONF.vnc.enabled)
+                vnc_tcp=CONF.vnc.enabled, root_disk=root_volume is None)
             meta = {"name": instance.name, "argv": argv, "vcpus": instance.flavor.vcpus,
-                    "memory_mb": instance.flavor.memory_mb, "vifs": {}}
+                    "memory_mb": instance.flavor.memory_mb, "vifs": {}, "volumes": {}}
             idir.write_meta(meta)
             for vif in network_info or []:
                 self._plug(instance, meta, vif)
-            idir.write_meta(meta)
+                idir.write_meta(meta)
+            for bdm in mappings:
+                self._connect_volume(meta, bdm["connection_info"],
+                                     boot=bdm is root_volume)
+                idir.write_meta(meta)
             if power_on:
                 self._start(instance, idir)
         except Exception:
             self._stop(instance, idir)
             self.unplug_vifs(instance, network_info)
+            self._disconnect_volumes(idir, block_device_info)
             idir.remove()
             raise
+
+    @staticmethod
+    def _root_volume(block_device_info, mappings):
+        """The mapping that is the root disk (boot from volume), or None."""
+        root = driver.block_device_info_get_root_device(block_device_info)
+        for bdm in mappings:
+            if bdm.get("boot_index") == 0 or (root and bdm.get("mount_device") == root):
+                return bdm
+        return None
+
+    @staticmethod
+    def _volume_id(connection_info):
+        return connection_info["data"].get("volume_id") or connection_info["serial"]
+
+    def _connect_volume(self, meta, connection_info, boot=False):
+        """Connect a volume on this host and record it in ``meta`` (a hot-plug port,
+        or the root bus for the boot disk); returns (volume id, record)."""
+        volume_id = self._volume_id(connection_info)
+        port = None if boot else self._free_port(meta)
+        path, device_info = volumes.connect(connection_info)
+        vol = {"path": path, "block": volumes.is_block_device(path), "port": port,
+               "boot": boot, "device_info": device_info}
+        meta.setdefault("volumes", {})[volume_id] = vol
+        return volume_id, vol
+
+    def _disconnect_volumes(self, idir, block_device_info):
+        """Disconnect the instance's volumes on this host (missing ones are fine)."""
+        known = (idir.read_meta() or {}).get("volumes", {}) if idir.exists() else {}
+        for bdm in driver.block_device_info_get_mapping(block_device_info):
+            info = bdm["connection_info"]
+            vol = known.get(self._volume_id(info), {})
+            try:
+                volumes.disconnect(info, vol.get("device_info"))
+            except Exception:
+                LOG.exception("disconnecting volume %s failed", self._volume_id(info))
 
     def _start(self, instance, idir):
         """Start QEMU; from the saved guest state if the instance was suspended."""
@@ -317,6 +356,7 @@ class QMPDriver(driver.ComputeDriver):
         if idir.exists():
             self._stop(instance, idir)
         self.unplug_vifs(instance, network_info)
+        self._disconnect_volumes(idir, block_device_info)
         if destroy_disks:
             idir.remove()
 
@@ -421,7 +461,7 @@ class QMPDriver(driver.ComputeDriver):
                       device_type=None, encryption=None):
         """Connect the volume on this host (os-brick) and hot-plug it as a virtio disk;
         recorded in the instance's metadata so every later start has it too."""
-        volume_id = connection_info["data"].get("volume_id") or connection_info["serial"]
+        volume_id = self._volume_id(connection_info)
         if encryption:
             raise exception.VolumeEncryptionNotSupported(
                 volume_type=connection_info.get("driver_volume_type"), volume_id=volume_id)
@@ -429,16 +469,13 @@ class QMPDriver(driver.ComputeDriver):
             raise exception.VolumeAttachFailed(
                 volume_id=volume_id, reason=_("only virtio disks are supported"))
         idir = self._idir(instance)
-        path, device_info = volumes.connect(connection_info)
-        try:
-            with lockutils.lock("nova-qmp-" + instance.uuid):
-                meta = idir.read_meta()
-                attached = meta.setdefault("volumes", {})
-                vol = {"path": path, "block": volumes.is_block_device(path),
-                       "port": self._free_port(meta), "device_info": device_info}
+        with lockutils.lock("nova-qmp-" + instance.uuid):
+            meta = idir.read_meta()
+            volume_id, vol = self._connect_volume(meta, connection_info)
+            try:
                 if self._running(instance, idir):
                     self._qmp(instance, "blockdev-add",
-                              **qemu.volume_blockdev(volume_id, path, vol["block"]))
+                              **qemu.volume_blockdev(volume_id, vol["path"], vol["block"]))
                     try:
                         self._qmp(instance, "device_add",
                                   **qemu.volume_device(volume_id, vol["port"]))
@@ -446,15 +483,14 @@ class QMPDriver(driver.ComputeDriver):
                         self._qmp(instance, "blockdev-del",
                                   **{"node-name": qemu.volume_ids(volume_id)[0]})
                         raise
-                attached[volume_id] = vol
-                idir.write_meta(meta)
-        except Exception:
-            volumes.disconnect(connection_info, device_info)
-            raise
+            except Exception:
+                volumes.disconnect(connection_info, vol["device_info"])
+                raise
+            idir.write_meta(meta)
 
     def detach_volume(self, context, connection_info, instance, mountpoint,
                       encryption=None):
-        volume_id = connection_info["data"].get("volume_id") or connection_info["serial"]
+        volume_id = self._volume_id(connection_info)
         idir = self._idir(instance)
         with lockutils.lock("nova-qmp-" + instance.uuid):
             meta = idir.read_meta()
@@ -490,7 +526,7 @@ class QMPDriver(driver.ComputeDriver):
             time.sleep(0.1)
 
     def extend_volume(self, context, connection_info, instance, requested_size):
-        volume_id = connection_info["data"].get("volume_id") or connection_info["serial"]
+        volume_id = self._volume_id(connection_info)
         idir = self._idir(instance)
         vol = (idir.read_meta() or {}).get("volumes", {}).get(volume_id)
         if vol is None:

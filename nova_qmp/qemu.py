@@ -95,7 +95,7 @@ def machine_type(conf, instance, image_meta):
 
 
 def command_line(conf, instance, idir, machine, config_drive=False, serial_ports=None,
-                 vnc_tcp=False):
+                 vnc_tcp=False, root_disk=True):
     """The QEMU argument vector of an instance (its flavor, disks and sockets)."""
     q = conf.qmp
     for sock in (QMP_SOCKET, VNC_SOCKET):
@@ -115,11 +115,13 @@ def command_line(conf, instance, idir, machine, config_drive=False, serial_ports
         "-qmp", "unix:%s,server=on,wait=off" % idir.file(QMP_SOCKET),
     ] + console_args(conf, idir, serial_ports, vnc_tcp) + [
         "-device", "VGA",
-        "-drive", "file=%s,if=none,id=root,format=qcow2,discard=unmap" % idir.file(ROOT_DISK),
-        "-device", "virtio-blk-pci,drive=root,id=root-disk,bootindex=1",
         "-device", "virtio-rng-pci",
         "-nic", "none",       # interfaces: vif_args()
     ]
+    if root_disk:             # else the boot volume is the root disk (volume_args)
+        argv += ["-drive", "file=%s,if=none,id=root,format=qcow2,discard=unmap"
+                 % idir.file(ROOT_DISK),
+                 "-device", "virtio-blk-pci,drive=root,id=root-disk,bootindex=1"]
     for port in hotplug_ports(machine):
         argv += ["-device", "pcie-root-port,id=%s,chassis=%d,bus=pcie.0"
                  % (port, 16 + int(port[2:]))]
@@ -156,12 +158,14 @@ def volume_blockdev(volume_id, path, block_device):
                      "filename": path, "node-name": node + "f"}}
 
 
-def volume_device(volume_id, port=None):
+def volume_device(volume_id, port=None, boot=False):
     node, dev = volume_ids(volume_id)
     device = {"driver": "virtio-blk-pci", "drive": node, "id": dev,
               "serial": volume_id[:20]}
     if port:
         device["bus"] = port
+    if boot:
+        device["bootindex"] = 1
     return device
 
 
@@ -171,7 +175,8 @@ def volume_args(volumes):
     for volume_id, vol in sorted(volumes.items()):
         argv += ["-blockdev", json.dumps(volume_blockdev(volume_id, vol["path"],
                                                          vol["block"]))]
-        argv += ["-device", _device_arg(volume_device(volume_id, vol.get("port")))]
+        argv += ["-device", _device_arg(volume_device(volume_id, vol.get("port"),
+                                                      vol.get("boot", False)))]
     return argv
 
 

@@ -9,6 +9,7 @@ OS_NOVA_DISABLE_EVENTLET_PATCHING=1 (tox runs both).
 from tests.functional.nova_qmp import base  # noqa: I001  isort:skip
 import copy
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -186,6 +187,40 @@ class TestServerLifecycle(base.QMPServerTestBase):
         self._wait_for_volume_detach(server["id"], volume_id)
         meta = instance_dir.InstanceDir(server["id"], root=self.instances).read_meta()
         self.assertEqual({}, meta["volumes"])
+        self._delete_server(server)
+        self.assert_nothing_left(server)
+
+    def test_boot_from_volume_with_a_second_volume(self):
+        """The root disk is a volume (a file with the guest's raw image, given as a
+        ``local`` connection); a second volume is attached at boot; both survive a
+        stop/start; delete leaves nothing of the instance."""
+        root_vol = self.cinder.IMAGE_BACKED_VOL
+        data_vol = "0b5a2f4e-8d6c-4e1a-b3f7-9c2d1e0f5a66"
+        paths = {v: os.path.join(self.instances, v + ".img") for v in (root_vol, data_vol)}
+        shutil.copyfile(self.guest.disk_raw, paths[root_vol])
+        with open(paths[data_vol], "wb") as f:
+            f.truncate(32 * 1024 ** 2)
+        self.cinder.VOLUME_CONNECTION_INFO = dict(self.cinder.VOLUME_CONNECTION_INFO, **{
+            v: {"driver_volume_type": "local", "data": {"device_path": p}}
+            for v, p in paths.items()})
+        server = self._build_server(image_uuid="", networks="none")
+        server["block_device_mapping_v2"] = [
+            {"boot_index": 0, "uuid": root_vol, "source_type": "volume",
+             "destination_type": "volume"},
+            {"boot_index": -1, "uuid": data_vol, "source_type": "volume",
+             "destination_type": "volume"}]
+        server = self.api.post_server({"server": server})
+        server = self._wait_for_state_change(server, "ACTIVE")
+        out = self.wait_console(server, self.guest.marker("ready"))
+        self.assertIn("DISK vdb sectors=65536", out)
+        idir = instance_dir.InstanceDir(server["id"], root=self.instances)
+        self.assertFalse(os.path.exists(idir.file(qemu.ROOT_DISK)))  # no image disk
+
+        server = self._stop_server(server)
+        before = len(self.console(server))
+        server = self._start_server(server)
+        out = self.wait_console(server, self.guest.marker("ready"), since=before)
+        self.assertIn("DISK vdb sectors=65536", out[before:])
         self._delete_server(server)
         self.assert_nothing_left(server)
 

@@ -81,6 +81,16 @@ class TestCommandLine(base.TestCase):
         self.assertEqual(["-device", "virtio-blk-pci,drive=%s,id=%s,serial=%s,bus=hp3"
                           % (node, dev, vol[:20])], argv[2:])
 
+    def test_boot_volume_replaces_the_image_disk(self):
+        self.assertIn("virtio-blk-pci,drive=root,id=root-disk,bootindex=1", self.argv())
+        argv = self.argv(root_disk=False)
+        self.assertNotIn("virtio-blk-pci,drive=root,id=root-disk,bootindex=1", argv)
+        vol = "6b0d5c8e-3f21-4a8e-9a57-2c4d8e1f0a11"
+        device = qemu.volume_args({vol: {"path": "/x", "block": False, "port": None,
+                                         "boot": True}})[3]
+        self.assertTrue(device.endswith(",bootindex=1"))
+        self.assertNotIn("bus=", device)
+
     def test_socket_paths_must_fit(self):
         self.flags(instances_path="/tmp/" + "x" * 80)
         self.idir = instance_dir.InstanceDir(self.inst.uuid)
