@@ -25,6 +25,19 @@ def memory_mb(meminfo="/proc/meminfo"):
     return values["MemTotal"] // 1024, values.get("MemAvailable", values["MemFree"]) // 1024
 
 
+def uptime(proc="/proc"):
+    """The host's uptime and load, worded like uptime(1): ``up 3 days, 4:05, load
+    average: 0.10, 0.20, 0.30``."""
+    with open(os.path.join(proc, "uptime")) as f:
+        seconds = int(float(f.read().split()[0]))
+    with open(os.path.join(proc, "loadavg")) as f:
+        loads = f.read().split()[:3]
+    days, rest = divmod(seconds, 86400)
+    hours, minutes = rest // 3600, rest % 3600 // 60
+    up = "%d day%s, " % (days, "" if days == 1 else "s") if days else ""
+    return "up %s%d:%02d, load average: %s" % (up, hours, minutes, ", ".join(loads))
+
+
 def disk_gb(path):
     """(total, free) GiB of the filesystem holding ``path`` (created if missing)."""
     os.makedirs(path, exist_ok=True)

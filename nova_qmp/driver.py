@@ -187,6 +187,9 @@ class QMPDriver(driver.ComputeDriver):
     def get_host_ip_addr(self):
         return CONF.my_ip
 
+    def get_host_uptime(self):
+        return host.uptime()
+
     # -- QMP --------------------------------------------------------------------------------
     def _connect(self, instance, idir):
         if not self._monitor.connected(instance.uuid):
@@ -446,6 +449,10 @@ class QMPDriver(driver.ComputeDriver):
                 reason=_("instance %s has no saved state") % instance.uuid)
         if not self._running(instance, idir):
             self._start(instance, idir)
+
+    def trigger_crash_dump(self, instance):
+        """An NMI, as a physical machine's crash-dump button gives (the guest decides)."""
+        self._qmp(instance, "inject-nmi")
 
     def pause(self, instance):
         self._qmp(instance, "stop")

@@ -128,6 +128,13 @@ class TestServerLifecycle(base.QMPServerTestBase):
         server = self._wait_for_state_change(server, "PAUSED")
         self.api.post_server_action(server["id"], {"unpause": None})
         server = self._wait_for_state_change(server, "ACTIVE")
+        # an NMI for the guest's crash dump; it keeps running
+        self.api.post_server_action(server["id"], {"trigger_crash_dump": None})
+        self._wait_for_instance_action_event(server, "trigger_crash_dump",
+                                             "compute_trigger_crash_dump", "Success")
+        self.assertTrue(qemu.alive(pid, server["id"]))
+        hypervisor = self.api.api_get("/os-hypervisors/detail").body["hypervisors"][0]
+        self.assertTrue(hypervisor["uptime"].startswith("up "), hypervisor)
         # and its events reach the new service
         os.kill(pid, signal.SIGKILL)
         self._wait_for_state_change(server, "SHUTOFF")

@@ -16,6 +16,14 @@ class TestHost(base.TestCase):
                     "MemAvailable:    2048000 kB\n")
         self.assertEqual((4000, 2000), host.memory_mb(path))
 
+    def test_uptime_worded_like_uptime(self):
+        for name, text in (("uptime", "273906.5 500.0\n"), ("loadavg", "0.10 0.20 0.30 1/99 7\n")):
+            with open(os.path.join(self.instances, name), "w") as f:
+                f.write(text)
+        self.assertEqual("up 3 days, 4:05, load average: 0.10, 0.20, 0.30",
+                         host.uptime(self.instances))
+        self.assertTrue(host.uptime().startswith("up "))
+
     def test_resources_are_the_host_s(self):
         res = host.available_resource("node", "qemu", 7002000, "x86_64", vcpus_used=3)
         self.assertEqual(os.cpu_count(), res["vcpus"])
