@@ -34,22 +34,25 @@ def base_path(image_id):
     return os.path.join(CONF.instances_path, "_base", name)
 
 
-def fetch_base(context, instance):
-    """The raw base image of ``instance.image_ref`` in the cache, fetched if missing."""
-    path = base_path(instance.image_ref)
+def fetch_base(context, instance, image_id=None):
+    """The raw base image of ``image_id`` (default: the instance's image) in the cache,
+    fetched if missing."""
+    image_id = image_id or instance.image_ref
+    path = base_path(image_id)
     with lockutils.lock("nova-common-base-" + os.path.basename(path)):
         if not os.path.exists(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             tmp = path + ".part"
-            images.fetch_to_raw(context, instance.image_ref, tmp,
+            images.fetch_to_raw(context, image_id, tmp,
                                 trusted_certs=instance.trusted_certs)
             os.rename(tmp, path)
     return path
 
 
-def create_root_disk(context, instance, path):
-    """A qcow2 overlay at ``path`` on the cached base, of the flavor's root size."""
-    base = fetch_base(context, instance)
+def create_root_disk(context, instance, path, image_id=None):
+    """A qcow2 overlay at ``path`` on the cached base of the instance's image (or
+    ``image_id``'s), of the flavor's root size."""
+    base = fetch_base(context, instance, image_id)
     argv = ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, path]
     root_gb = instance.flavor.root_gb
     if root_gb and root_gb * GiB > os.path.getsize(base):

@@ -450,6 +450,40 @@ class QMPDriver(driver.ComputeDriver):
         if not self._running(instance, idir):
             self._start(instance, idir)
 
+    def rescue(self, context, instance, network_info, image_meta, rescue_password,
+               block_device_info, share_info):
+        """Boot the rescue image, the instance's own root disk attached as the second
+        disk; ``unrescue`` boots the instance as it was."""
+        idir = self._idir(instance)
+        meta = idir.read_meta()
+        if qemu.ROOT_DEVICE not in meta["argv"]:
+            raise exception.InstanceNotRescuable(
+                instance_id=instance.uuid,
+                reason=_("the QMP driver rescues image-backed instances only"))
+        disks.check_image(instance, image_meta)
+        image_id = image_meta.id if "id" in image_meta else instance.image_ref
+        disks.create_root_disk(context, instance, idir.file(qemu.RESCUE_DISK), image_id)
+        self._stop(instance, idir)
+        meta["rescued_argv"] = meta["argv"]
+        meta["argv"] = qemu.rescue_args(idir, meta["argv"])
+        idir.write_meta(meta)
+        try:
+            self._start(instance, idir)
+        except Exception:
+            self.unrescue(context, instance)
+            raise
+
+    def unrescue(self, context, instance):
+        idir = self._idir(instance)
+        meta = idir.read_meta()
+        self._stop(instance, idir)
+        if "rescued_argv" in meta:
+            meta["argv"] = meta.pop("rescued_argv")
+            idir.write_meta(meta)
+        if os.path.exists(idir.file(qemu.RESCUE_DISK)):
+            os.unlink(idir.file(qemu.RESCUE_DISK))
+        self._start(instance, idir)
+
     def trigger_crash_dump(self, instance):
         """An NMI, as a physical machine's crash-dump button gives (the guest decides)."""
         self._qmp(instance, "inject-nmi")

@@ -19,6 +19,8 @@ PIDFILE = "qemu.pid"
 CONSOLE_LOG = "console.log"
 ROOT_DISK = "disk"
 CONFIG_DRIVE = "disk.config"
+RESCUE_DISK = "disk.rescue"
+ROOT_DEVICE = "virtio-blk-pci,drive=root,id=root-disk,bootindex=1"
 VNC_SOCKET = "vnc.sock"
 STATE_FILE = "suspended.state"     # guest state while suspended (QEMU migration stream)
 VNC_BASE_PORT = 5900
@@ -121,7 +123,7 @@ def command_line(conf, instance, idir, machine, config_drive=False, serial_ports
     if root_disk:             # else the boot volume is the root disk (volume_args)
         argv += ["-drive", "file=%s,if=none,id=root,format=qcow2,discard=unmap"
                  % idir.file(ROOT_DISK),
-                 "-device", "virtio-blk-pci,drive=root,id=root-disk,bootindex=1"]
+                 "-device", ROOT_DEVICE]
     for port in hotplug_ports(machine):
         argv += ["-device", "pcie-root-port,id=%s,chassis=%d,bus=pcie.0"
                  % (port, 16 + int(port[2:]))]
@@ -138,6 +140,15 @@ def check_binary(conf):
     if not os.access(conf.qmp.qemu_binary, os.X_OK):
         raise exception.InternalError(_("QEMU binary %s is missing or not executable")
                                       % conf.qmp.qemu_binary)
+
+
+def rescue_args(idir, argv):
+    """``argv`` booting from the rescue disk, the instance's own disk attached second."""
+    if ROOT_DEVICE not in argv:
+        raise ValueError("no image root disk to rescue")
+    argv = [a if a != ROOT_DEVICE else ROOT_DEVICE.rsplit(",", 1)[0] for a in argv]
+    return argv + ["-drive", "file=%s,if=none,id=rescue,format=qcow2" % idir.file(RESCUE_DISK),
+                   "-device", "virtio-blk-pci,drive=rescue,id=rescue-disk,bootindex=1"]
 
 
 def hotplug_ports(machine):

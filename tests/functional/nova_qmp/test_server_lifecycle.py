@@ -53,7 +53,7 @@ class TestServerLifecycle(base.QMPServerTestBase):
         self.assertEqual([], instance_dir.list_uuids(self.instances))
         self.assertFalse(os.path.exists(os.path.join(self.instances, server["id"])))
 
-    def test_boot_raw_rebuild_and_a_killed_qemu_shows_shutoff(self):
+    def test_boot_raw_rebuild_rescue_and_a_killed_qemu_shows_shutoff(self):
         server = self.boot("raw")
         self.wait_console(server, self.guest.marker("ready"))
         # nova's default rebuild (destroy + spawn) on the other image
@@ -62,6 +62,22 @@ class TestServerLifecycle(base.QMPServerTestBase):
         self.assertEqual(self.images["qcow2"], server["image"]["id"])
         self.assertFalse(qemu.alive(old_pid, server["id"]))
         self.wait_console(server, self.guest.marker("ready"))
+
+        # rescue: the rescue image boots, the server's own disk is the second disk
+        before = len(self.console(server))
+        self.api.post_server_action(server["id"], {"rescue": {
+            "rescue_image_ref": self.images["raw"]}})
+        server = self._wait_for_state_change(server, "RESCUE")
+        out = self.wait_console(server, self.guest.marker("ready"), since=before)
+        self.assertIn("DISK vdb sectors=", out[before:])
+        before = len(out)
+        self.api.post_server_action(server["id"], {"unrescue": None})
+        server = self._wait_for_state_change(server, "ACTIVE")
+        out = self.wait_console(server, self.guest.marker("ready"), since=before)
+        self.assertNotIn("DISK vdb", out[before:])
+        idir = instance_dir.InstanceDir(server["id"], root=self.instances)
+        self.assertFalse(os.path.exists(idir.file(qemu.RESCUE_DISK)))
+
         os.kill(self.qemu_pid(server), signal.SIGKILL)
         # the lost QMP connection is a lifecycle event: no periodic task needed
         self._wait_for_state_change(server, "SHUTOFF")

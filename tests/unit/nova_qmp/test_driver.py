@@ -102,8 +102,7 @@ class TestDriver(base.TestCase):
         self.assertTrue(caps["supports_attach_interface"])
         self.assertTrue(caps["supports_extend_volume"])
         self.assertFalse(caps["supports_multiattach"])
-        for call in (lambda: self.drv.rescue(None, self.inst, None, None, None, None, None),
-                     lambda: self.drv.migrate_disk_and_power_off(
+        for call in (lambda: self.drv.migrate_disk_and_power_off(
                          None, self.inst, "h", None, None),
                      lambda: self.drv.check_can_live_migrate_destination(
                          None, self.inst, None, None),

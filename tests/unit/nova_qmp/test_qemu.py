@@ -91,6 +91,14 @@ class TestCommandLine(base.TestCase):
         self.assertTrue(device.endswith(",bootindex=1"))
         self.assertNotIn("bus=", device)
 
+    def test_rescue_boots_the_rescue_disk_first(self):
+        argv = qemu.rescue_args(self.idir, self.argv())
+        self.assertNotIn(qemu.ROOT_DEVICE, argv)
+        self.assertIn("virtio-blk-pci,drive=root,id=root-disk", argv)
+        self.assertEqual("virtio-blk-pci,drive=rescue,id=rescue-disk,bootindex=1", argv[-1])
+        self.assertRaises(ValueError, qemu.rescue_args, self.idir,
+                          self.argv(root_disk=False))
+
     def test_socket_paths_must_fit(self):
         self.flags(instances_path="/tmp/" + "x" * 80)
         self.idir = instance_dir.InstanceDir(self.inst.uuid)
