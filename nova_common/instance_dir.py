@@ -16,11 +16,12 @@ META = "instance.json"
 
 
 class InstanceDir:
-    def __init__(self, uuid, root=None):
+    def __init__(self, uuid, root=None, suffix=""):
         if not uuidutils.is_uuid_like(uuid):
             raise ValueError("not an instance UUID: %r" % (uuid,))
         self.uuid = uuid
-        self.path = os.path.join(root or CONF.instances_path, uuid)
+        # a suffix names a copy kept aside (e.g. "_resize"); list_uuids() skips those
+        self.path = os.path.join(root or CONF.instances_path, uuid + suffix)
 
     def file(self, name):
         return os.path.join(self.path, name)

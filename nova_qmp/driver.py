@@ -7,6 +7,7 @@ command lines and processes in ``nova_qmp.qemu``, QMP connections and events in
 base class), so the compute manager reports them as unsupported.
 """
 import os
+import shutil
 import time
 
 from nova import exception
@@ -231,15 +232,8 @@ class QMPDriver(driver.ComputeDriver):
                               if CONF.serial_console.enabled else None),
                 vnc_tcp=CONF.vnc.enabled, root_disk=root_volume is None)
             meta = {"name": instance.name, "argv": argv, "vcpus": instance.flavor.vcpus,
-                    "memory_mb": instance.flavor.memory_mb, "vifs": {}, "volumes": {}}
-            idir.write_meta(meta)
-            for vif in network_info or []:
-                self._plug(instance, meta, vif)
-                idir.write_meta(meta)
-            for bdm in mappings:
-                self._connect_volume(meta, bdm["connection_info"],
-                                     boot=bdm is root_volume)
-                idir.write_meta(meta)
+                    "memory_mb": instance.flavor.memory_mb}
+            self._attach_devices(instance, idir, meta, network_info, block_device_info)
             if power_on:
                 self._start(instance, idir)
         except Exception:
@@ -248,6 +242,20 @@ class QMPDriver(driver.ComputeDriver):
             self._disconnect_volumes(idir, block_device_info)
             idir.remove()
             raise
+
+    def _attach_devices(self, instance, idir, meta, network_info, block_device_info):
+        """Plug the interfaces and connect the volumes nova gives, recorded in ``meta``
+        (written after each, so a failure leaves what to undo on record)."""
+        meta["vifs"], meta["volumes"] = {}, {}
+        idir.write_meta(meta)
+        for vif in network_info or []:
+            self._plug(instance, meta, vif)
+            idir.write_meta(meta)
+        mappings = driver.block_device_info_get_mapping(block_device_info)
+        root_volume = self._root_volume(block_device_info, mappings)
+        for bdm in mappings:
+            self._connect_volume(meta, bdm["connection_info"], boot=bdm is root_volume)
+            idir.write_meta(meta)
 
     @staticmethod
     def _root_volume(block_device_info, mappings):
@@ -448,6 +456,77 @@ class QMPDriver(driver.ComputeDriver):
             raise exception.InstanceResumeFailure(
                 reason=_("instance %s has no saved state") % instance.uuid)
         if not self._running(instance, idir):
+            self._start(instance, idir)
+
+    # -- resize (on this host) --------------------------------------------------------------
+    def _resize_dir(self, instance):
+        return instance_dir.InstanceDir(instance.uuid, suffix="_resize").path
+
+    def migrate_disk_and_power_off(self, context, instance, dest, flavor, network_info,
+                                   block_device_info=None, timeout=0, retry_interval=0):
+        """Resizes stay on this host: the instance is stopped and its directory kept
+        aside (``<uuid>_resize``) until the resize is confirmed or reverted."""
+        if dest not in (CONF.host, CONF.my_ip):
+            raise exception.InstanceFaultRollback(exception.MigrationPreCheckError(
+                reason=_("the QMP driver resizes on the same host only "
+                         "(allow_resize_to_same_host)")))
+        if flavor.root_gb < instance.flavor.root_gb:
+            raise exception.InstanceFaultRollback(exception.ResizeError(
+                reason=_("the root disk cannot shrink")))
+        idir = self._idir(instance)
+        self.power_off(instance, timeout, retry_interval)
+        self.unplug_vifs(instance, network_info)
+        self._disconnect_volumes(idir, block_device_info)
+        os.rename(idir.path, self._resize_dir(instance))
+        return ""
+
+    def finish_migration(self, context, migration, instance, disk_info, network_info,
+                         image_meta, resize_instance, allocations, block_device_info=None,
+                         power_on=True, share_info=None):
+        """The instance again, with its new flavor, from the disks kept aside."""
+        old = instance_dir.InstanceDir(instance.uuid, suffix="_resize")
+        meta = old.read_meta()
+        idir = instance_dir.InstanceDir(instance.uuid).create()
+        try:
+            for name in (qemu.ROOT_DISK, qemu.CONFIG_DRIVE, qemu.CONSOLE_LOG):
+                if os.path.exists(old.file(name)):
+                    shutil.copy2(old.file(name), idir.file(name))
+            root_gb = instance.flavor.root_gb
+            if resize_instance and root_gb and os.path.exists(idir.file(qemu.ROOT_DISK)):
+                processutils.execute("qemu-img", "resize", "-q", idir.file(qemu.ROOT_DISK),
+                                     str(root_gb * disks.GiB))
+            argv = meta["argv"]
+            argv = qemu.command_line(
+                CONF, instance, idir, argv[argv.index("-machine") + 1],
+                config_drive=os.path.exists(idir.file(qemu.CONFIG_DRIVE)),
+                serial_ports=(ports.parse_range(CONF.serial_console.port_range)
+                              if CONF.serial_console.enabled else None),
+                vnc_tcp=CONF.vnc.enabled, root_disk=qemu.ROOT_DEVICE in argv)
+            meta = {"name": instance.name, "argv": argv, "vcpus": instance.flavor.vcpus,
+                    "memory_mb": instance.flavor.memory_mb}
+            self._attach_devices(instance, idir, meta, network_info, block_device_info)
+            if power_on:
+                self._start(instance, idir)
+        except Exception:
+            self._stop(instance, idir)
+            idir.remove()
+            raise
+
+    def confirm_migration(self, context, migration, instance, network_info):
+        shutil.rmtree(self._resize_dir(instance), ignore_errors=True)
+
+    def finish_revert_migration(self, context, instance, network_info, migration,
+                                block_device_info=None, power_on=True, share_info=None):
+        """Back to the directory kept aside (nova has destroyed the resized one)."""
+        idir = instance_dir.InstanceDir(instance.uuid)
+        if os.path.isdir(self._resize_dir(instance)):
+            if idir.exists():
+                self._stop(instance, idir)
+                idir.remove()
+            os.rename(self._resize_dir(instance), idir.path)
+        meta = self._idir(instance).read_meta()
+        self._attach_devices(instance, idir, meta, network_info, block_device_info)
+        if power_on:
             self._start(instance, idir)
 
     def rescue(self, context, instance, network_info, image_meta, rescue_password,

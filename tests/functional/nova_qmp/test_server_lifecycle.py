@@ -247,6 +247,46 @@ class TestServerLifecycle(base.QMPServerTestBase):
         self._delete_server(server)
         self.assert_nothing_left(server)
 
+    def test_resize_on_this_host_revert_and_confirm(self):
+        self.flags(allow_resize_to_same_host=True)
+        bigger = self.api.post_flavor({"flavor": {
+            "name": "bigger", "ram": 640, "vcpus": 2, "disk": 2}})
+        server = self.boot("qcow2")
+        out = self.wait_console(server, self.guest.marker("ready"))
+        self.assertIn("DISK vda sectors=2097152", out)
+        idir = instance_dir.InstanceDir(server["id"], root=self.instances)
+        resized = idir.path + "_resize"
+
+        for finish in ("revertResize", "confirmResize"):
+            before = len(self.console(server))
+            self.api.post_server_action(server["id"], {"resize": {"flavorRef": bigger["id"]}})
+            server = self._wait_for_state_change(server, "VERIFY_RESIZE")
+            out = self.wait_console(server, self.guest.marker("ready"), since=before)
+            self.assertIn("DISK vda sectors=4194304", out[before:])   # 2 GiB now
+            argv = idir.read_meta()["argv"]
+            self.assertEqual(("2", "640"), (argv[argv.index("-smp") + 1],
+                                            argv[argv.index("-m") + 1]))
+            self.assertTrue(os.path.isdir(resized))
+            pid = self.qemu_pid(server)
+            self.api.post_server_action(server["id"], {finish: None})
+            server = self._wait_for_state_change(server, "ACTIVE")
+            if finish == "revertResize":
+                # the original disk and console log are back; the guest boots from it
+                deadline = time.monotonic() + 120
+                while self.console(server).count(self.guest.marker("ready")) < 2:
+                    self.assertLess(time.monotonic(), deadline, self.console(server))
+                    time.sleep(0.5)
+                out = self.console(server)
+                self.assertIn("DISK vda sectors=2097152", out.split("POWEROFF")[-1])
+                argv = idir.read_meta()["argv"]
+                self.assertEqual(("1", "512"), (argv[argv.index("-smp") + 1],
+                                                argv[argv.index("-m") + 1]))
+            else:
+                self.assertEqual(pid, self.qemu_pid(server))     # keeps running
+            self.assertFalse(os.path.exists(resized))
+        self._delete_server(server)
+        self.assert_nothing_left(server)
+
     def test_interfaces_are_taps_a_backend_wires(self):
         """Ports bound as ``tap`` VIFs: the driver makes the taps, the test plays the
         network backend (a Linux bridge of its own with an address) and the guest reaches

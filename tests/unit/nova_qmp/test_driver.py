@@ -102,9 +102,7 @@ class TestDriver(base.TestCase):
         self.assertTrue(caps["supports_attach_interface"])
         self.assertTrue(caps["supports_extend_volume"])
         self.assertFalse(caps["supports_multiattach"])
-        for call in (lambda: self.drv.migrate_disk_and_power_off(
-                         None, self.inst, "h", None, None),
-                     lambda: self.drv.check_can_live_migrate_destination(
+        for call in (lambda: self.drv.check_can_live_migrate_destination(
                          None, self.inst, None, None),
                      lambda: self.drv.set_admin_password(self.inst, "secret")):
             self.assertRaises(NotImplementedError, call)
@@ -113,3 +111,13 @@ class TestDriver(base.TestCase):
         self.flags(qemu_binary="/nonexistent/qemu-system-x86_64", group="qmp")
         self.assertRaises(exception.InternalError,
                           driver.QMPDriver(virtapi=None).init_host, "host")
+
+    def test_resizes_stay_on_this_host_and_never_shrink(self):
+        self.inst.flavor = objects.Flavor(root_gb=2)
+        self.assertRaises(exception.InstanceFaultRollback,
+                          self.drv.migrate_disk_and_power_off, None, self.inst,
+                          "192.0.2.99", objects.Flavor(root_gb=2), None)
+        self.assertRaises(exception.InstanceFaultRollback,
+                          self.drv.migrate_disk_and_power_off, None, self.inst,
+                          base.CONF.my_ip, objects.Flavor(root_gb=1), None)
+        self.assertTrue(self.idir.exists())         # nothing moved aside
