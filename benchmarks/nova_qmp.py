@@ -158,8 +158,7 @@ def child_libvirt(work, n):
     ctx = context.RequestContext("u", "p", is_admin=True)
     drv = driver.LibvirtDriver(fake.FakeVirtAPI(), read_only=False)
     drv.init_host("bench")
-    out = spawn_destroy(drv, ctx, conf, n)
-    return {k: v for k, v in out.items()}
+    return spawn_destroy(drv, ctx, conf, n)
 
 
 def child_qmp(work, n):

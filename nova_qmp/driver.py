@@ -226,13 +226,8 @@ class QMPDriver(driver.ComputeDriver):
             if with_config:
                 disks.create_config_drive(context, instance, injected_files, admin_password,
                                           network_info, idir.file(qemu.CONFIG_DRIVE))
-            argv = qemu.command_line(
-                CONF, instance, idir, machine, config_drive=with_config,
-                serial_ports=(ports.parse_range(CONF.serial_console.port_range)
-                              if CONF.serial_console.enabled else None),
-                vnc_tcp=CONF.vnc.enabled, root_disk=root_volume is None)
-            meta = {"name": instance.name, "argv": argv, "vcpus": instance.flavor.vcpus,
-                    "memory_mb": instance.flavor.memory_mb}
+            meta = self._launch_meta(instance, idir, machine, with_config,
+                                     root_disk=root_volume is None)
             self._attach_devices(instance, idir, meta, network_info, block_device_info)
             if power_on:
                 self._start(instance, idir)
@@ -242,6 +237,18 @@ class QMPDriver(driver.ComputeDriver):
             self._disconnect_volumes(idir, block_device_info)
             idir.remove()
             raise
+
+    @staticmethod
+    def _launch_meta(instance, idir, machine, config_drive, root_disk):
+        """An instance's launch metadata: its QEMU command line for its current flavor
+        (consoles as nova's console proxies are configured) and what it uses."""
+        argv = qemu.command_line(
+            CONF, instance, idir, machine, config_drive=config_drive,
+            serial_ports=(ports.parse_range(CONF.serial_console.port_range)
+                          if CONF.serial_console.enabled else None),
+            vnc_tcp=CONF.vnc.enabled, root_disk=root_disk)
+        return {"name": instance.name, "argv": argv, "vcpus": instance.flavor.vcpus,
+                "memory_mb": instance.flavor.memory_mb}
 
     def _attach_devices(self, instance, idir, meta, network_info, block_device_info):
         """Plug the interfaces and connect the volumes nova gives, recorded in ``meta``
@@ -495,15 +502,9 @@ class QMPDriver(driver.ComputeDriver):
             if resize_instance and root_gb and os.path.exists(idir.file(qemu.ROOT_DISK)):
                 processutils.execute("qemu-img", "resize", "-q", idir.file(qemu.ROOT_DISK),
                                      str(root_gb * disks.GiB))
-            argv = meta["argv"]
-            argv = qemu.command_line(
-                CONF, instance, idir, argv[argv.index("-machine") + 1],
-                config_drive=os.path.exists(idir.file(qemu.CONFIG_DRIVE)),
-                serial_ports=(ports.parse_range(CONF.serial_console.port_range)
-                              if CONF.serial_console.enabled else None),
-                vnc_tcp=CONF.vnc.enabled, root_disk=qemu.ROOT_DEVICE in argv)
-            meta = {"name": instance.name, "argv": argv, "vcpus": instance.flavor.vcpus,
-                    "memory_mb": instance.flavor.memory_mb}
+            meta = self._launch_meta(instance, idir, qemu.machine_of(meta["argv"]),
+                                     os.path.exists(idir.file(qemu.CONFIG_DRIVE)),
+                                     root_disk=qemu.ROOT_DEVICE in meta["argv"])
             self._attach_devices(instance, idir, meta, network_info, block_device_info)
             if power_on:
                 self._start(instance, idir)
@@ -659,13 +660,12 @@ class QMPDriver(driver.ComputeDriver):
 
     def _free_port(self, meta):
         """A hot-plug port no volume or interface uses (None: the machine's root bus)."""
-        argv = meta["argv"]
-        ports = qemu.hotplug_ports(argv[argv.index("-machine") + 1])
-        if not ports:
+        slots = qemu.hotplug_ports(qemu.machine_of(meta["argv"]))
+        if not slots:
             return None
         used = {d.get("port") for kind in ("volumes", "vifs")
                 for d in meta.get(kind, {}).values()}
-        free = [p for p in ports if p not in used]
+        free = [p for p in slots if p not in used]
         if not free:
             raise exception.TooManyDiskDevices(maximum=qemu.HOTPLUG_PORTS)
         return free[0]

@@ -142,6 +142,11 @@ def check_binary(conf):
                                       % conf.qmp.qemu_binary)
 
 
+def machine_of(argv):
+    """The machine type of a command line made by ``command_line``."""
+    return argv[argv.index("-machine") + 1]
+
+
 def rescue_args(idir, argv):
     """``argv`` booting from the rescue disk, the instance's own disk attached second."""
     if ROOT_DEVICE not in argv:

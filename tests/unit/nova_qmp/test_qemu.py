@@ -38,6 +38,7 @@ class TestCommandLine(base.TestCase):
 
     def test_sandboxed_private_sockets_and_flavor(self):
         argv = self.argv()
+        self.assertEqual("q35", qemu.machine_of(argv))
         self.assertEqual(["-sandbox", qemu.SANDBOX], argv[argv.index("-sandbox"):][:2])
         self.assertIn("unix:%s,server=on,wait=off" % self.idir.file(qemu.QMP_SOCKET), argv)
         self.assertIn("unix:%s" % self.idir.file(qemu.VNC_SOCKET), argv)
