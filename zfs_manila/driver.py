@@ -21,6 +21,7 @@ from zfs_common import opts as zfs_opts
 from zfs_manila import nfs
 from zfs_manila import opts
 from zfs_manila import properties
+from zfs_manila import provisioned
 from zfs_manila import replication
 
 LOG = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ class ZFSShareDriver(driver.ShareDriver):
         self.ip_versions = sorted({ipaddress.ip_address(ip).version
                                    for ip in self._export_ips[:1]})
         self.replicator = replication.Replicator(self)
+        self.provisioned = provisioned.ProvisionedBytes(
+            self._count_provisioned, conf.zfs_provisioned_recount_interval)
 
     def check_for_setup_error(self):
         for root in self.roots.values():
@@ -98,9 +101,12 @@ class ZFSShareDriver(driver.ShareDriver):
                     "id": share["id"], "pool": pool})
         return pool
 
+    def _root(self, share):
+        return self.roots[self._pool_of(share)]
+
     def _dataset(self, share):
-        return "%s/%s%s" % (self.roots[self._pool_of(share)],
-                            self.configuration.zfs_share_name_prefix, share["id"])
+        return "%s/%s%s" % (self._root(share), self.configuration.zfs_share_name_prefix,
+                            share["id"])
 
     def _snapshot_name(self, snapshot, instance=None):
         """``dataset@<prefix><snapshot id>`` of a snapshot instance.
@@ -162,7 +168,9 @@ class ZFSShareDriver(driver.ShareDriver):
             self.zfs.create_filesystem(dataset, props)
         except zfs_exc.ZFSError as e:
             raise backend_error(e)
-        return self._locations_or_cleanup(dataset)
+        locations = self._locations_or_cleanup(dataset)
+        self.provisioned.add(self._root(share), share["size"] * GiB)
+        return locations
 
     def _locations_or_cleanup(self, dataset):
         """Export locations of a new share; on failure the dataset goes again.
@@ -185,7 +193,8 @@ class ZFSShareDriver(driver.ShareDriver):
         dataset = self._dataset(share)
         try:
             try:
-                props = self.zfs.get(dataset, ["mountpoint", nfs.STATE_PROPERTY])[dataset]
+                props = self.zfs.get(dataset, ["mountpoint", "refquota",
+                                               nfs.STATE_PROPERTY])[dataset]
             except zfs_exc.DatasetNotFound:
                 LOG.warning("dataset %s of share %s is already gone", dataset, share["id"])
                 return
@@ -199,6 +208,8 @@ class ZFSShareDriver(driver.ShareDriver):
                 self.zfs.retire(dataset)
         except zfs_exc.ZFSError as e:
             raise backend_error(e)
+        if props["refquota"].isdigit():
+            self.provisioned.add(self._root(share), -int(props["refquota"]))
 
     def extend_share(self, share, new_size, share_server=None):
         self._resize(share, new_size)
@@ -219,6 +230,7 @@ class ZFSShareDriver(driver.ShareDriver):
             raise exception.ShareShrinkingPossibleDataLoss(share_id=share["id"])
         except zfs_exc.ZFSError as e:
             raise backend_error(e)
+        self.provisioned.add(self._root(share), (new_size - share["size"]) * GiB)
 
     def ensure_shares(self, context, shares):
         """Export locations of every share; missing datasets go to error."""
@@ -304,8 +316,9 @@ class ZFSShareDriver(driver.ShareDriver):
                 self._copy_snapshot(source, dataset, props)
         except zfs_exc.ZFSError as e:
             raise backend_error(e)
-        return {"status": "available",
-                "export_locations": self._locations_or_cleanup(dataset)}
+        locations = self._locations_or_cleanup(dataset)
+        self.provisioned.add(self._root(share), share["size"] * GiB)
+        return {"status": "available", "export_locations": locations}
 
     def _copy_snapshot(self, source, dataset, props):
         """Another zpool: receive the snapshot there, then drop the carried snapshot."""
@@ -320,10 +333,12 @@ class ZFSShareDriver(driver.ShareDriver):
     # -- replication (readable) ------------------------------------------------------------
     def create_replica(self, context, replica_list, new_replica, access_rules,
                        replica_snapshots, share_server=None):
+        self.provisioned.forget()
         return self.replicator.create_replica(replica_list, new_replica, access_rules)
 
     def delete_replica(self, context, replica_list, replica_snapshots, replica,
                        share_server=None):
+        self.provisioned.forget()
         self.replicator.delete_replica(replica_list, replica)
 
     def update_replica_state(self, context, replica_list, replica, access_rules,
@@ -332,6 +347,7 @@ class ZFSShareDriver(driver.ShareDriver):
 
     def promote_replica(self, context, replica_list, replica, access_rules,
                         share_server=None, quiesce_wait_time=None):
+        self.provisioned.forget()
         return self.replicator.promote_replica(replica_list, replica, access_rules)
 
     def create_replicated_snapshot(self, context, replica_list, replica_snapshots,
@@ -373,6 +389,7 @@ class ZFSShareDriver(driver.ShareDriver):
                 "size %(size)s GiB is below the %(used)s bytes the dataset uses") % {
                     "size": size, "used": used})
         props = self._properties(share, size)
+        self.provisioned.forget(self._root(share))
         try:
             self.zfs.unmount(source)
             self.zfs.rename(source, dataset)
@@ -425,20 +442,23 @@ class ZFSShareDriver(driver.ShareDriver):
         """Leave the snapshot as it is; manila forgets it."""
 
     # -- stats ----------------------------------------------------------------------------
+    def _count_provisioned(self, root):
+        quotas = self.zfs.get_tree(root, ["refquota"])
+        return sum(int(v["refquota"]) for name, v in quotas.items()
+                   if name != root and v["refquota"].isdigit())
+
     def _update_share_stats(self, data=None):
         conf = self.configuration
         pools = []
         for pool, root in sorted(self.roots.items()):
             used, avail = self.zfs.space(pool)
-            quotas = self.zfs.get_tree(root, ["refquota"])
-            provisioned = sum(int(v["refquota"]) for name, v in quotas.items()
-                              if name != root and v["refquota"].isdigit())
+            provisioned_bytes = self.provisioned.total(root)
             pools.append({
                 "pool_name": pool,
                 "total_capacity_gb": round((used + avail) / GiB, 2),
                 "free_capacity_gb": round(avail / GiB, 2),
-                "provisioned_capacity_gb": round(provisioned / GiB, 2),
-                "allocated_capacity_gb": round(provisioned / GiB, 2),
+                "provisioned_capacity_gb": round(provisioned_bytes / GiB, 2),
+                "allocated_capacity_gb": round(provisioned_bytes / GiB, 2),
                 "reserved_percentage": conf.reserved_share_percentage,
                 "reserved_snapshot_percentage": conf.reserved_share_from_snapshot_percentage,
                 "reserved_share_extend_percentage": conf.reserved_share_extend_percentage,

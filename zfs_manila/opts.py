@@ -31,6 +31,13 @@ zfs_share_opts = [
     cfg.ListOpt(
         "zfs_nfs_export_options", default=["sync", "no_subtree_check", "sec=sys"],
         help="NFS export options added to every client's rw/ro and root_squash."),
+    cfg.IntOpt(
+        "zfs_provisioned_recount_interval", default=600, min=0,
+        help="Seconds between full recounts of the provisioned capacity (the sum of all "
+             "shares' refquotas) reported to the scheduler. In between, the driver keeps "
+             "the sum up to date from its own operations, so a stats update costs the "
+             "same with 10 or 10,000 shares; the recount picks up changes made outside "
+             "manila. 0 recounts at every stats update."),
     cfg.StrOpt("zfs_replica_snapshot_prefix", default="replica-",
                help="Prefix of the snapshots that carry replication updates."),
 ]

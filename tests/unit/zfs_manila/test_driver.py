@@ -138,3 +138,46 @@ class TestDriver(DriverTestCase):
         self.assertEqual("[fd00::10]:/tank/manila/share-ok",
                          updates["ok"]["export_locations"][0]["path"])
         self.assertEqual({"status": "error", "reapply_access_rules": False}, updates["gone"])
+
+
+class TestStats(DriverTestCase):
+    def respond(self, argv):
+        if argv[1] == "get" and "-r" in argv:   # the full count of one root's refquotas
+            root = argv[-1]
+            return (0, "%s\trefquota\t0\n%s/share-a\trefquota\t%d\n%s/share-a@s\trefquota\t-\n"
+                    % (root, root, 2 * GiB, root), "")
+        if "used,available" in argv:
+            return (0, "%s\tused\t%d\n%s\tavailable\t%d\n" % (argv[-1], GiB, argv[-1],
+                                                               9 * GiB), "")
+        if "mountpoint" in argv:
+            return (0, "%s\tmountpoint\t/%s\n" % (argv[-1], argv[-1]), "")
+        return None
+
+    def provisioned(self):
+        self.drv._update_share_stats()
+        return {p["pool_name"]: p["provisioned_capacity_gb"]
+                for p in self.drv._stats["pools"]}
+
+    def full_counts(self):
+        return sum(1 for argv in self.ex.calls if argv[1] == "get" and "-r" in argv)
+
+    def test_counted_once_then_kept_from_the_drivers_own_operations(self):
+        self.ex.respond = self.respond
+        self.assertEqual({"tank": 2.0, "other": 2.0}, self.provisioned())
+        self.drv.create_share(None, share("s2", size=3))
+        self.drv.extend_share(share("s2", size=3), 5)
+        self.assertEqual({"tank": 7.0, "other": 2.0}, self.provisioned())
+        self.ex.respond = lambda argv: (
+            (0, "tank/manila/share-s2\tmountpoint\t/x\ntank/manila/share-s2\trefquota\t%d\n"
+                "tank/manila/share-s2\torg.openstack:nfs_clients\t-\n" % (5 * GiB), "")
+            if "mountpoint,refquota" in " ".join(argv) else self.respond(argv))
+        self.drv.delete_share(None, share("s2", size=5))
+        self.assertEqual({"tank": 2.0, "other": 2.0}, self.provisioned())
+        self.assertEqual(2, self.full_counts())       # one per root, at the first update
+
+    def test_manage_and_replication_recount(self):
+        self.ex.respond = self.respond
+        self.provisioned()
+        self.drv.provisioned.forget(self.drv.roots["tank"])   # as manage_existing does
+        self.provisioned()
+        self.assertEqual(3, self.full_counts())
