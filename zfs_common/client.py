@@ -30,7 +30,7 @@ class ZFSClient:
         (destroy, rename) retry, with a growing backoff, before giving up.
     """
 
-    def __init__(self, executor, timeout=120, busy_timeout=5.0):
+    def __init__(self, executor, timeout=120, busy_timeout=30.0):
         self.executor = executor
         self.timeout = timeout
         self.busy_timeout = busy_timeout

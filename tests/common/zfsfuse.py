@@ -78,11 +78,17 @@ class FusePool(fixtures.Fixture):
                         self.name, self.image], check=True, capture_output=True)
         self.addCleanup(self._destroy)
 
-    def _destroy(self):
-        for _ in range(10):   # zfs-fuse: "busy" right after I/O for about a second
+    def _destroy(self, timeout=30):
+        # zfs-fuse: "busy" right after I/O, usually for about a second (longer when the
+        # machine is loaded)
+        deadline, delay = time.monotonic() + timeout, 0.1
+        while True:
             res = subprocess.run(["zpool", "destroy", "-f", self.name], capture_output=True,
                                  text=True)
             if res.returncode == 0:
                 return
-            time.sleep(0.3)
+            if time.monotonic() > deadline:
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, 2)
         raise RuntimeError("could not destroy zfs-fuse pool %s: %s" % (self.name, res.stderr))
