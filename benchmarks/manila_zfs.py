@@ -4,9 +4,10 @@ Both drivers manage the same zfs-fuse pool on this host, each as deployed: manil
 runs as an unprivileged service user; the in-tree driver runs every command through
 ``sudo manila-rootwrap`` (``zfs_use_ssh = False``) and copies snapshots with
 ``ssh | ssh`` to its own host; ours runs its commands through its oslo.privsep daemon
-(started once with ``sudo privsep-helper``). For 10 and 500 existing shares it times
-create, snapshot, share from snapshot, delete and a stats update, and prints medians and
-ratios (in-tree / ours) as Markdown tables.
+(started once with ``sudo privsep-helper``). For 10 and 500 existing shares (made in the
+measured driver's root before it runs, removed after) it times create, snapshot, share
+from snapshot, delete and stats updates (the first one after start, and later ones), and
+prints medians and ratios (in-tree / ours) as Markdown tables.
 
     python benchmarks/manila_zfs.py [--repeat 5] [--counts 10,500] [--json out.json]
 
@@ -230,14 +231,29 @@ helper_command = {helper} --config-file {conf}
     return conf
 
 
-def fill(pool, count):
-    """``count`` existing share-like datasets under each driver's root, made directly."""
-    for root in ("intree", "ours"):
-        have = len(subprocess.run(["zfs", "list", "-H", "-o", "name", "-r", "-d", "1",
-                                   "%s/%s" % (pool, root)], capture_output=True,
-                                  text=True).stdout.split()) - 1
-        for i in range(have, count):
-            run("zfs", "create", "-o", "quota=1G", "%s/%s/fill-%04d" % (pool, root, i))
+def fill(pool, root, count):
+    """``count`` existing share-like datasets under a driver's root, made directly.
+
+    Only the measured driver's root is filled: zfs-fuse mounts at most 1000 filesystems
+    (measured: with 1000 mounted, a new dataset stays unmounted and cannot be destroyed,
+    "dataset is busy"), so both roots at 500 at once cannot work.
+    """
+    for i in range(count):
+        run("zfs", "create", "-o", "quota=1G", "%s/%s/fill-%04d" % (pool, root, i))
+
+
+def clear(pool, root, timeout=60):
+    """Destroy the fill datasets again (zfs-fuse: a destroy can meet "busy" for a moment)."""
+    names = subprocess.run(["zfs", "list", "-H", "-o", "name", "-r", "-d", "1",
+                            "%s/%s" % (pool, root)], capture_output=True, text=True,
+                           check=True).stdout.split()[1:]
+    for name in names:
+        deadline = time.monotonic() + timeout
+        while subprocess.run(["zfs", "destroy", "-r", name],
+                             capture_output=True).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("could not destroy %s" % name)
+            time.sleep(0.2)
 
 
 DRIVERS = ("intree", "ours")
@@ -269,7 +285,7 @@ def run_driver(which, config, pool, args):
 
 def print_table(count, results):
     theirs, mine = results["intree"], results["ours"]
-    print("\n%d existing shares per driver (zfs-fuse pool), median seconds over %d/%d rounds"
+    print("\n%d existing shares (zfs-fuse pool), median seconds over %d/%d rounds"
           % (count, theirs["rounds"], mine["rounds"]))
     print("| operation | in-tree ZFSonLinux | zfs_manila | in-tree / ours |")
     print("|---|---:|---:|---:|")
@@ -317,8 +333,11 @@ def main():
         config = write_config(workdir, pool)
         with service_user(workdir) as ssh_dir, loopback_sshd(workdir, ssh_dir):
             for count in [int(c) for c in args.counts.split(",")]:
-                fill(pool, count)
-                report[count] = {d: run_driver(d, config, pool, args) for d in DRIVERS}
+                report[count] = {}
+                for which in DRIVERS:
+                    fill(pool, which, count)
+                    report[count][which] = run_driver(which, config, pool, args)
+                    clear(pool, which)
                 print_table(count, report[count])
         if args.json:
             with open(args.json, "w") as f:

@@ -232,11 +232,16 @@ class QMPDriver(driver.ComputeDriver):
             if power_on:
                 self._start(instance, idir)
         except Exception:
-            self._stop(instance, idir)
-            self.unplug_vifs(instance, network_info)
-            self._disconnect_volumes(idir, block_device_info)
-            idir.remove()
+            self._undo_launch(instance, idir, network_info, block_device_info)
             raise
+
+    def _undo_launch(self, instance, idir, network_info, block_device_info):
+        """After a failed spawn or finish_migration: no QEMU, no tap, no volume
+        connection and no directory left."""
+        self._stop(instance, idir)
+        self.unplug_vifs(instance, network_info)
+        self._disconnect_volumes(idir, block_device_info)
+        idir.remove()
 
     @staticmethod
     def _launch_meta(instance, idir, machine, config_drive, root_disk):
@@ -509,8 +514,7 @@ class QMPDriver(driver.ComputeDriver):
             if power_on:
                 self._start(instance, idir)
         except Exception:
-            self._stop(instance, idir)
-            idir.remove()
+            self._undo_launch(instance, idir, network_info, block_device_info)
             raise
 
     def confirm_migration(self, context, migration, instance, network_info):

@@ -121,3 +121,21 @@ class TestDriver(base.TestCase):
                           self.drv.migrate_disk_and_power_off, None, self.inst,
                           base.CONF.my_ip, objects.Flavor(root_gb=1), None)
         self.assertTrue(self.idir.exists())         # nothing moved aside
+
+    def test_a_failed_finish_migration_leaves_the_kept_aside_directory_only(self):
+        self.inst.flavor = objects.Flavor(root_gb=0, vcpus=1, memory_mb=64)
+        self.drv.power_on(None, self.inst, None)
+        self.drv.migrate_disk_and_power_off(None, self.inst, base.CONF.my_ip,
+                                            objects.Flavor(root_gb=0), [])
+        kept = instance_dir.InstanceDir(self.inst.uuid, suffix="_resize")
+        self.assertTrue(kept.exists())
+        self.assertFalse(self.idir.exists())
+        qemu_binary = base.CONF.qmp.qemu_binary
+        self.flags(qemu_binary="/bin/false", group="qmp")     # the new QEMU cannot start
+        self.assertRaises(exception.InstanceDeployFailure, self.drv.finish_migration, None,
+                          None, self.inst, "", [], None, False, None, power_on=True)
+        self.assertFalse(self.idir.exists())
+        self.assertTrue(kept.exists())                  # a revert can still bring it back
+        self.flags(qemu_binary=qemu_binary, group="qmp")
+        self.drv.finish_revert_migration(None, self.inst, [], None, power_on=True)
+        self.assertEqual(power_state.RUNNING, self.state())
