@@ -205,7 +205,17 @@ class ZFSShareDriver(driver.ShareDriver):
                 LOG.info("%s still busy after unexport; flushing the NFS export caches",
                          dataset)
                 self.nfs.release()
-                self.zfs.retire(dataset)
+                try:
+                    self.zfs.retire(dataset)
+                except zfs_exc.DatasetBusy as e:
+                    raise exception.ShareBackendException(msg=_(
+                        "%(ds)s is still busy after its NFS exports were removed and the "
+                        "kernel's export caches flushed (%(err)s). If no process uses "
+                        "%(mp)s, the kernel NFS server still holds it: seen with Linux 6.1 "
+                        "after NFSv4 use, where expired entries stay in "
+                        "/proc/net/rpc/nfsd.export/content until nfsd restarts. The share "
+                        "and its data are intact; delete it again later.") % {
+                            "ds": dataset, "err": e, "mp": props["mountpoint"]})
         except zfs_exc.ZFSError as e:
             raise backend_error(e)
         if props["refquota"].isdigit():
