@@ -5,7 +5,8 @@
 CI shows the head and tail of a run's output; the failures of an early tox
 environment would be lost in between. For each failed test this prints its
 id, the end of its traceback and the last lines of its other attachments
-(captured log, stderr).
+(captured log, stderr). stestr keeps its runs as subunit v1 text; v2 streams
+are read too.
 """
 
 import sys
@@ -17,28 +18,65 @@ import testtools
 TRACEBACK_LINES = 20
 LOG_LINES = 8
 WIDTH = 200
+SUBUNIT_V2_SIGNATURE = 0xb3
 
 
-class _Failures(testtools.StreamResult):
+class _Failures(testtools.TestResult):
+    """Failed tests and their details (subunit v1, the testtools result API)."""
+
     def __init__(self):
         super().__init__()
-        self.details = {}
-        self.failed = []
-        self.unfinished = {}
+        self.failed = []        # (test id, {attachment name: text})
+
+    def _record(self, test, err=None, details=None):
+        if details is None:
+            details = {"traceback": self._exc_info_to_unicode(err, test)}
+        else:
+            details = {name: content.as_text() for name, content in details.items()}
+        self.failed.append((test.id(), details))
+
+    def addError(self, test, err=None, details=None):
+        self._record(test, err, details)
+
+    def addFailure(self, test, err=None, details=None):
+        self._record(test, err, details)
+
+
+class _StreamFailures(testtools.StreamResult):
+    """The same from a subunit v2 stream."""
+
+    def __init__(self):
+        super().__init__()
+        self.parts = {}
+        self.failed_ids = []
 
     def status(self, test_id=None, test_status=None, file_name=None,
                file_bytes=None, **kwargs):
         if test_id is None:
             return
         if file_name is not None:
-            parts = self.details.setdefault(test_id, {})
+            parts = self.parts.setdefault(test_id, {})
             parts[file_name] = parts.get(file_name, b'') + file_bytes
-        if test_status == 'inprogress':
-            self.unfinished[test_id] = True
-        elif test_status is not None:
-            self.unfinished.pop(test_id, None)
         if test_status == 'fail':
-            self.failed.append(test_id)
+            self.failed_ids.append(test_id)
+
+    @property
+    def failed(self):
+        return [(test_id, {name: data.decode('utf-8', 'replace') for name, data
+                           in self.parts.get(test_id, {}).items()})
+                for test_id in self.failed_ids]
+
+
+def failures(path):
+    with open(path, 'rb') as stream:
+        if stream.peek(1)[:1] == bytes([SUBUNIT_V2_SIGNATURE]):
+            result = _StreamFailures()
+            subunit.ByteStreamToStreamResult(
+                stream, non_subunit_name='stdout').run(result)
+        else:
+            result = _Failures()
+            subunit.ProtocolTestCase(stream).run(result)
+    return result.failed
 
 
 def _traceback_last(item):
@@ -51,17 +89,11 @@ def _tail(text, lines):
 
 def main(paths):
     for path in paths:
-        result = _Failures()
-        with open(path, 'rb') as stream:
-            subunit.ByteStreamToStreamResult(
-                stream, non_subunit_name='stdout').run(result)
-        for test_id in result.unfinished:
-            print(f'===== NO RESULT (the worker died?) {test_id} (run {path})')
-        for test_id in result.failed:
-            parts = result.details.get(test_id, {})
+        for test_id, parts in failures(path):
             print(f'===== FAILED {test_id} (run {path})')
-            for name, data in sorted(parts.items(), key=_traceback_last):
-                text = data.decode('utf-8', 'replace')
+            for name, text in sorted(parts.items(), key=_traceback_last):
+                if not text.strip():
+                    continue
                 lines = TRACEBACK_LINES if name == 'traceback' else LOG_LINES
                 print(f'--- {name} (last {lines} lines)')
                 print(_tail(text, lines))
