@@ -97,6 +97,26 @@ class TestDriver(DriverTestCase):
         self.drv.delete_share(None, share())
         self.assertEqual(1, len(self.ex.calls))
 
+    def test_a_delete_still_busy_after_the_cache_flush_says_why_and_keeps_the_share(self):
+        self.drv.zfs.busy_timeout = 0
+        busy = (1, "", "cannot unmount '/m': pool or dataset is busy")
+
+        def respond(argv):
+            if argv[:2] == ["zfs", "get"] and "mountpoint,refquota" in " ".join(argv):
+                return (0, "tank/manila/share-s1\tmountpoint\t/m\n"
+                           "tank/manila/share-s1\trefquota\t1073741824\n"
+                           "tank/manila/share-s1\torg.openstack:nfs_clients\t-\n", "")
+            if argv[:2] == ["zfs", "destroy"] and "share-s1" in argv[-1]:
+                return busy
+            return None
+        self.ex.respond = respond
+        e = self.assertRaises(exception.ShareBackendException, self.drv.delete_share,
+                              None, share())
+        self.assertIn("export caches flushed", str(e))
+        self.assertIn(["exportfs", "-f"], self.ex.calls)
+        self.assertEqual(2, sum(1 for c in self.ex.calls if c[:2] == ["zfs", "destroy"]
+                                and c[-1] == "tank/manila/share-s1"))
+
     def test_update_access_reports_refused_rules(self):
         self.answer((0, "tank/manila/share-s1\tmountpoint\t/m\n", ""),
                     (0, "tank/manila/share-s1\torg.openstack:nfs_clients\t-\n", ""))
