@@ -215,14 +215,20 @@ class TestServerLifecycle(base.QMPServerTestBase):
 
     def test_boot_from_volume_with_a_second_volume(self):
         """The root disk is a volume (a file with the guest's raw image, given as a
-        ``local`` connection); a second volume is attached at boot; both survive a
-        stop/start; delete leaves nothing of the instance."""
+        ``local`` connection); a second volume, a block device (a loop device), is
+        attached at boot; both survive a stop/start; delete leaves nothing of the
+        instance."""
         root_vol = self.cinder.IMAGE_BACKED_VOL
         data_vol = "0b5a2f4e-8d6c-4e1a-b3f7-9c2d1e0f5a66"
-        paths = {v: os.path.join(self.instances, v + ".img") for v in (root_vol, data_vol)}
-        shutil.copyfile(self.guest.disk_raw, paths[root_vol])
-        with open(paths[data_vol], "wb") as f:
+        root_path = os.path.join(self.instances, root_vol + ".img")
+        shutil.copyfile(self.guest.disk_raw, root_path)
+        backing = os.path.join(self.instances, data_vol + ".img")
+        with open(backing, "wb") as f:
             f.truncate(32 * 1024 ** 2)
+        loop = subprocess.run(["losetup", "--find", "--show", backing], check=True,
+                              capture_output=True, text=True).stdout.strip()
+        self.addCleanup(subprocess.run, ["losetup", "--detach", loop], check=False)
+        paths = {root_vol: root_path, data_vol: loop}
         self.cinder.VOLUME_CONNECTION_INFO = dict(self.cinder.VOLUME_CONNECTION_INFO, **{
             v: {"driver_volume_type": "local", "data": {"device_path": p}}
             for v, p in paths.items()})
@@ -238,6 +244,7 @@ class TestServerLifecycle(base.QMPServerTestBase):
         self.assertIn("DISK vdb sectors=65536", out)
         idir = instance_dir.InstanceDir(server["id"], root=self.instances)
         self.assertFalse(os.path.exists(idir.file(qemu.ROOT_DISK)))  # no image disk
+        self.assertTrue(idir.read_meta()["volumes"][data_vol]["block"])
 
         server = self._stop_server(server)
         before = len(self.console(server))
