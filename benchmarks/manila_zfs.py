@@ -343,11 +343,10 @@ def main():
             with open(args.json, "w") as f:
                 json.dump(report, f, indent=1)
     finally:
-        for _ in range(10):     # zfs-fuse: busy for a moment after I/O
-            if subprocess.run(["zpool", "destroy", "-f", pool]).returncode == 0:
-                break
-            time.sleep(0.5)
-        daemon.stop()
+        try:
+            zfsfuse.destroy_pool(pool)
+        finally:
+            daemon.stop()       # also unmounts what a failed destroy left mounted
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -76,19 +76,20 @@ class FusePool(fixtures.Fixture):
         # the next daemon
         subprocess.run(["zpool", "create", "-o", "cachefile=none", "-m", self.mountpoint,
                         self.name, self.image], check=True, capture_output=True)
-        self.addCleanup(self._destroy)
+        self.addCleanup(destroy_pool, self.name)
 
-    def _destroy(self, timeout=30):
-        # zfs-fuse: "busy" right after I/O, usually for about a second (longer when the
-        # machine is loaded)
-        deadline, delay = time.monotonic() + timeout, 0.1
-        while True:
-            res = subprocess.run(["zpool", "destroy", "-f", self.name], capture_output=True,
-                                 text=True)
-            if res.returncode == 0:
-                return
-            if time.monotonic() > deadline:
-                break
-            time.sleep(delay)
-            delay = min(delay * 2, 2)
-        raise RuntimeError("could not destroy zfs-fuse pool %s: %s" % (self.name, res.stderr))
+
+def destroy_pool(name, timeout=30):
+    """``zpool destroy -f``, waiting out zfs-fuse's "busy" right after I/O (usually about a
+    second, longer when the machine is loaded)."""
+    deadline, delay = time.monotonic() + timeout, 0.1
+    while True:
+        res = subprocess.run(["zpool", "destroy", "-f", name], capture_output=True,
+                             text=True)
+        if res.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            break
+        time.sleep(delay)
+        delay = min(delay * 2, 2)
+    raise RuntimeError("could not destroy zfs-fuse pool %s: %s" % (name, res.stderr))
