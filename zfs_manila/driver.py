@@ -343,13 +343,17 @@ class ZFSShareDriver(driver.ShareDriver):
     # -- replication (readable) ------------------------------------------------------------
     def create_replica(self, context, replica_list, new_replica, access_rules,
                        replica_snapshots, share_server=None):
-        self.provisioned.forget()
-        return self.replicator.create_replica(replica_list, new_replica, access_rules)
+        try:
+            return self.replicator.create_replica(replica_list, new_replica, access_rules)
+        finally:
+            self.provisioned.forget()
 
     def delete_replica(self, context, replica_list, replica_snapshots, replica,
                        share_server=None):
-        self.provisioned.forget()
-        self.replicator.delete_replica(replica_list, replica)
+        try:
+            self.replicator.delete_replica(replica_list, replica)
+        finally:
+            self.provisioned.forget()
 
     def update_replica_state(self, context, replica_list, replica, access_rules,
                              replica_snapshots, share_server=None):
@@ -357,8 +361,10 @@ class ZFSShareDriver(driver.ShareDriver):
 
     def promote_replica(self, context, replica_list, replica, access_rules,
                         share_server=None, quiesce_wait_time=None):
-        self.provisioned.forget()
-        return self.replicator.promote_replica(replica_list, replica, access_rules)
+        try:
+            return self.replicator.promote_replica(replica_list, replica, access_rules)
+        finally:
+            self.provisioned.forget()
 
     def create_replicated_snapshot(self, context, replica_list, replica_snapshots,
                                    share_server=None):
@@ -399,7 +405,6 @@ class ZFSShareDriver(driver.ShareDriver):
                 "size %(size)s GiB is below the %(used)s bytes the dataset uses") % {
                     "size": size, "used": used})
         props = self._properties(share, size)
-        self.provisioned.forget(self._root(share))
         try:
             self.zfs.unmount(source)
             self.zfs.rename(source, dataset)
@@ -407,6 +412,8 @@ class ZFSShareDriver(driver.ShareDriver):
             self.zfs.set(dataset, props)
         except zfs_exc.ZFSError as e:
             raise exception.ManageInvalidShare(reason=str(e))
+        finally:
+            self.provisioned.forget(self._root(share))
         return {"size": size, "export_locations": self._export_locations(dataset)}
 
     def _dataset_by_mountpoint(self, share, mountpoint):

@@ -142,7 +142,9 @@ class TestDriverOnZfsFuse(DriverOnZfs):
                      export_locations=[{"path": "127.0.0.1:" + mountpoint}])
         bad = dict(share, export_locations=[{"path": "127.0.0.1:/nowhere"}])
         self.assertRaises(exception.ManageInvalidShare, self.drv.manage_existing, bad, {})
+        self.assertEqual(0.0, self.provisioned_gb())
         result = self.drv.manage_existing(share, {})
+        self.assertEqual(1.0, self.provisioned_gb())        # recounted after the manage
         dataset = self.drv._dataset(share)
         self.assertEqual(1, result["size"])                  # usage rounded up to 1 GiB
         self.assertIn(dataset, self.datasets())

@@ -194,10 +194,3 @@ class TestStats(DriverTestCase):
         self.drv.delete_share(None, share("s2", size=5))
         self.assertEqual({"tank": 2.0, "other": 2.0}, self.provisioned())
         self.assertEqual(2, self.full_counts())       # one per root, at the first update
-
-    def test_manage_and_replication_recount(self):
-        self.ex.respond = self.respond
-        self.provisioned()
-        self.drv.provisioned.forget(self.drv.roots["tank"])   # as manage_existing does
-        self.provisioned()
-        self.assertEqual(3, self.full_counts())
