@@ -212,9 +212,10 @@ class ZFSShareDriver(driver.ShareDriver):
                         "%(ds)s is still busy after its NFS exports were removed and the "
                         "kernel's export caches flushed (%(err)s). If no process uses "
                         "%(mp)s, the kernel NFS server still holds it: seen with Linux 6.1 "
-                        "after NFSv4 use, where expired entries stay in "
-                        "/proc/net/rpc/nfsd.export/content until nfsd restarts. The share "
-                        "and its data are intact; delete it again later.") % {
+                        "after NFSv4 use, where entries for it stay in "
+                        "/proc/net/rpc/nfsd.export/content for a few minutes. The share "
+                        "and its data are intact; delete it again later, or raise "
+                        "zfs_busy_timeout to wait that out.") % {
                             "ds": dataset, "err": e, "mp": props["mountpoint"]})
         except zfs_exc.ZFSError as e:
             raise backend_error(e)

@@ -228,13 +228,13 @@ class TestDriverOnOpenZfsGuest(DriverOnZfs):
         share = new_share(self.pool)
         (location,) = self.drv.create_share(None, share)
         self.addCleanup(self.drv.delete_share, None, share)
-        # KNOWN LIMITATION: after NFSv4 use the guest's kernel (6.1) can keep expired
-        # entries for the share in its export caches (/proc/net/rpc/nfsd.export/content,
-        # nfsd.fh) that `exportfs -f` does not remove; they hold the dataset mounted, so a
-        # delete then fails (a clear ShareBackendException, share intact) until nfsd
-        # restarts. Measured: seen in both runs that followed this class's other tests,
-        # never in 21 deletes without them; still busy 90 s later; `rpc.nfsd 0` freed it
-        # at once. The test stops nfsd before its delete.
+        # KNOWN LIMITATION: after NFSv4 use the guest's kernel (6.1) can keep entries for
+        # the share in its export caches (/proc/net/rpc/nfsd.export/content, nfsd.fh) that
+        # `exportfs -f` does not remove; they hold the dataset mounted, so a delete then
+        # fails (a clear ShareBackendException, share intact). Measured: in 3 of 3 runs
+        # that followed this class's other tests, never in 21 deletes without them; gone
+        # by themselves after 3-4 minutes, at once with `rpc.nfsd 0`. The test stops nfsd
+        # before its delete rather than wait minutes.
         self.addCleanup(self.guest.run, "rpc.nfsd 0; exportfs -f", check=False)
         path = location["path"]
         self.assertNotEqual(0, self.mount(path, "true").rc)       # nobody is allowed yet
