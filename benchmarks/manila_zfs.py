@@ -242,18 +242,15 @@ def fill(pool, root, count):
         run("zfs", "create", "-o", "quota=1G", "%s/%s/fill-%04d" % (pool, root, i))
 
 
-def clear(pool, root, timeout=60):
-    """Destroy the fill datasets again (zfs-fuse: a destroy can meet "busy" for a moment)."""
+def clear(pool, root):
+    """Destroy the fill datasets again."""
+    from tests.common import zfsfuse
+
     names = subprocess.run(["zfs", "list", "-H", "-o", "name", "-r", "-d", "1",
                             "%s/%s" % (pool, root)], capture_output=True, text=True,
                            check=True).stdout.split()[1:]
     for name in names:
-        deadline = time.monotonic() + timeout
-        while subprocess.run(["zfs", "destroy", "-r", name],
-                             capture_output=True).returncode != 0:
-            if time.monotonic() > deadline:
-                raise RuntimeError("could not destroy %s" % name)
-            time.sleep(0.2)
+        zfsfuse.until_not_busy(["zfs", "destroy", "-r", name], timeout=60)
 
 
 DRIVERS = ("intree", "ours")

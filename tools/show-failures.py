@@ -5,8 +5,7 @@
 CI shows the head and tail of a run's output; the failures of an early tox
 environment would be lost in between. For each failed test this prints its
 id, the end of its traceback and the last lines of its other attachments
-(captured log, stderr). stestr keeps its runs as subunit v1 text; v2 streams
-are read too.
+(captured log, stderr). stestr keeps its runs as subunit v1 text.
 """
 
 import sys
@@ -18,11 +17,10 @@ import testtools
 TRACEBACK_LINES = 20
 LOG_LINES = 8
 WIDTH = 200
-SUBUNIT_V2_SIGNATURE = 0xb3
 
 
 class _Failures(testtools.TestResult):
-    """Failed tests and their details (subunit v1, the testtools result API)."""
+    """Failed tests and their details."""
 
     def __init__(self):
         super().__init__()
@@ -42,40 +40,10 @@ class _Failures(testtools.TestResult):
         self._record(test, err, details)
 
 
-class _StreamFailures(testtools.StreamResult):
-    """The same from a subunit v2 stream."""
-
-    def __init__(self):
-        super().__init__()
-        self.parts = {}
-        self.failed_ids = []
-
-    def status(self, test_id=None, test_status=None, file_name=None,
-               file_bytes=None, **kwargs):
-        if test_id is None:
-            return
-        if file_name is not None:
-            parts = self.parts.setdefault(test_id, {})
-            parts[file_name] = parts.get(file_name, b'') + file_bytes
-        if test_status == 'fail':
-            self.failed_ids.append(test_id)
-
-    @property
-    def failed(self):
-        return [(test_id, {name: data.decode('utf-8', 'replace') for name, data
-                           in self.parts.get(test_id, {}).items()})
-                for test_id in self.failed_ids]
-
-
 def failures(path):
+    result = _Failures()
     with open(path, 'rb') as stream:
-        if stream.peek(1)[:1] == bytes([SUBUNIT_V2_SIGNATURE]):
-            result = _StreamFailures()
-            subunit.ByteStreamToStreamResult(
-                stream, non_subunit_name='stdout').run(result)
-        else:
-            result = _Failures()
-            subunit.ProtocolTestCase(stream).run(result)
+        subunit.ProtocolTestCase(stream).run(result)
     return result.failed
 
 

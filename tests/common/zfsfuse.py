@@ -79,17 +79,20 @@ class FusePool(fixtures.Fixture):
         self.addCleanup(destroy_pool, self.name)
 
 
-def destroy_pool(name, timeout=30):
-    """``zpool destroy -f``, waiting out zfs-fuse's "busy" right after I/O (usually about a
-    second, longer when the machine is loaded)."""
+def until_not_busy(argv, timeout=30):
+    """Run a zfs/zpool command until it succeeds, waiting out zfs-fuse's "busy" right
+    after I/O (usually about a second, longer when the machine is loaded)."""
     deadline, delay = time.monotonic() + timeout, 0.1
     while True:
-        res = subprocess.run(["zpool", "destroy", "-f", name], capture_output=True,
-                             text=True)
+        res = subprocess.run(argv, capture_output=True, text=True)
         if res.returncode == 0:
             return
         if time.monotonic() > deadline:
             break
         time.sleep(delay)
         delay = min(delay * 2, 2)
-    raise RuntimeError("could not destroy zfs-fuse pool %s: %s" % (name, res.stderr))
+    raise RuntimeError("%s failed for %d s: %s" % (" ".join(argv), timeout, res.stderr))
+
+
+def destroy_pool(name, timeout=30):
+    until_not_busy(["zpool", "destroy", "-f", name], timeout)

@@ -203,6 +203,7 @@ class TestDriverOnZfsFuse(DriverOnZfs):
                                       zfs_provisioned_recount_interval=0)
         self.assertEqual(1.0, self.provisioned_gb(recounting))
 
+
 class TestDriverOnOpenZfsGuest(DriverOnZfs):
     """Over SSH, as with a remote ZFS host; the guest's kernel NFS server serves exports."""
 

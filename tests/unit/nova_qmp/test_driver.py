@@ -4,6 +4,7 @@ import os
 import signal
 import time
 
+import fixtures
 from nova import exception
 from nova import objects
 from nova.compute import power_state
@@ -123,6 +124,17 @@ class TestDriver(base.TestCase):
         self.assertTrue(self.idir.exists())         # nothing moved aside
 
     def test_a_failed_finish_migration_leaves_the_kept_aside_directory_only(self):
+        """... and disconnects the volume it connected (os-brick is the boundary)."""
+        disconnected = []
+        self.useFixture(fixtures.MockPatch(
+            "os_brick.initiator.connectors.local.LocalConnector.disconnect_volume",
+            lambda _self, data, device_info, *a, **kw: disconnected.append(data)))
+        volume = os.path.join(self.useFixture(fixtures.TempDir()).path, "vol")
+        open(volume, "wb").close()
+        bdi = {"block_device_mapping": [{
+            "mount_device": "/dev/vdb", "boot_index": -1, "connection_info": {
+                "driver_volume_type": "local", "serial": "v1",
+                "data": {"device_path": volume, "volume_id": "v1"}}}]}
         self.inst.flavor = objects.Flavor(root_gb=0, vcpus=1, memory_mb=64)
         self.drv.power_on(None, self.inst, None)
         self.drv.migrate_disk_and_power_off(None, self.inst, base.CONF.my_ip,
@@ -133,7 +145,9 @@ class TestDriver(base.TestCase):
         qemu_binary = base.CONF.qmp.qemu_binary
         self.flags(qemu_binary="/bin/false", group="qmp")     # the new QEMU cannot start
         self.assertRaises(exception.InstanceDeployFailure, self.drv.finish_migration, None,
-                          None, self.inst, "", [], None, False, None, power_on=True)
+                          None, self.inst, "", [], None, False, None,
+                          block_device_info=bdi, power_on=True)
+        self.assertEqual([{"device_path": volume, "volume_id": "v1"}], disconnected)
         self.assertFalse(self.idir.exists())
         self.assertTrue(kept.exists())                  # a revert can still bring it back
         self.flags(qemu_binary=qemu_binary, group="qmp")
