@@ -1,0 +1,101 @@
+"""A nova deployment in one process (nova's functional framework: API, conductor,
+scheduler, placement fixture) whose nova-compute runs the LXC driver on real liblxc, with
+the busybox root filesystem in its Glance fixture as a tarball and as an ext4 image."""
+# nova's functional package applies (or poisons) eventlet patching: import it first
+from nova.tests import functional as _nova_functional  # noqa: F401,I001  isort:skip
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import fixtures
+from nova import context as nova_context
+from nova.tests import fixtures as nova_fixtures
+from nova.tests.functional import integrated_helpers
+
+from nova_common import instance_dir
+from nova_common import privsep as nova_common_privsep
+from nova_lxc import container
+from nova_lxc import driver  # noqa: F401 - registers [lxc_native] before self.flags()
+from nova_lxc import privsep as lxc_privsep
+from tests.common import lxc_rootfs
+
+
+class ContainerReaper(fixtures.Fixture):
+    """Kills, each by its own name and lxcpath, any container a test left running (also
+    after failures), and removes its files."""
+
+    def __init__(self, root):
+        super().__init__()
+        self.root = root
+
+    def _setUp(self):
+        self.addCleanup(self._reap)
+
+    def _reap(self):
+        for uuid in instance_dir.list_uuids(self.root) + container.list_running(self.root):
+            st = container.state(uuid, self.root)
+            if st["state"] != "STOPPED":
+                try:
+                    container.kill(uuid, self.root, 10)
+                except container.ContainerError:
+                    os.kill(st["init_pid"], 9)
+
+
+class LXCServerTestBase(integrated_helpers._IntegratedTestBase):
+    ADMIN_API = True
+    CAST_AS_CALL = False
+    microversion = "latest"
+
+    def _setup_compute_service(self):
+        self.instances = tempfile.mkdtemp(prefix="lxcn", dir="/tmp")
+        self.addCleanup(shutil.rmtree, self.instances, True)
+        os.chmod(self.instances, 0o711)
+        self.flags(compute_driver="liblxc.LXCDriver", instances_path=self.instances,
+                   shutdown_timeout=5, reboot_timeout=5, force_config_drive=False)
+        self.flags(apparmor_profile="unconfined", group="lxc_native")  # no AppArmor here
+        self.flags(api_paste_config=os.path.join(sys.prefix, "etc", "nova", "api-paste.ini"),
+                   group="wsgi")
+        self.useFixture(nova_fixtures.PrivsepFixture())
+        # the driver's privileged calls in this (root) process, as nova's own are
+        for context in (lxc_privsep.lxc_admin, nova_common_privsep.net_admin):
+            context.set_client_mode(False)
+            self.addCleanup(context.set_client_mode, True)
+        self.useFixture(ContainerReaper(self.instances))
+        work = tempfile.mkdtemp(prefix="lxcimg", dir="/tmp")
+        self.addCleanup(shutil.rmtree, work, True)
+        self.images = {}
+        props = {"lxc_halt_signal": lxc_rootfs.HALT_SIGNAL}
+        for name, path in (("tar", lxc_rootfs.tarball(work)),
+                           ("ext4", lxc_rootfs.ext4_image(work))):
+            with open(path, "rb") as f:
+                self.images[name] = self.glance.create(
+                    nova_context.get_admin_context(),
+                    {"name": "busybox-" + name, "disk_format": "raw",
+                     "container_format": "bare", "visibility": "public",
+                     "status": "active", "properties": props}, data=f)["id"]
+        return self._start_compute("compute")
+
+    def boot(self, image="tar", state="ACTIVE", networks="none"):
+        server = self._build_server(image_uuid=self.images.get(image, image),
+                                    networks=networks)
+        server = self.api.post_server({"server": server})
+        return self._wait_for_state_change(server, state)
+
+    def console(self, server):
+        return self.api.post_server_action(server["id"], {"os-getConsoleOutput": {}}
+                                           )["output"]
+
+    def wait_console(self, server, text, timeout=60, since=0):
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.console(server)
+            if text in out[since:]:
+                return out
+            if time.monotonic() > deadline:
+                self.fail("%r not in the console of %s:\n%s" % (text, server["id"], out))
+            time.sleep(0.2)
+
+    def state(self, server):
+        return container.state(server["id"], self.instances)

@@ -1,0 +1,74 @@
+"""LXCDriver through the real nova services (nova's own functional framework: API,
+conductor, scheduler, placement fixture, nova-compute with this driver), booting busybox
+system containers on real liblxc from a root tarball and from an ext4 image.
+
+Runs in nova's eventlet mode by default and in native-threads mode with
+OS_NOVA_DISABLE_EVENTLET_PATCHING=1 (tox runs both).
+"""
+# nova's functional package applies (or poisons) eventlet patching: import it first
+from tests.functional.nova_lxc import base  # noqa: I001  isort:skip
+import os
+import signal
+import time
+
+from nova_common import instance_dir
+
+
+class TestServerLifecycle(base.LXCServerTestBase):
+    def test_boot_tarball_console_stop_start_pause_reboot_delete(self):
+        server = self.boot("tar")
+        out = self.wait_console(server, "HCILXC READY")
+        self.assertIn("HCILXC READY uid=0", out)
+        pid = self.state(server)["init_pid"]
+        with open("/proc/%d/status" % pid) as f:      # unprivileged by default
+            self.assertIn("Uid:\t100000", f.read())
+
+        server = self._stop_server(server)
+        self.assertEqual("STOPPED", self.state(server)["state"])
+        self.assertIn("HCILXC HALT", self.console(server))    # a clean shutdown
+        server = self._start_server(server)
+        self.assertEqual("RUNNING", self.state(server)["state"])
+
+        self.api.post_server_action(server["id"], {"pause": None})
+        server = self._wait_for_state_change(server, "PAUSED")
+        self.assertEqual("FROZEN", self.state(server)["state"])
+        self.api.post_server_action(server["id"], {"unpause": None})
+        server = self._wait_for_state_change(server, "ACTIVE")
+        self.assertEqual("RUNNING", self.state(server)["state"])
+
+        for hard in (False, True):
+            before = self.state(server)["init_pid"]
+            self._reboot_server(server, hard=hard)
+            after = self.state(server)["init_pid"]
+            self.assertNotEqual(before, after)
+            self.assertEqual("RUNNING", self.state(server)["state"])
+
+        self._delete_server(server)
+        self.assertEqual([], instance_dir.list_uuids(self.instances))
+        self.assertFalse(os.path.exists(os.path.join(self.instances, server["id"])))
+        self.assertEqual("STOPPED", self.state(server)["state"])
+
+    def test_ext4_image_and_an_init_that_dies_shows_shutoff(self):
+        server = self.boot("ext4")
+        self.wait_console(server, "HCILXC READY uid=0")
+        # the container's init dies: nova hears of it through a lifecycle event (the
+        # periodic power-state sync runs only every 10 minutes by default)
+        os.kill(self.state(server)["init_pid"], signal.SIGKILL)
+        server = self._wait_for_state_change(server, "SHUTOFF")
+        server = self._start_server(server)
+        self.wait_console(server, "HCILXC READY")
+        self._delete_server(server)
+        self.assertEqual([], os.listdir(self.instances) and
+                         [n for n in os.listdir(self.instances) if not n.startswith("_")])
+
+    def test_an_image_that_is_no_root_filesystem_is_refused(self):
+        ctx = base.nova_context.get_admin_context()
+        image = self.glance.create(ctx, {
+            "name": "junk", "disk_format": "raw", "container_format": "bare",
+            "visibility": "public", "status": "active"}, data=__import__("io").BytesIO(
+                os.urandom(8192)))["id"]
+        server = self.boot(image, state="ERROR")
+        self.assertIn("neither a root filesystem tarball",
+                      self.api.get_server(server["id"])["fault"]["message"])
+        self.assertEqual([], instance_dir.list_uuids(self.instances))
+        time.sleep(0)
