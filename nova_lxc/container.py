@@ -14,6 +14,8 @@ Each child has a timeout.
 import os
 import shutil
 import subprocess
+import tarfile
+import tempfile
 
 import lxc
 from nova import exception
@@ -200,6 +202,47 @@ def console_log(name, lxcpath, size):
     """The last ``size`` bytes of the container's console log (written by its monitor
     as root)."""
     return _read_tail(os.path.join(container_dir(name, lxcpath), CONSOLE_LOG), int(size))
+
+
+def export_rootfs(name, lxcpath, base, out_path, idmap, owner_uid):
+    """Write the container's root filesystem (its image with its own changes) as a
+    gzip tarball at ``out_path`` in its directory, owners shifted back to the
+    container's view, owned by ``owner_uid``. The two layers are read through a read-only
+    overlay mount of their own, so it works whether the container runs or not."""
+    cdir = container_dir(name, lxcpath)
+    config.check_path(base)
+    config.check_path(out_path)
+    if os.path.dirname(out_path) != cdir or "," in base + cdir:
+        raise exception.InvalidInput(reason=_("bad snapshot paths"))
+    start, size = idmap if idmap else (0, 2 ** 32)
+    mnt = tempfile.mkdtemp(prefix=".export.", dir=cdir)
+    try:
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                        "ro,lowerdir=%s:%s" % (os.path.join(cdir, UPPER), base), mnt],
+                       check=True, capture_output=True, timeout=60)
+        try:
+            def back(info):
+                if not (info.isfile() or info.isdir() or info.issym() or info.islnk()):
+                    return None                  # devices, FIFOs: not in an image
+                for attr in ("uid", "gid"):
+                    value = getattr(info, attr) - start
+                    setattr(info, attr, value if 0 <= value < size else 65534)
+                info.uname = info.gname = ""
+                return info
+
+            fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w:gz") as tar:
+                for entry in sorted(os.listdir(mnt)):
+                    tar.add(os.path.join(mnt, entry), arcname="./" + entry, filter=back)
+        finally:
+            subprocess.run(["umount", mnt], capture_output=True, timeout=60)
+    except subprocess.CalledProcessError as e:
+        raise ContainerError(name=name, reason=_("cannot read its root: %s")
+                             % e.stderr.decode(errors="replace"))
+    finally:
+        os.rmdir(mnt)
+    os.chown(out_path, int(owner_uid), -1)
+    return out_path
 
 
 def remove(name, lxcpath):

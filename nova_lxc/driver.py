@@ -4,14 +4,18 @@ Loaded with ``compute_driver = liblxc.LXCDriver`` (the ``nova.virt.liblxc`` shim
 ``lxc``, which would read as nova's libvirt LXC mode). Thin: container work in
 ``nova_lxc.hypervisor`` (and, privileged, ``nova_lxc.container``/``images``), instance
 directories, host resources and event delivery in ``nova_common``. Operations containers
-cannot do (suspend to disk, rescue, live migration, VNC/SPICE/serial consoles, snapshots
-for now, volumes for now) raise ``NotImplementedError`` (nova's base class).
+cannot do (suspend to disk, rescue, live migration, VNC/SPICE/serial consoles, and for
+now volumes and interface hot-plug) raise ``NotImplementedError`` (nova's base class).
 """
 import os
+import tempfile
 
 from nova import exception
 from nova.compute import power_state
+from nova.compute import task_states
 import nova.conf
+from nova.i18n import _
+from nova.image import glance
 from nova.virt import driver
 from nova.virt import event as virtevent
 from nova.virt import hardware
@@ -56,13 +60,18 @@ class LXCDriver(driver.ComputeDriver):
         super().__init__(virtapi)
         self._events = lifecycle.Dispatcher(self.emit_event)
         self._hv = hypervisor.LXCHypervisor(on_stopped=self._on_stopped)
+        self._image_api = glance.API()
 
     # -- service start ------------------------------------------------------------------
     def init_host(self, host):
         os.makedirs(CONF.instances_path, exist_ok=True)
         self._events.start()
         self._hv.reattach()
-        self._hv.start_watcher(lifecycle.native_threading())
+        self._hv.start_watcher()
+
+    def cleanup_host(self, host):
+        # the containers keep running; a new nova-compute manages them again
+        self._hv.stop_watcher()
 
     def _on_stopped(self, uuid):
         # the watcher's native thread: queue only
@@ -200,6 +209,83 @@ class LXCDriver(driver.ComputeDriver):
     def unpause(self, instance):
         self._idir(instance)
         self._hv.thaw(instance)
+
+    # -- resize (on this host) ----------------------------------------------------------
+    def migrate_disk_and_power_off(self, context, instance, dest, flavor, network_info,
+                                   block_device_info=None, timeout=0, retry_interval=0):
+        """Resizes stay on this host and keep the container's files in place: it is shut
+        down here and defined again with the new flavor's limits by finish_migration
+        (or the old ones by finish_revert_migration)."""
+        if dest not in (CONF.host, CONF.my_ip):
+            raise exception.InstanceFaultRollback(exception.MigrationPreCheckError(
+                reason=_("the LXC driver resizes on the same host only "
+                         "(allow_resize_to_same_host)")))
+        self.power_off(instance, timeout, retry_interval)
+        return ""
+
+    def _redefine(self, instance, network_info, power_on):
+        idir = self._idir(instance)
+        meta = idir.read_meta()
+        meta.update(vcpus=instance.flavor.vcpus, memory_mb=instance.flavor.memory_mb)
+        self._hv.define(instance, idir, meta["base"], network_info)
+        idir.write_meta(meta)
+        LOG.info("container defined for flavor %s", instance.flavor.name,
+                 instance=instance)
+        if power_on:
+            self._hv.start(instance)
+
+    def finish_migration(self, context, migration, instance, disk_info, network_info,
+                         image_meta, resize_instance, allocations, block_device_info=None,
+                         power_on=True, share_info=None):
+        self._redefine(instance, network_info, power_on)
+
+    def confirm_migration(self, context, migration, instance, network_info):
+        pass        # nothing was kept aside
+
+    def finish_revert_migration(self, context, instance, network_info, migration,
+                                block_device_info=None, power_on=True, share_info=None):
+        self._redefine(instance, network_info, power_on)
+
+    # the instances path is the storage: nova's revert then destroys the resized
+    # container without its files (destroy_disks=False), as on shared storage
+    def check_instance_shared_storage_local(self, context, instance):
+        fd, path = tempfile.mkstemp(prefix=".shared-check-", dir=CONF.instances_path)
+        os.close(fd)
+        return {"filename": os.path.basename(path)}
+
+    def check_instance_shared_storage_remote(self, context, data):
+        name = os.path.basename(data["filename"])
+        return os.path.exists(os.path.join(CONF.instances_path, name))
+
+    def check_instance_shared_storage_cleanup(self, context, data):
+        path = os.path.join(CONF.instances_path, os.path.basename(data["filename"]))
+        if os.path.exists(path):
+            os.unlink(path)
+
+    # -- snapshots ----------------------------------------------------------------------
+    def snapshot(self, context, instance, image_id, update_task_state):
+        """The container's root filesystem (its image plus its changes) as a root
+        tarball uploaded to Glance as ``image_id`` (disk_format raw, container_format
+        bare): it boots with this driver like the image it came from."""
+        idir = self._idir(instance)
+        image = self._image_api.get(context, image_id)
+        update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
+        path = idir.file("snapshot-%s.tar.gz" % image_id)
+        try:
+            self._hv.export(instance, idir.read_meta()["base"], path)
+            update_task_state(task_state=task_states.IMAGE_UPLOADING,
+                              expected_state=task_states.IMAGE_PENDING_UPLOAD)
+            metadata = {"name": image["name"], "status": "active",
+                        "disk_format": "raw", "container_format": "bare",
+                        "properties": {"image_location": "snapshot",
+                                       "image_state": "available",
+                                       "owner_id": instance.project_id}}
+            with open(path, "rb") as f:
+                self._image_api.update(context, image_id, metadata, f, purge_props=False)
+            LOG.info("snapshot %s uploaded", image_id, instance=instance)
+        finally:
+            if os.path.exists(path):
+                os.unlink(path)
 
     # -- networking ---------------------------------------------------------------------
     def plug_vifs(self, instance, network_info):

@@ -8,10 +8,10 @@ native watcher thread. Privileged side (``nova_lxc.privsep``): everything liblxc
 import ipaddress
 import os
 import sysconfig
-import threading
 import time
 
 from nova import exception
+from nova import utils as nova_utils
 import nova.conf
 from nova.i18n import _
 from nova.virt import images as nova_images
@@ -20,6 +20,7 @@ from oslo_log import log as logging
 from oslo_utils import versionutils
 
 from nova_common import instance_dir
+from nova_common import lifecycle
 from nova_common import vifs
 from nova_lxc import config
 from nova_lxc import container
@@ -122,8 +123,10 @@ class LXCHypervisor:
         self._on_stopped = on_stopped      # called (uuid) from the watcher thread
         self._quiet = set()                # stops the driver itself causes
         self._watched = {}                 # uuid -> init pid
-        self._lock = threading.Lock()
+        # native: shared with the watcher thread (held for dict updates only)
+        self._lock = lifecycle.native_threading().Lock()
         self._watcher = None
+        self._stopping = False
 
     # -- images ---------------------------------------------------------------------------
     def rootfs(self, context, instance, image_meta):
@@ -210,6 +213,11 @@ class LXCHypervisor:
     def console(self, instance):
         return privsep.console_log(instance.uuid, lxcpath(), CONSOLE_TAIL).encode()
 
+    def export(self, instance, base, path):
+        """The container's root as a tarball at ``path`` (readable by nova's user)."""
+        return privsep.export_rootfs(instance.uuid, lxcpath(), base, path, idmap(),
+                                     os.getuid())
+
     def remove(self, instance):
         """Stop the container and remove its directory (config, overlay upper, logs)."""
         if self.running(instance.uuid):
@@ -242,16 +250,20 @@ class LXCHypervisor:
         with self._lock:
             self._watched[uuid] = (pid, _start_time(pid))
 
-    def start_watcher(self, native_threading, interval=0.5):
+    def start_watcher(self, interval=0.5):
         """A native thread noticing containers whose init is gone (it died, or the
         guest halted itself) and reporting them through ``on_stopped``. Reads /proc only:
         no privileges, no lock held while reporting."""
         if self._watcher is not None:
             return
 
+        self._stopping = False
+        eventlet = nova_utils.get_eventlet()
+        sleep = eventlet.patcher.original("time").sleep if eventlet else time.sleep
+
         def run():
-            while True:
-                time.sleep(interval)
+            while not self._stopping:
+                sleep(interval)
                 with self._lock:
                     gone = [u for u, (pid, since) in self._watched.items()
                             if u not in self._quiet and _start_time(pid) != since]
@@ -261,9 +273,12 @@ class LXCHypervisor:
                     if self._on_stopped:
                         self._on_stopped(uuid)
 
-        self._watcher = native_threading.Thread(target=run, daemon=True,
-                                                name="nova-lxc-watcher")
+        self._watcher = lifecycle.native_threading().Thread(
+            target=run, daemon=True, name="nova-lxc-watcher")
         self._watcher.start()
+
+    def stop_watcher(self):
+        self._stopping = True
 
     def reattach(self):
         """After a nova-compute restart: watch the containers that still run."""

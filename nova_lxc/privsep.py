@@ -94,3 +94,9 @@ def console_log(name, lxcpath, size):
 @lxc_admin.entrypoint
 def remove(name, lxcpath):
     container.remove(name, lxcpath)
+
+
+@lxc_admin.entrypoint
+def export_rootfs(name, lxcpath, base, out_path, idmap, owner_uid):
+    return container.export_rootfs(name, lxcpath, base, out_path,
+                                   tuple(idmap) if idmap else None, owner_uid)

@@ -75,7 +75,39 @@ class LXCServerTestBase(integrated_helpers._IntegratedTestBase):
                     {"name": "busybox-" + name, "disk_format": "raw",
                      "container_format": "bare", "visibility": "public",
                      "status": "active", "properties": props}, data=f)["id"]
+
+        # nova's Glance fixture drops uploaded data: keep it, so snapshots can be booted
+        fixture = self.glance
+
+        def update(_api, context, image_id, metadata, data=None, purge_props=False):
+            if data is not None:
+                fixture._imagedata[image_id] = data.read()
+            return fixture.update(context, image_id, metadata, purge_props=purge_props)
+
+        self.stub_out("nova.image.glance.API.update", update)
         return self._start_compute("compute")
+
+    def _wait_for_image(self, name, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for image in self.glance.images.values():
+                if image["name"] == name and image["status"] == "active" \
+                        and image["id"] in self.glance._imagedata:
+                    return image
+            time.sleep(0.2)
+        self.fail("image %s was not uploaded" % name)
+
+    def run_in(self, server, command):
+        """Exit status of ``sh -c command`` run in the server's container."""
+        import lxc
+        c = lxc.Container(server["id"], self.instances)
+        return c.attach_wait(lxc.attach_run_command, ["/bin/sh", "-c", command]) >> 8
+
+    def cgroup_value(self, server, name):
+        """A cgroup value of the running container (read through liblxc: nova's
+        fixtures forbid reading /sys)."""
+        import lxc
+        return lxc.Container(server["id"], self.instances).get_cgroup_item(name).strip()
 
     def boot(self, image="tar", state="ACTIVE", networks="none"):
         server = self._build_server(image_uuid=self.images.get(image, image),

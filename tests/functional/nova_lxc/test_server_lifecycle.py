@@ -61,6 +61,66 @@ class TestServerLifecycle(base.LXCServerTestBase):
         self.assertEqual([], os.listdir(self.instances) and
                          [n for n in os.listdir(self.instances) if not n.startswith("_")])
 
+    def test_restarted_compute_manages_running_containers_again(self):
+        server = self.boot("tar")
+        self.wait_console(server, "HCILXC READY")
+        pid = self.state(server)["init_pid"]
+        self.compute = self.restart_compute_service(self.compute,
+                                                    keep_hypervisor_state=False)
+        self.assertEqual(pid, self.state(server)["init_pid"])      # untouched
+        server = self._wait_for_state_change(server, "ACTIVE")
+        self.api.post_server_action(server["id"], {"pause": None})
+        server = self._wait_for_state_change(server, "PAUSED")
+        self.api.post_server_action(server["id"], {"unpause": None})
+        server = self._wait_for_state_change(server, "ACTIVE")
+        # the new service hears of a dying init too
+        os.kill(pid, signal.SIGKILL)
+        server = self._wait_for_state_change(server, "SHUTOFF")
+        self._delete_server(server)
+        self.assertEqual([], instance_dir.list_uuids(self.instances))
+
+    def test_resize_changes_the_cgroup_limits_revert_and_confirm(self):
+        self.flags(allow_resize_to_same_host=True)
+        server = self.boot("tar")
+        self.wait_console(server, "HCILXC READY")
+        self.assertEqual(str(512 * 1024 ** 2), self.cgroup_value(
+            server, "memory.limit_in_bytes"))           # m1.tiny: 512 MiB
+        self.assertEqual(0, self.run_in(server, "echo kept > /root/file"))
+        bigger = self.api.post_flavor({"flavor": {
+            "name": "lxc.big", "ram": 768, "vcpus": 2, "disk": 1}})
+        self.api.post_extra_spec(bigger["id"], {"extra_specs": {
+            "quota:cpu_quota": "50000"}})
+        server = self._resize_server(server, bigger["id"])
+        self.assertEqual(str(768 * 1024 ** 2), self.cgroup_value(
+            server, "memory.limit_in_bytes"))
+        self.assertEqual("2048", self.cgroup_value(server, "cpu.shares"))
+        self.assertEqual("50000", self.cgroup_value(server, "cpu.cfs_quota_us"))
+        server = self._revert_resize(server)
+        self.assertEqual(str(512 * 1024 ** 2), self.cgroup_value(
+            server, "memory.limit_in_bytes"))
+        self.assertEqual(0, self.run_in(server, "test \"$(cat /root/file)\" = kept"))
+        server = self._resize_server(server, bigger["id"])
+        self._confirm_resize(server)
+        server = self._wait_for_state_change(server, "ACTIVE")
+        self.assertEqual(str(768 * 1024 ** 2), self.cgroup_value(
+            server, "memory.limit_in_bytes"))
+        self.assertEqual(0, self.run_in(server, "test -f /root/file"))
+        self._delete_server(server)
+        self.assertEqual([], instance_dir.list_uuids(self.instances))
+
+    def test_snapshot_is_a_root_tarball_that_boots(self):
+        server = self.boot("ext4")
+        self.wait_console(server, "HCILXC READY")
+        self.assertEqual(0, self.run_in(server, "echo snap-$(id -u) > /etc/hci-marker"))
+        self._snapshot_server(server, "snap")
+        image = self._wait_for_image("snap")
+        self.assertEqual(("raw", "bare"), (image["disk_format"], image["container_format"]))
+        copy = self.boot(image["id"])
+        self.wait_console(copy, "HCILXC MARKER snap-0")
+        for s in (server, copy):
+            self._delete_server(s)
+        self.assertEqual([], instance_dir.list_uuids(self.instances))
+
     def test_an_image_that_is_no_root_filesystem_is_refused(self):
         ctx = base.nova_context.get_admin_context()
         image = self.glance.create(ctx, {
