@@ -13,6 +13,7 @@ Each child has a timeout.
 """
 import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -132,6 +133,23 @@ def shutdown(name, lxcpath, timeout):
     _tool("lxc-stop", name, lxcpath, "--nokill", "-t", str(int(timeout)),
           timeout=timeout + 10)
     return state(name, lxcpath)["state"] == "STOPPED"
+
+
+def signal_init(name, lxcpath, signame):
+    """Send the container's init ``signame`` (its halt signal); returns at once. False if
+    the container does not run."""
+    config.check_signal(signame)
+    if signame.startswith("SIGRTMIN+"):
+        signum = signal.SIGRTMIN + int(signame[len("SIGRTMIN+"):])
+    else:
+        signum = getattr(signal, signame, None)
+    if signum is None or signum > signal.SIGRTMAX:
+        raise exception.InvalidInput(reason=_("unknown signal %s") % signame)
+    pid = state(name, lxcpath)["init_pid"]
+    if pid <= 0:
+        return False
+    os.kill(pid, signum)
+    return True
 
 
 def _cgroup_file(pid, v1_controller, v2_file, v1_file):

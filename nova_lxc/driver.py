@@ -1,278 +1,187 @@
 """Nova compute driver for system containers on liblxc (no libvirt, no LXD).
 
 Loaded with ``compute_driver = liblxc.LXCDriver`` (the ``nova.virt.liblxc`` shim; not
-``lxc``, which would read as nova's libvirt LXC mode). Thin: container work in
-``nova_lxc.hypervisor`` (and, privileged, ``nova_lxc.container``/``images``), instance
-directories, host resources and event delivery in ``nova_common``. Operations containers
-cannot do (suspend to disk, rescue, live migration, VNC/SPICE/serial consoles, and for
-now volumes and interface hot-plug) raise ``NotImplementedError`` (nova's base class).
+``lxc``, which would read as nova's libvirt LXC mode). A binding of the compute base
+(``nova_common.driver.BaseDriver``) to ``nova_lxc.hypervisor.LXCHypervisor``; it replaces
+the base where containers differ from disk-image guests:
+
+- the root is the unpacked image (cached once) under an overlay, not a qcow2 disk: spawn,
+  snapshot (a root tarball) and resize (the container's files stay in place) are its own;
+- a port's host end is the container's veth, made by liblxc at start: nothing is plugged
+  beforehand, and the record keeps the addresses liblxc configures;
+- the container's files belong to its (shifted) ids and its console log to root: removal
+  and the console go through the privileged side.
+
+Operations containers cannot do (suspend to disk, rescue, live migration, VNC/SPICE/serial
+consoles) and those not done yet (volumes, interface hot-plug, config drive) raise
+``NotImplementedError`` or are refused before anything is made.
 """
 import os
 import tempfile
 
 from nova import exception
-from nova.compute import power_state
 from nova.compute import task_states
 import nova.conf
 from nova.i18n import _
-from nova.image import glance
+from nova.virt import configdrive
 from nova.virt import driver
-from nova.virt import event as virtevent
-from nova.virt import hardware
-from oslo_concurrency import lockutils
 from oslo_log import log as logging
+from oslo_utils import excutils
 
-from nova_common import host
+from nova_common import driver as base_driver
+from nova_common import hypervisor as hv_api
 from nova_common import instance_dir
-from nova_common import lifecycle
+from nova_common import record as rec
 from nova_common import vifs
 from nova_lxc import hypervisor
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
-STATES = {"RUNNING": power_state.RUNNING, "FROZEN": power_state.PAUSED,
-          "FREEZING": power_state.RUNNING, "THAWED": power_state.RUNNING,
-          "STARTING": power_state.RUNNING, "STOPPING": power_state.RUNNING,
-          "ABORTING": power_state.RUNNING, "STOPPED": power_state.SHUTDOWN}
 
 
-class LXCDriver(driver.ComputeDriver):
-    capabilities = dict(
-        driver.ComputeDriver.capabilities,
-        supports_image_type_qcow2=True,      # an ext4 filesystem, converted once
-        supports_image_type_raw=True,        # an ext4 filesystem or a rootfs tarball
-        supports_image_type_aki=False,
-        supports_image_type_ami=False,
-        supports_image_type_ari=False,
-        supports_image_type_iso=False,
-        supports_image_type_vdi=False,
-        supports_image_type_vhd=False,
-        supports_image_type_vhdx=False,
-        supports_image_type_vmdk=False,
-        supports_image_type_ploop=False,
-        supports_attach_interface=False,
-        supports_multiattach=False,
-        supports_device_tagging=False,
-        supports_extend_volume=False,
-    )
+class LXCDriver(base_driver.BaseDriver):
+    hypervisor_class = hypervisor.LXCHypervisor
 
-    def __init__(self, virtapi, read_only=False):
-        super().__init__(virtapi)
-        self._events = lifecycle.Dispatcher(self.emit_event)
-        self._hv = hypervisor.LXCHypervisor(on_stopped=self._on_stopped)
-        self._image_api = glance.API()
-
-    # -- service start ------------------------------------------------------------------
-    def init_host(self, host):
-        os.makedirs(CONF.instances_path, exist_ok=True)
-        self._events.start()
-        self._hv.reattach()
-        self._hv.start_watcher()
-
-    def cleanup_host(self, host):
-        # the containers keep running; a new nova-compute manages them again
-        self._hv.stop_watcher()
-
-    def _on_stopped(self, uuid):
-        # the watcher's native thread: queue only
-        self._events.post(uuid, virtevent.EVENT_LIFECYCLE_STOPPED)
-
-    # -- inventory ----------------------------------------------------------------------
-    def list_instance_uuids(self):
-        return instance_dir.list_uuids()
-
-    def list_instances(self):
-        return [(instance_dir.InstanceDir(u).read_meta() or {}).get("name", u)
-                for u in instance_dir.list_uuids()]
-
-    def instance_exists(self, instance):
-        return instance_dir.InstanceDir(instance.uuid).read_meta() is not None
-
-    def _idir(self, instance):
-        idir = instance_dir.InstanceDir(instance.uuid)
-        if idir.read_meta() is None:
-            raise exception.InstanceNotFound(instance_id=instance.uuid)
-        return idir
-
-    def get_info(self, instance, use_cache=True):
-        self._idir(instance)
-        st = self._hv.state(instance.uuid)
-        return hardware.InstanceInfo(state=STATES.get(st["state"], power_state.NOSTATE))
-
-    def get_available_nodes(self, refresh=False):
-        return [CONF.host]
-
-    def get_available_resource(self, nodename):
-        vcpus = sum((instance_dir.InstanceDir(u).read_meta() or {}).get("vcpus", 0)
-                    for u in instance_dir.list_uuids())
-        return host.available_resource(nodename, "lxc", hypervisor.version(),
-                                       hypervisor.arch(), vcpus_used=vcpus)
-
-    def update_provider_tree(self, provider_tree, nodename, allocations=None):
-        host.update_provider_tree(self, provider_tree, nodename,
-                                  self.get_available_resource(nodename))
-
-    def get_host_ip_addr(self):
-        return CONF.my_ip
-
-    def get_host_uptime(self):
-        return host.uptime()
-
-    # -- create / start / stop / delete -------------------------------------------------
+    # -- spawn and its undo -----------------------------------------------------------------
     def spawn(self, context, instance, image_meta, injected_files, admin_password,
               allocations, network_info=None, block_device_info=None, power_on=True,
               accel_info=None):
         if driver.block_device_info_get_mapping(block_device_info):
-            raise exception.InvalidInput(reason="volumes are not supported by the LXC "
-                                                "driver yet")
-        # everything that can be refused is checked before anything is made
-        hypervisor.halt_signal(instance)
-        hypervisor.nics(network_info)
-        hypervisor.limits(instance.flavor)
-        base = self._hv.rootfs(context, instance, image_meta)
+            raise exception.InvalidInput(reason=_(
+                "the LXC driver does not attach volumes yet"))
+        for vif in network_info or []:
+            vifs.check(vif, self._desc.vif_types)
+        # everything refusable is refused before anything is made
+        spec = self.hv.launch_spec(instance, image_meta, root_disk=True,
+                                   config_drive=configdrive.required_by(instance))
+        self.hv.check_host()
+        spec["base"] = self.hv.rootfs(context, instance, image_meta)
         idir = instance_dir.InstanceDir(instance.uuid).create()
+        guest = hv_api.Guest(instance.uuid, idir, rec.Record(
+            name=instance.name, vcpus=instance.flavor.vcpus,
+            memory_mb=instance.flavor.memory_mb, spec=spec))
         try:
-            idir.write_meta({"name": instance.name, "vcpus": instance.flavor.vcpus,
-                             "memory_mb": instance.flavor.memory_mb, "base": base})
-            self._hv.define(instance, idir, base, network_info)
-            LOG.info("container defined", instance=instance)
+            self._plug_and_connect(guest, instance, network_info, None)
+            self._save(guest)
+            LOG.info("container defined on image %s", instance.image_ref,
+                     instance=instance)
             if power_on:
-                self._hv.start(instance)
+                self._start(guest, instance)
         except Exception:
-            self._remove(instance, idir, network_info)
-            raise
+            with excutils.save_and_reraise_exception():
+                LOG.warning("spawn failed; undoing it", instance=instance)
+                self._undo_launch(guest, instance, network_info, block_device_info)
 
-    def _remove(self, instance, idir, network_info):
+    def _undo_launch(self, guest, instance, network_info, block_device_info):
         try:
-            if idir.exists():
-                self._hv.remove(instance)
-        finally:
-            self.unplug_vifs(instance, network_info)
-            idir.remove()
+            self.hv.remove(guest.uuid)
+        except Exception:
+            LOG.exception("removing the container failed", instance=instance)
+        super()._undo_launch(guest, instance, network_info, block_device_info)
 
+    # -- network interfaces: veth pairs made by liblxc --------------------------------------
+    def _plug(self, guest, instance, vif, slot=None):
+        if slot is None:
+            slot = self.hv.free_slot(guest)
+        guest.record.vifs[vif["id"]] = hypervisor.vif_entry(vif, slot)
+        return guest.record.vifs[vif["id"]]
+
+    def plug_vifs(self, instance, network_info):
+        # the pairs come with the container's start; only check the record and the ports
+        try:
+            self._load(instance.uuid)
+        except rec.CorruptRecord as e:
+            LOG.error("%s", e, instance=instance)
+            raise exception.VirtualInterfacePlugException(str(e))
+        for vif in network_info or []:
+            vifs.check(vif, self._desc.vif_types)
+
+    # unplug_vifs (the base's) removes a host end left behind; normally it went with its
+    # container
+
+    # -- delete -----------------------------------------------------------------------------
     def destroy(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, destroy_secrets=True):
-        idir = instance_dir.InstanceDir(instance.uuid)
-        with lockutils.lock("nova-lxc-" + instance.uuid):
-            if not idir.exists():
-                self.unplug_vifs(instance, network_info)
-                return
-            if self._hv.running(instance.uuid):
-                self._hv.kill(instance)
-            if destroy_disks:
-                self._remove(instance, idir, network_info)
-                LOG.info("container removed", instance=instance)
-            else:
-                self.unplug_vifs(instance, network_info)
+        if destroy_disks and instance_dir.InstanceDir(instance.uuid).exists():
+            self.hv.remove(instance.uuid)
+            LOG.info("container and its files removed", instance=instance)
+        super().destroy(context, instance, network_info, block_device_info,
+                        destroy_disks, destroy_secrets)
 
     def cleanup(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,
                 destroy_secrets=True):
-        idir = instance_dir.InstanceDir(instance.uuid)
-        if destroy_disks and idir.exists():
-            self._remove(instance, idir, network_info if destroy_vifs else None)
+        if destroy_disks and instance_dir.InstanceDir(instance.uuid).exists():
+            self.hv.remove(instance.uuid)
+        super().cleanup(context, instance, network_info, block_device_info, destroy_disks,
+                        migrate_data, destroy_vifs, destroy_secrets)
 
-    def power_off(self, instance, timeout=0, retry_interval=0):
-        """The init's halt signal (again every ``retry_interval`` s) for up to ``timeout``
-        s, then every process of the container is killed."""
-        self._idir(instance)
-        if not self._hv.running(instance.uuid):
-            return
-        if timeout and self._hv.shutdown(instance, timeout, retry_interval):
-            return
-        self._hv.kill(instance)
-
-    def power_on(self, context, instance, network_info, block_device_info=None,
-                 accel_info=None, share_info=None):
-        self._idir(instance)
-        if not self._hv.running(instance.uuid):
-            self._hv.start(instance)
-
-    def reboot(self, context, instance, network_info, reboot_type, block_device_info=None,
-               bad_volumes_callback=None, accel_info=None, share_info=None):
-        """SOFT: the halt signal within ``reboot_timeout`` (retried), then a fresh start;
-        an init that ignores it is killed. HARD: killed and started again."""
-        self._idir(instance)
-        if self._hv.running(instance.uuid):
-            if self._hv.state(instance.uuid)["state"] == "FROZEN":
-                self._hv.thaw(instance)
-            stopped = reboot_type == "SOFT" and self._hv.shutdown(
-                instance, CONF.reboot_timeout or 60, retry_interval=10)
-            if not stopped:
-                self._hv.kill(instance)
-        self._hv.start(instance)
-
-    def pause(self, instance):
-        self._idir(instance)
-        self._hv.freeze(instance)
-
-    def unpause(self, instance):
-        self._idir(instance)
-        self._hv.thaw(instance)
-
-    # -- resize (on this host) ----------------------------------------------------------
+    # -- resize (on this host; the container's files stay in place) ------------------------
     def migrate_disk_and_power_off(self, context, instance, dest, flavor, network_info,
                                    block_device_info=None, timeout=0, retry_interval=0):
-        """Resizes stay on this host and keep the container's files in place: it is shut
-        down here and defined again with the new flavor's limits by finish_migration
-        (or the old ones by finish_revert_migration)."""
+        """Shut the container down; finish_migration defines it again with the new
+        flavor's limits (finish_revert_migration with the old ones)."""
         if dest not in (CONF.host, CONF.my_ip):
             raise exception.InstanceFaultRollback(exception.MigrationPreCheckError(
                 reason=_("the LXC driver resizes on the same host only "
                          "(allow_resize_to_same_host)")))
         self.power_off(instance, timeout, retry_interval)
+        LOG.info("stopped for resize", instance=instance)
         return ""
 
-    def _redefine(self, instance, network_info, power_on):
-        idir = self._idir(instance)
-        meta = idir.read_meta()
-        meta.update(vcpus=instance.flavor.vcpus, memory_mb=instance.flavor.memory_mb)
-        self._hv.define(instance, idir, meta["base"], network_info)
-        idir.write_meta(meta)
-        LOG.info("container defined for flavor %s", instance.flavor.name,
+    def _redefine(self, instance, image_meta, network_info, power_on):
+        guest = self._guest(instance)
+        record = guest.record
+        record.spec = self.hv.launch_spec(instance, image_meta, root_disk=True,
+                                          config_drive=False, previous=record.spec)
+        record.vcpus, record.memory_mb = instance.flavor.vcpus, instance.flavor.memory_mb
+        self._plug_and_connect(guest, instance, network_info, None)
+        self._save(guest)
+        LOG.info("container limits set for flavor %s", instance.flavor.name,
                  instance=instance)
         if power_on:
-            self._hv.start(instance)
+            self._start(guest, instance)
 
     def finish_migration(self, context, migration, instance, disk_info, network_info,
                          image_meta, resize_instance, allocations, block_device_info=None,
                          power_on=True, share_info=None):
-        self._redefine(instance, network_info, power_on)
+        self._redefine(instance, image_meta, network_info, power_on)
 
     def confirm_migration(self, context, migration, instance, network_info):
-        pass        # nothing was kept aside
+        LOG.info("resize confirmed", instance=instance)    # nothing was kept aside
 
     def finish_revert_migration(self, context, instance, network_info, migration,
                                 block_device_info=None, power_on=True, share_info=None):
-        self._redefine(instance, network_info, power_on)
+        self._redefine(instance, None, network_info, power_on)
 
-    # the instances path is the storage: nova's revert then destroys the resized
-    # container without its files (destroy_disks=False), as on shared storage
+    # The instances path is the container's storage: a marker file tells nova that source
+    # and destination share it, so a revert destroys the resized container without its
+    # files (destroy_disks=False).
     def check_instance_shared_storage_local(self, context, instance):
         fd, path = tempfile.mkstemp(prefix=".shared-check-", dir=CONF.instances_path)
         os.close(fd)
         return {"filename": os.path.basename(path)}
 
     def check_instance_shared_storage_remote(self, context, data):
-        name = os.path.basename(data["filename"])
-        return os.path.exists(os.path.join(CONF.instances_path, name))
+        return os.path.exists(os.path.join(CONF.instances_path,
+                                           os.path.basename(data["filename"])))
 
     def check_instance_shared_storage_cleanup(self, context, data):
         path = os.path.join(CONF.instances_path, os.path.basename(data["filename"]))
         if os.path.exists(path):
             os.unlink(path)
 
-    # -- snapshots ----------------------------------------------------------------------
+    # -- snapshots: a root tarball ----------------------------------------------------------
     def snapshot(self, context, instance, image_id, update_task_state):
-        """The container's root filesystem (its image plus its changes) as a root
-        tarball uploaded to Glance as ``image_id`` (disk_format raw, container_format
-        bare): it boots with this driver like the image it came from."""
-        idir = self._idir(instance)
+        """The container's root filesystem (its image plus its changes, running or not)
+        as a root tarball uploaded to Glance as ``image_id`` (disk_format raw,
+        container_format bare): it boots with this driver like the image it came from."""
+        guest = self._guest(instance)
         image = self._image_api.get(context, image_id)
         update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
-        path = idir.file("snapshot-%s.tar.gz" % image_id)
+        path = guest.idir.file("snapshot-%s.tar.gz" % image_id)
         try:
-            self._hv.export(instance, idir.read_meta()["base"], path)
+            self.hv.export(guest, path)
             update_task_state(task_state=task_states.IMAGE_UPLOADING,
                               expected_state=task_states.IMAGE_PENDING_UPLOAD)
             metadata = {"name": image["name"], "status": "active",
@@ -282,23 +191,29 @@ class LXCDriver(driver.ComputeDriver):
                                        "owner_id": instance.project_id}}
             with open(path, "rb") as f:
                 self._image_api.update(context, image_id, metadata, f, purge_props=False)
-            LOG.info("snapshot %s uploaded", image_id, instance=instance)
         finally:
             if os.path.exists(path):
                 os.unlink(path)
+        LOG.info("snapshot uploaded as image %s", image_id, instance=instance)
 
-    # -- networking ---------------------------------------------------------------------
-    def plug_vifs(self, instance, network_info):
-        # the veth pairs are made by liblxc when the container starts
-        for vif in network_info or []:
-            vifs.check(vif)
-
-    def unplug_vifs(self, instance, network_info):
-        # a pair goes with its container; a leftover host end (a crash) is removed
-        for vif in network_info or []:
-            vifs.unplug(instance, vif)
-
-    # -- consoles -----------------------------------------------------------------------
+    # -- consoles ---------------------------------------------------------------------------
     def get_console_output(self, context, instance):
-        self._idir(instance)
-        return self._hv.console(instance)
+        return self.hv.console(self._guest(instance))
+
+    def get_vnc_console(self, context, instance):
+        raise NotImplementedError(_("containers have no graphical console"))
+
+    def get_spice_console(self, context, instance):
+        raise NotImplementedError(_("containers have no graphical console"))
+
+    def get_serial_console(self, context, instance):
+        raise NotImplementedError(_("the LXC driver has no serial console proxy"))
+
+    # -- volumes: not yet -------------------------------------------------------------------
+    def attach_volume(self, context, connection_info, instance, mountpoint, disk_bus=None,
+                      device_type=None, encryption=None):
+        raise NotImplementedError(_("the LXC driver does not attach volumes yet"))
+
+    def detach_volume(self, context, connection_info, instance, mountpoint,
+                      encryption=None):
+        raise NotImplementedError(_("the LXC driver does not attach volumes yet"))

@@ -1,10 +1,13 @@
-"""LXC as a hypervisor for nova: an instance is a system container named by its UUID
-under ``lxcpath = instances_path``, so its container directory is its instance directory.
+"""LXC bound to the compute base's ``Hypervisor`` contract: an instance is a system
+container named by its UUID under ``lxcpath = instances_path``, so its container
+directory is its instance directory.
 
-Unprivileged side (nova-compute's user): reading nova's instance, flavor, image and
-network objects into plain values, fetching images from Glance, launch metadata, the
-native watcher thread. Privileged side (``nova_lxc.privsep``): everything liblxc does.
+Unprivileged side (nova-compute's user): nova's instance, flavor and network objects read
+into the launch spec and the record, images fetched from Glance, the native watcher
+thread that reports containers whose init is gone. Privileged side (``nova_lxc.privsep``):
+everything liblxc does.
 """
+import contextlib
 import ipaddress
 import os
 import sysconfig
@@ -12,14 +15,17 @@ import time
 
 from nova import exception
 from nova import utils as nova_utils
+from nova.compute import power_state
 import nova.conf
 from nova.i18n import _
+from nova.network import model as network_model
+from nova.virt import event as virtevent
 from nova.virt import images as nova_images
 from oslo_concurrency import lockutils
 from oslo_log import log as logging
 from oslo_utils import versionutils
 
-from nova_common import instance_dir
+from nova_common import hypervisor as hv_api
 from nova_common import lifecycle
 from nova_common import vifs
 from nova_lxc import config
@@ -71,15 +77,27 @@ def version():
         return 0
 
 
-def limits(flavor):
+CPU_SPECS = ("cpu_shares", "cpu_quota", "cpu_period")     # flavor quota:<name>
+
+
+def cpu_specs(flavor):
     specs = flavor.extra_specs or {}
-    return config.cgroup_limits(
-        cgroup_version(), flavor.memory_mb, flavor.vcpus,
-        cpu_shares=specs.get("quota:cpu_shares"), cpu_quota=specs.get("quota:cpu_quota"),
-        cpu_period=specs.get("quota:cpu_period"), pids_max=CONF.lxc_native.pids_max)
+    return {k: specs["quota:" + k] for k in CPU_SPECS if specs.get("quota:" + k)}
+
+
+def limits(memory_mb, vcpus, cpu):
+    """cgroup items of a container of this size (``cpu``: from ``cpu_specs``)."""
+    try:
+        cpu = {k: int(v) for k, v in cpu.items()}
+    except ValueError:
+        raise exception.InvalidInput(reason=_("flavor CPU quotas must be integers: %r")
+                                     % (cpu,))
+    return config.cgroup_limits(cgroup_version(), memory_mb, vcpus,
+                                pids_max=CONF.lxc_native.pids_max, **cpu)
 
 
 def halt_signal(instance):
+    """The image's ``lxc_halt_signal`` property, or the configured default."""
     sig = (instance.system_metadata or {}).get(HALT_PROPERTY)
     if sig is None:
         return CONF.lxc_native.halt_signal
@@ -90,48 +108,113 @@ def halt_signal(instance):
             "image property lxc_halt_signal is not a signal name: %r") % sig)
 
 
-def nics(network_info):
-    """liblxc veth items for the instance's ports (checked with the shared VIF code:
-    ``tap`` ports, whose device name becomes the host end of the pair)."""
-    items = []
-    for index, vif in enumerate(network_info or []):
-        vifs.check(vif)
-        network = vif.get("network") or {}
-        mtu = network.get_meta("mtu") if network else None
-        ipv4, gateway = [], None
-        for subnet in (network.get("subnets") or []) if network else []:
-            if subnet.get("version") != 4 or not subnet.get("cidr"):
-                continue
-            net = ipaddress.ip_network(subnet["cidr"], strict=False)
-            for ip in subnet.get("ips") or []:
-                ipv4.append((ip["address"], net.prefixlen, str(net.broadcast_address)))
-            gw = subnet.get("gateway") or {}
-            if gw.get("address") and gateway is None:
-                gateway = gw["address"]
-        try:
-            items.extend(config.nic_items(index, vif["devname"], vif["address"], mtu,
-                                          ipv4, gateway))
-        except exception.InvalidInput as e:
-            raise exception.VirtualInterfacePlugException(str(e))
-    return items
+def vif_entry(vif, slot):
+    """The record entry of a port (checked with the shared VIF code: ``tap`` ports, whose
+    device name becomes the host end of the container's veth pair), with the addresses
+    liblxc configures before the container's init runs."""
+    vifs.check(vif, LXCHypervisor.description.vif_types)
+    network = vif.get("network") or {}
+    mtu = network.get_meta("mtu") if network else None
+    ipv4, gateway = [], None
+    for subnet in (network.get("subnets") or []) if network else []:
+        if subnet.get("version") != 4 or not subnet.get("cidr"):
+            continue
+        net = ipaddress.ip_network(subnet["cidr"], strict=False)
+        for ip in subnet.get("ips") or []:
+            ipv4.append([ip["address"], net.prefixlen, str(net.broadcast_address)])
+        gw = subnet.get("gateway") or {}
+        if gw.get("address") and gateway is None:
+            gateway = gw["address"]
+    entry = {"tap": vif["devname"], "mac": vif["address"], "slot": slot, "mtu": mtu,
+             "ipv4": ipv4, "gateway": gateway}
+    nic_items(entry)            # refuse what liblxc could not take, before anything
+    return entry
 
 
-class LXCHypervisor:
-    """Containers of one compute host."""
+def nic_items(entry):
+    try:
+        return config.nic_items(entry["slot"], entry["tap"], entry["mac"], entry["mtu"],
+                                entry["ipv4"], entry["gateway"])
+    except exception.InvalidInput as e:
+        raise exception.VirtualInterfacePlugException(str(e))
 
-    def __init__(self, on_stopped=None):
-        self._on_stopped = on_stopped      # called (uuid) from the watcher thread
-        self._quiet = set()                # stops the driver itself causes
-        self._watched = {}                 # uuid -> init pid
+
+class LXCHypervisor(hv_api.Hypervisor):
+    description = hv_api.Description(
+        hypervisor_type="lxc",
+        image_formats=("raw", "qcow2"),      # root tarballs and ext4 filesystem images
+        vif_types=(network_model.VIF_TYPE_TAP,),
+        optional=frozenset({hv_api.PAUSE}),
+        vm_mode="exe")
+
+    def __init__(self):
+        self._on_event = None
+        self._quiet = set()            # stops the hypervisor itself causes
+        self._watched = {}             # uuid -> (init pid, its start time)
         # native: shared with the watcher thread (held for dict updates only)
         self._lock = lifecycle.native_threading().Lock()
         self._watcher = None
         self._stopping = False
 
+    # -- host -----------------------------------------------------------------------------
+    def check_host(self):
+        try:
+            import lxc  # noqa: F401
+        except ImportError as e:
+            raise exception.InternalError(_("the liblxc binding is missing: %s") % e)
+        for tool in ("lxc-start", "lxc-stop", "lxc-freeze", "lxc-unfreeze"):
+            if not any(os.access(os.path.join(d, tool), os.X_OK)
+                       for d in os.environ.get("PATH", "/usr/bin").split(os.pathsep)):
+                raise exception.InternalError(_("%s is missing (Debian package lxc)")
+                                              % tool)
+
+    def version(self):
+        return version()
+
+    def arch(self):
+        return arch()
+
+    def open_events(self, on_event):
+        """A native thread noticing containers whose init is gone (it died, or the
+        guest halted itself) and reporting them as stopped. Reads /proc only."""
+        self._on_event = on_event
+        if self._watcher is not None:
+            return
+        self._stopping = False
+        eventlet = nova_utils.get_eventlet()
+        sleep = eventlet.patcher.original("time").sleep if eventlet else time.sleep
+
+        def run():
+            while not self._stopping:
+                sleep(0.5)
+                with self._lock:
+                    gone = [u for u, (pid, since) in self._watched.items()
+                            if u not in self._quiet and _start_time(pid) != since]
+                    for uuid in gone:
+                        del self._watched[uuid]
+                for uuid in gone:
+                    if self._on_event:
+                        self._on_event(uuid, virtevent.EVENT_LIFECYCLE_STOPPED)
+
+        self._watcher = lifecycle.native_threading().Thread(
+            target=run, daemon=True, name="nova-lxc-watcher")
+        self._watcher.start()
+
+    def close_events(self):
+        self._stopping = True
+        self._on_event = None
+
+    def reattach(self, guest):
+        st = privsep.state(guest.uuid, lxcpath())
+        if st["state"] == "STOPPED" or st["init_pid"] <= 0:
+            return False
+        self._watch(guest.uuid, st["init_pid"])
+        return True
+
     # -- images ---------------------------------------------------------------------------
     def rootfs(self, context, instance, image_meta):
         """The cached, unpacked root of the instance's image (fetched and unpacked on
-        first use; one image per id map)."""
+        first use; once per image and id map)."""
         images.check_meta(instance.image_ref, image_meta)
         cache = cache_path()
         key = images.cache_key(instance.image_ref, idmap())
@@ -150,145 +233,122 @@ class LXCHypervisor:
                 if os.path.exists(download):
                     os.unlink(download)
 
-    # -- containers -----------------------------------------------------------------------
-    def define(self, instance, idir, base, network_info, flavor=None):
-        """Write the container's config for ``flavor`` (default: the instance's)."""
-        name = instance.uuid
+    # -- life cycle -----------------------------------------------------------------------
+    def launch_spec(self, instance, image_meta, root_disk, config_drive, previous=None):
+        """{"halt_signal", "cpu" (flavor CPU quotas), "base" (the unpacked image; set by
+        the driver at spawn)}; everything refusable is refused here."""
+        if not root_disk:
+            raise exception.InvalidInput(reason=_(
+                "the LXC driver boots from images only (no boot from volume)"))
+        if config_drive:
+            raise exception.InvalidInput(reason=_(
+                "the LXC driver has no config drive; the guest reads its metadata from "
+                "the metadata service"))
+        if previous is None:
+            images.check_meta(instance.image_ref, image_meta)
+        spec = dict(previous or {}, halt_signal=halt_signal(instance),
+                    cpu=cpu_specs(instance.flavor))
+        limits(instance.flavor.memory_mb, instance.flavor.vcpus, spec["cpu"])
+        return spec
+
+    def _items(self, guest):
+        record, spec = guest.record, guest.record.spec
         start = idmap()
-        items = config.container_config(
-            name, "overlay:%s:%s" % (base, idir.file(container.UPPER)),
-            idir.file(container.CONSOLE_LOG), limits(flavor or instance.flavor),
+        nics = []
+        for entry in sorted(record.vifs.values(), key=lambda e: e["slot"]):
+            nics.extend(nic_items(entry))
+        return config.container_config(
+            guest.uuid, "overlay:%s:%s" % (spec["base"], guest.idir.file(container.UPPER)),
+            guest.idir.file(container.CONSOLE_LOG),
+            limits(record.memory_mb, record.vcpus, spec.get("cpu", {})),
             includes=CONF.lxc_native.include_configs, privileged=start is None,
             idmap=start, apparmor_profile=CONF.lxc_native.apparmor_profile,
-            halt_signal=halt_signal(instance), nics=nics(network_info),
-            cgroup_version=cgroup_version())
-        privsep.define(name, lxcpath(), items, start[0] if start else None)
+            halt_signal=spec["halt_signal"], nics=nics, cgroup_version=cgroup_version())
 
-    def state(self, uuid):
-        return privsep.state(uuid, lxcpath())
-
-    def running(self, uuid):
-        return self.state(uuid)["state"] != "STOPPED"
-
-    def start(self, instance):
-        pid = privsep.start(instance.uuid, lxcpath(), CONF.lxc_native.start_timeout)
-        LOG.info("container started (init pid %d)", pid, instance=instance)
-        self.watch(instance.uuid, pid)
+    def start(self, guest, restore_from=None):
+        """Define the container from its record and the current configuration, then
+        start it from a short-lived lxc-start."""
+        start = idmap()
+        try:
+            privsep.define(guest.uuid, lxcpath(), self._items(guest),
+                           start[0] if start else None)
+            pid = privsep.start(guest.uuid, lxcpath(), CONF.lxc_native.start_timeout)
+        except container.ContainerError as e:
+            raise exception.InstanceDeployFailure(reason=str(e), instance_id=guest.uuid)
+        self._watch(guest.uuid, pid)
         return pid
 
-    def kill(self, instance):
-        with self._quietly(instance.uuid):
-            privsep.kill(instance.uuid, lxcpath(), CONF.lxc_native.kill_timeout)
-        LOG.info("container stopped", instance=instance)
+    def stop(self, guest):
+        with self._quietly(guest.uuid):
+            privsep.kill(guest.uuid, lxcpath(), CONF.lxc_native.kill_timeout)
 
-    def shutdown(self, instance, timeout, retry_interval=0):
-        """The halt signal to init, again every ``retry_interval`` s, for up to
-        ``timeout`` s; True if the container stopped by itself."""
-        deadline = time.monotonic() + timeout
-        with self._quietly(instance.uuid):
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                step = min(retry_interval or left, left)
-                if privsep.shutdown(instance.uuid, lxcpath(), max(1, int(step))):
-                    LOG.info("container shut down", instance=instance)
-                    return True
+    def running(self, guest):
+        return privsep.state(guest.uuid, lxcpath())["state"] != "STOPPED"
 
-    def freeze(self, instance):
+    def state(self, guest):
+        st = privsep.state(guest.uuid, lxcpath())["state"]
+        return power_state.PAUSED if st == "FROZEN" else power_state.RUNNING
+
+    def request_shutdown(self, guest):
+        """The halt signal to the container's init (its clean shutdown)."""
+        privsep.signal_init(guest.uuid, lxcpath(), guest.record.spec["halt_signal"])
+
+    def reset(self, guest):
+        self.stop(guest)
+        self.start(guest)
+
+    def console_endpoints(self, guest):
+        return {"vnc": None, "serial": None}
+
+    def pause(self, guest):
         try:
-            privsep.freeze(instance.uuid, lxcpath(), CONF.lxc_native.freeze_timeout)
+            privsep.freeze(guest.uuid, lxcpath(), CONF.lxc_native.freeze_timeout)
         except container.ContainerError as e:
             # thawed again: the instance stays ACTIVE and the fault says why
             raise exception.InternalError(str(e)) from e
-        LOG.info("container frozen", instance=instance)
 
-    def thaw(self, instance):
-        privsep.thaw(instance.uuid, lxcpath(), CONF.lxc_native.freeze_timeout)
-        LOG.info("container thawed", instance=instance)
+    def unpause(self, guest):
+        try:
+            privsep.thaw(guest.uuid, lxcpath(), CONF.lxc_native.freeze_timeout)
+        except container.ContainerError as e:
+            raise exception.InternalError(str(e)) from e
 
-    def set_limits(self, instance, flavor):
-        privsep.set_cgroup_items(instance.uuid, lxcpath(), limits(flavor))
+    def free_slot(self, guest):
+        used = {e.get("slot") for e in guest.record.vifs.values()}
+        return next(i for i in range(len(used) + 1) if i not in used)
 
-    def console(self, instance):
-        return privsep.console_log(instance.uuid, lxcpath(), CONSOLE_TAIL).encode()
+    # -- beyond the contract: files, console, snapshots ---------------------------------------
+    def console(self, guest):
+        return privsep.console_log(guest.uuid, lxcpath(), CONSOLE_TAIL).encode()
 
-    def export(self, instance, base, path):
+    def export(self, guest, path):
         """The container's root as a tarball at ``path`` (readable by nova's user)."""
-        return privsep.export_rootfs(instance.uuid, lxcpath(), base, path, idmap(),
-                                     os.getuid())
+        return privsep.export_rootfs(guest.uuid, lxcpath(), guest.record.spec["base"],
+                                     path, idmap(), os.getuid())
 
-    def remove(self, instance):
-        """Stop the container and remove its directory (config, overlay upper, logs)."""
-        if self.running(instance.uuid):
-            self.kill(instance)
-        self._forget(instance.uuid)
-        privsep.remove(instance.uuid, lxcpath())
+    def remove(self, uuid):
+        """Stop the container and remove its directory (config, overlay upper with files
+        owned by the container's ids, logs)."""
+        with self._quietly(uuid):
+            privsep.kill(uuid, lxcpath(), CONF.lxc_native.kill_timeout)
+            privsep.remove(uuid, lxcpath())
 
-    # -- watching for containers that stop by themselves -----------------------------------
-    class _Quiet:
-        def __init__(self, owner, uuid):
-            self.owner, self.uuid = owner, uuid
-
-        def __enter__(self):
-            with self.owner._lock:
-                self.owner._quiet.add(self.uuid)
-
-        def __exit__(self, *exc):
-            with self.owner._lock:
-                self.owner._quiet.discard(self.uuid)
-                self.owner._watched.pop(self.uuid, None)
-
+    # -- the watcher's bookkeeping ----------------------------------------------------------
+    @contextlib.contextmanager
     def _quietly(self, uuid):
-        return self._Quiet(self, uuid)
-
-    def _forget(self, uuid):
         with self._lock:
-            self._watched.pop(uuid, None)
+            self._quiet.add(uuid)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._quiet.discard(uuid)
+                self._watched.pop(uuid, None)
 
-    def watch(self, uuid, pid):
+    def _watch(self, uuid, pid):
         with self._lock:
+            self._quiet.discard(uuid)
             self._watched[uuid] = (pid, _start_time(pid))
-
-    def start_watcher(self, interval=0.5):
-        """A native thread noticing containers whose init is gone (it died, or the
-        guest halted itself) and reporting them through ``on_stopped``. Reads /proc only:
-        no privileges, no lock held while reporting."""
-        if self._watcher is not None:
-            return
-
-        self._stopping = False
-        eventlet = nova_utils.get_eventlet()
-        sleep = eventlet.patcher.original("time").sleep if eventlet else time.sleep
-
-        def run():
-            while not self._stopping:
-                sleep(interval)
-                with self._lock:
-                    gone = [u for u, (pid, since) in self._watched.items()
-                            if u not in self._quiet and _start_time(pid) != since]
-                    for uuid in gone:
-                        del self._watched[uuid]
-                for uuid in gone:
-                    if self._on_stopped:
-                        self._on_stopped(uuid)
-
-        self._watcher = lifecycle.native_threading().Thread(
-            target=run, daemon=True, name="nova-lxc-watcher")
-        self._watcher.start()
-
-    def stop_watcher(self):
-        self._stopping = True
-
-    def reattach(self):
-        """After a nova-compute restart: watch the containers that still run."""
-        root = lxcpath()
-        for uuid in instance_dir.list_uuids(root):
-            st = self.state(uuid)
-            if st["state"] != "STOPPED" and st["init_pid"] > 0:
-                self.watch(uuid, st["init_pid"])
-                LOG.info("container %s runs (init pid %d): managed again", uuid,
-                         st["init_pid"])
 
 
 def _start_time(pid):

@@ -100,3 +100,8 @@ def remove(name, lxcpath):
 def export_rootfs(name, lxcpath, base, out_path, idmap, owner_uid):
     return container.export_rootfs(name, lxcpath, base, out_path,
                                    tuple(idmap) if idmap else None, owner_uid)
+
+
+@lxc_admin.entrypoint
+def signal_init(name, lxcpath, signame):
+    return container.signal_init(name, lxcpath, signame)
