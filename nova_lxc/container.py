@@ -263,6 +263,40 @@ def export_rootfs(name, lxcpath, base, out_path, idmap, owner_uid):
     return out_path
 
 
+SEED_DIR = "var/lib/cloud/seed/nocloud"
+SEED_FILES = ("meta-data", "user-data")
+
+
+def write_seed(name, lxcpath, files, owner):
+    """Write cloud-init NoCloud seed files (``files``: name -> text, names from
+    SEED_FILES) into the container's overlay upper layer, owned by its root (host uid
+    ``owner``, None for privileged), before it starts."""
+    cdir = container_dir(name, lxcpath)
+    upper = os.path.join(cdir, UPPER)
+    uid = 0 if owner is None else int(owner)
+    if not os.path.isdir(cdir) or os.path.islink(upper):
+        raise ContainerError(name=name, reason=_("no instance directory %s") % cdir)
+    if not os.path.isdir(upper):
+        os.mkdir(upper, 0o755)
+        os.chown(upper, uid, uid)
+    path = upper
+    for part in SEED_DIR.split("/"):
+        path = os.path.join(path, part)
+        if os.path.islink(path):
+            raise ContainerError(name=name, reason=_("%s is a symbolic link") % path)
+        if not os.path.isdir(path):
+            os.mkdir(path, 0o755)
+            os.chown(path, uid, uid)
+    for fname, text in files.items():
+        if fname not in SEED_FILES:
+            raise exception.InvalidInput(reason=_("not a seed file: %r") % fname)
+        target = os.path.join(path, fname)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chown(target, uid, uid)
+
+
 def remove(name, lxcpath):
     """Remove a stopped container's directory (config, overlay upper with the container's
     files, logs). Refused while it runs."""

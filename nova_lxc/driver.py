@@ -63,6 +63,7 @@ class LXCDriver(base_driver.BaseDriver):
         try:
             self._plug_and_connect(guest, instance, network_info, None)
             self._save(guest)
+            self.hv.seed(guest, instance)
             LOG.info("container defined on image %s", instance.image_ref,
                      instance=instance)
             if power_on:

@@ -7,8 +7,10 @@ into the launch spec and the record, images fetched from Glance, the native watc
 thread that reports containers whose init is gone. Privileged side (``nova_lxc.privsep``):
 everything liblxc does.
 """
+import base64
 import contextlib
 import ipaddress
+import json
 import os
 import sysconfig
 import time
@@ -318,6 +320,25 @@ class LXCHypervisor(hv_api.Hypervisor):
         return next(i for i in range(len(used) + 1) if i not in used)
 
     # -- beyond the contract: files, console, snapshots ---------------------------------------
+    def seed(self, guest, instance):
+        """cloud-init's NoCloud seed in the container's root (before its first start)."""
+        if not CONF.lxc_native.nocloud_seed:
+            return
+        lines = ["instance-id: %s" % json.dumps(instance.uuid),
+                 "local-hostname: %s" % json.dumps(instance.hostname or instance.uuid)]
+        if instance.key_data:
+            lines += ["public-keys:", "  - %s" % json.dumps(instance.key_data.strip())]
+        user_data = ""
+        if instance.user_data:
+            try:
+                user_data = base64.b64decode(instance.user_data).decode()
+            except (ValueError, UnicodeDecodeError):
+                raise exception.InvalidInput(reason=_("user data is not base64 text"))
+        start = idmap()
+        privsep.write_seed(guest.uuid, lxcpath(), {"meta-data": "\n".join(lines) + "\n",
+                                                   "user-data": user_data},
+                           start[0] if start else None)
+
     def console(self, guest):
         return privsep.console_log(guest.uuid, lxcpath(), CONSOLE_TAIL).encode()
 

@@ -46,6 +46,11 @@ lxc_opts = [
     cfg.IntOpt("kill_timeout", default=10, min=1,
                help="Seconds a hard stop (SIGKILL of the container's processes) may "
                     "take."),
+    cfg.BoolOpt("nocloud_seed", default=True,
+                help="Give each container cloud-init's NoCloud seed "
+                     "(/var/lib/cloud/seed/nocloud/meta-data with instance-id, hostname "
+                     "and SSH keys; user-data from the server's user data), written into "
+                     "its root before the first start."),
     cfg.StrOpt("image_cache_path", default=None,
                help="Where images are unpacked once (one directory per image and id "
                     "map); unset: <instances_path>/_lxc_base. Containers' roots are "

@@ -105,3 +105,8 @@ def export_rootfs(name, lxcpath, base, out_path, idmap, owner_uid):
 @lxc_admin.entrypoint
 def signal_init(name, lxcpath, signame):
     return container.signal_init(name, lxcpath, signame)
+
+
+@lxc_admin.entrypoint
+def write_seed(name, lxcpath, files, owner):
+    container.write_seed(name, lxcpath, dict(files), owner)

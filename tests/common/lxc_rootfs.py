@@ -2,7 +2,8 @@
 ext4 filesystem image, for the LXC driver's tests.
 
 Its init (busybox) prints ``HCILXC READY uid=<uid> pid=<pid>`` on the console when it has
-run its start script and ``HCILXC HALT`` when it shuts down; it halts on SIGUSR2
+run its start script (and ``HCILXC SEED <instance-id>`` / ``HCILXC USERDATA <first line>``
+from a cloud-init NoCloud seed) and ``HCILXC HALT`` when it shuts down; it halts on SIGUSR2
 (``lxc_halt_signal`` of the test images).
 """
 import os
@@ -10,7 +11,8 @@ import subprocess
 
 BUSYBOX = "/bin/busybox"
 APPLETS = ("sh", "ls", "cat", "echo", "id", "touch", "mount", "sleep", "poweroff",
-           "halt", "reboot", "ps", "ip", "ping", "grep", "test", "sync", "stat", "mkdir")
+           "halt", "reboot", "ps", "ip", "ping", "grep", "test", "sync", "stat", "mkdir",
+           "sed", "head")
 HALT_SIGNAL = "SIGUSR2"
 INITTAB = """::sysinit:/etc/init.d/rcS
 ::respawn:/bin/sleep 1000000
@@ -20,6 +22,9 @@ RCS = """#!/bin/sh
 mount -t proc proc /proc 2>/dev/null
 echo "HCILXC READY uid=$(id -u) pid=$$"
 [ -f /etc/hci-marker ] && echo "HCILXC MARKER $(cat /etc/hci-marker)"
+seed=/var/lib/cloud/seed/nocloud
+[ -f $seed/meta-data ] && echo "HCILXC SEED $(sed -n 's/^instance-id: //p' $seed/meta-data)"
+[ -s $seed/user-data ] && echo "HCILXC USERDATA $(head -n 1 $seed/user-data)"
 for n in /sys/class/net/eth*; do [ -e "$n" ] && echo "HCILXC NIC ${n##*/}"; done
 """
 

@@ -3,6 +3,7 @@ scheduler, placement fixture) whose nova-compute runs the LXC driver on real lib
 the busybox root filesystem in its Glance fixture as a tarball and as an ext4 image."""
 # nova's functional package applies (or poisons) eventlet patching: import it first
 from nova.tests import functional as _nova_functional  # noqa: F401,I001  isort:skip
+import base64
 import os
 import shutil
 import sys
@@ -109,9 +110,11 @@ class LXCServerTestBase(integrated_helpers._IntegratedTestBase):
         import lxc
         return lxc.Container(server["id"], self.instances).get_cgroup_item(name).strip()
 
-    def boot(self, image="tar", state="ACTIVE", networks="none"):
+    def boot(self, image="tar", state="ACTIVE", networks="none", user_data=None):
         server = self._build_server(image_uuid=self.images.get(image, image),
                                     networks=networks)
+        if user_data:
+            server["user_data"] = base64.b64encode(user_data.encode()).decode()
         server = self.api.post_server({"server": server})
         return self._wait_for_state_change(server, state)
 

@@ -16,9 +16,12 @@ from nova_common import instance_dir
 
 class TestServerLifecycle(base.LXCServerTestBase):
     def test_boot_tarball_console_stop_start_pause_reboot_delete(self):
-        server = self.boot("tar")
+        server = self.boot("tar", user_data="#cloud-config from the test")
         out = self.wait_console(server, "HCILXC READY")
         self.assertIn("HCILXC READY uid=0", out)
+        # cloud-init's NoCloud seed, written into the container's root
+        self.assertIn('HCILXC SEED "%s"' % server["id"], out)
+        self.assertIn("HCILXC USERDATA #cloud-config from the test", out)
         pid = self.state(server)["init_pid"]
         with open("/proc/%d/status" % pid) as f:      # unprivileged by default
             self.assertIn("Uid:\t100000", f.read())
