@@ -7,8 +7,10 @@ OS_NOVA_DISABLE_EVENTLET_PATCHING=1 (tox runs both).
 """
 # nova's functional package applies (or poisons) eventlet patching: import it first
 from tests.functional.nova_lxc import base  # noqa: I001  isort:skip
+import copy
 import os
 import signal
+import subprocess
 import time
 
 from nova_common import instance_dir
@@ -124,6 +126,33 @@ class TestServerLifecycle(base.LXCServerTestBase):
             self._delete_server(s)
         self.assertEqual([], instance_dir.list_uuids(self.instances))
 
+    def test_a_tap_port_is_the_host_end_of_the_container_s_veth(self):
+        """A port bound as a ``tap`` VIF: liblxc makes the veth pair with the port's
+        device name on the host and its MAC and fixed IP inside; the test plays the
+        network backend in a network namespace of its own holding the subnet's gateway
+        address, which the container pings. Delete leaves no veth."""
+        netns = "hcilxc%d" % (os.getpid() % 100000)
+        ip(["netns", "add", netns])
+        self.addCleanup(ip, ["netns", "del", netns], check=False)
+        port = self.neutron.port_1
+        self.neutron._ports[port["id"]] = dict(copy.deepcopy(port),
+                                               **{"binding:vif_type": "tap"})
+        tap = "tap" + port["id"][:11]
+        server = self.boot("tar", networks=[{"port": port["id"]}])
+        self.wait_console(server, "HCILXC NIC eth0")
+        self.assertIn("veth", ip(["-d", "link", "show", tap]))
+        self.assertEqual(0, self.run_in(
+            server, "ip link show eth0 | grep -q %s && ip -4 addr show dev eth0 | grep -q "
+            "'192.168.1.3/24 brd 192.168.1.255'" % port["mac_address"]))
+        # the backend's part: the host end into the test's namespace, with the gateway
+        ip(["link", "set", tap, "netns", netns])
+        ip(["-n", netns, "addr", "add", "192.168.1.1/24", "dev", tap])
+        ip(["-n", netns, "link", "set", tap, "up"])
+        self.assertEqual(0, self.run_in(server, "ping -c 1 -W 5 192.168.1.1"))
+        self._delete_server(server)
+        self.assertEqual("", ip(["-n", netns, "link", "show", tap], check=False))
+        self.assertEqual("", ip(["link", "show", tap], check=False))
+
     def test_an_image_that_is_no_root_filesystem_is_refused(self):
         ctx = base.nova_context.get_admin_context()
         image = self.glance.create(ctx, {
@@ -135,3 +164,11 @@ class TestServerLifecycle(base.LXCServerTestBase):
                       self.api.get_server(server["id"])["fault"]["message"])
         self.assertEqual([], instance_dir.list_uuids(self.instances))
         time.sleep(0)
+
+
+def ip(args, check=True):
+    """``ip`` on this host; the output, or "" when ``check`` is off and it failed."""
+    res = subprocess.run(["ip"] + args, capture_output=True, text=True, timeout=30)
+    if check and res.returncode:
+        raise RuntimeError("ip %s: %s" % (" ".join(args), res.stderr))
+    return res.stdout if res.returncode == 0 else ""
