@@ -91,7 +91,8 @@ def main():
             if label != "small image":
                 grow(base, args.grow_mb)
             one(lxcpath, base)                       # warm-up
-            spawn, destroy = zip(*(one(lxcpath, base) for _ in range(args.runs)))
+            spawn, destroy = zip(*(one(lxcpath, base) for _ in range(args.runs)),
+                                 strict=True)
             print("%s, %d runs: spawn to RUNNING %s; destroy %s"
                   % (label, args.runs, ms(spawn), ms(destroy)))
     finally:
