@@ -152,9 +152,10 @@ def signal_init(name, lxcpath, signame):
     return True
 
 
-def _cgroup_file(pid, v1_controller, v2_file, v1_file):
-    """The path of a cgroup control file of process ``pid``'s cgroup."""
-    with open("/proc/%d/cgroup" % int(pid)) as f:
+def _cgroup_file(pid, v1_controller, v2_file, v1_file, proc="/proc"):
+    """The path of a cgroup control file of process ``pid``'s cgroup: ``v1_file`` of the
+    ``v1_controller`` hierarchy, else ``v2_file`` of the unified one."""
+    with open(os.path.join(proc, str(int(pid)), "cgroup")) as f:
         lines = [line.rstrip("\n").split(":", 2) for line in f]
     for _num, controllers, path in lines:
         if v1_controller in controllers.split(","):

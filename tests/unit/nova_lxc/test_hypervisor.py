@@ -26,7 +26,8 @@ def instance(**kw):
     kw.setdefault("system_metadata", {})
     kw.setdefault("flavor", objects.Flavor(vcpus=2, memory_mb=256, root_gb=1,
                                            extra_specs={}, name="f"))
-    return objects.Instance(id=1, image_ref=IMAGE, config_drive="",
+    return objects.Instance(id=1, image_ref=IMAGE, config_drive="", hostname="h1",
+                            key_data=None, user_data=None,
                             project_id="p", task_state=None, **kw)
 
 
@@ -181,4 +182,5 @@ class TestDriver(base.TestCase):
         names = [c[0] for c in self.priv.method_calls]
         self.assertIn("define", names)
         self.assertIn("remove", names)
+        self.assertIn("write_seed", names)
         delete_tap.assert_called_once_with("tap12345678-9a")    # a host end left behind
