@@ -101,8 +101,9 @@ def start(name, lxcpath, timeout):
                     "-l", "WARN", timeout=timeout)
     c = _container(name, lxcpath)
     if rc != 0 or not c.wait("RUNNING", 0) or c.init_pid <= 0:
-        raise ContainerError(name=name, reason=_("did not start: %s")
-                             % (err or _read_tail(os.path.join(cdir, LXC_LOG))))
+        raise ContainerError(name=name, reason=_("did not start: %(err)s; %(log)s") % {
+            "err": err.splitlines()[0] if err else rc,
+            "log": _read_tail(os.path.join(cdir, LXC_LOG), 600)})
     return c.init_pid
 
 

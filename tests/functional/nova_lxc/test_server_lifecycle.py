@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 
 from nova_common import instance_dir
 
@@ -134,9 +135,11 @@ class TestServerLifecycle(base.LXCServerTestBase):
         netns = "hcilxc%d" % (os.getpid() % 100000)
         ip(["netns", "add", netns])
         self.addCleanup(ip, ["netns", "del", netns], check=False)
-        port = self.neutron.port_1
-        self.neutron._ports[port["id"]] = dict(copy.deepcopy(port),
-                                               **{"binding:vif_type": "tap"})
+        # the fixture's port with an id of its own: its device name (from the id) must
+        # not clash with another test's on this host
+        port = dict(copy.deepcopy(self.neutron.port_1), id=str(uuid.uuid4()),
+                    **{"binding:vif_type": "tap"})
+        self.neutron._ports[port["id"]] = port
         tap = "tap" + port["id"][:11]
         server = self.boot("tar", networks=[{"port": port["id"]}])
         self.wait_console(server, "HCILXC NIC eth0")
