@@ -292,7 +292,10 @@ class LXCHypervisor(hv_api.Hypervisor):
         return power_state.PAUSED if st == "FROZEN" else power_state.RUNNING
 
     def request_shutdown(self, guest):
-        """The halt signal to the container's init (its clean shutdown)."""
+        """The halt signal to the container's init (its clean shutdown); a frozen
+        container is thawed first, or its init could not act on it."""
+        if privsep.state(guest.uuid, lxcpath())["state"] == "FROZEN":
+            self.unpause(guest)
         privsep.signal_init(guest.uuid, lxcpath(), guest.record.spec["halt_signal"])
 
     def reset(self, guest):

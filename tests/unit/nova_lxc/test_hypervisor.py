@@ -184,3 +184,16 @@ class TestDriver(base.TestCase):
         self.assertIn("remove", names)
         self.assertIn("write_seed", names)
         delete_tap.assert_called_once_with("tap12345678-9a")    # a host end left behind
+
+    def test_a_frozen_container_is_thawed_before_the_halt_signal(self):
+        inst = instance()
+        idir = instance_dir.InstanceDir(inst.uuid).create()
+        record.write(idir.path, record.Record("instance-1", 2, 256, {
+            "base": "/cache/b", "halt_signal": "SIGUSR2", "cpu": {}}))
+        states = iter(["FROZEN", "FROZEN", "RUNNING"] + ["STOPPED"] * 10)
+        self.priv.state.side_effect = lambda *a: {"defined": True, "init_pid": 7,
+                                                  "state": next(states)}
+        self.drv.power_off(inst, timeout=5, retry_interval=5)
+        names = [c[0] for c in self.priv.method_calls]
+        self.assertLess(names.index("thaw"), names.index("signal_init"))
+        self.priv.signal_init.assert_called_once_with(inst.uuid, mock.ANY, "SIGUSR2")
