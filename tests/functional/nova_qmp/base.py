@@ -63,7 +63,8 @@ class QMPServerTestBase(integrated_helpers._IntegratedTestBase):
                    group="wsgi")
         self.useFixture(nova_fixtures.PrivsepFixture())
         # os-brick's privileged calls in this (root) process too, as nova's are
-        for context in (os_brick_privileged.default, nova_common_privsep.net_admin):
+        for context in (os_brick_privileged.default, nova_common_privsep.net_admin,
+                        nova_common_privsep.guest_admin):
             context.set_client_mode(False)
             self.addCleanup(context.set_client_mode, True)
         # nova's harness forbids the host discovery behind os-brick's connector
