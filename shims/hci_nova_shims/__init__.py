@@ -62,6 +62,5 @@ def install(directory=SHIM_DIR):
     for finder in sys.meta_path:
         if isinstance(finder, ShimPathFinder) and finder.directory == directory:
             return
+    # also when nova.virt is imported already: the finder acts on its next module lookup
     sys.meta_path.insert(0, ShimPathFinder(directory))
-    if PACKAGE in sys.modules:        # nova.virt imported before this site directory came
-        extend(sys.modules[PACKAGE], directory)
