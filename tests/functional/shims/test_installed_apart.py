@@ -5,14 +5,16 @@ This env's own site-packages is "nova's environment" (real nova, from the tox de
 project is not installed in it: ``skip_install``). The wheel is built from the tree and
 installed apart from it, offline, the two ways an operator would:
 
-- ``pip install --prefix``: another prefix, whose site-packages Python adds as a site
-  directory (as Debian's /usr/local/lib/python3/dist-packages beside a system nova);
-- ``pip install --target`` on PYTHONPATH, which Python does not read .pth files from, made a
-  site directory with ``site.addsitedir`` as the README says.
+- ``pip install --prefix``: another prefix, whose site-packages is another site directory
+  of the service's Python (as Debian's /usr/local/lib/python3/dist-packages beside a
+  system nova in /usr/lib/python3/dist-packages);
+- ``pip install --target`` on PYTHONPATH (ahead of nova), which Python reads no .pth file
+  from, made a site directory with the README's one-line ``site.addsitedir`` .pth file.
 
-The child process adds the directory with ``site.addsitedir``, the function ``site`` runs at
-start-up for every site directory (it reads the .pth files there), then loads the driver
-as nova-compute does: ``nova.virt.driver.load_compute_driver`` with ``qmp.QMPDriver``.
+The child is a fresh virtualenv's Python whose site-packages holds only .pth lines that add
+nova's site directory and then the project's as site directories, so Python's own start-up
+(``site``) reads them and the project's ``hci_nova_shims.pth``. It loads the driver as
+nova-compute does: ``nova.virt.driver.load_compute_driver`` with ``qmp.QMPDriver``.
 """
 import glob
 import json
@@ -20,6 +22,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import venv
 
 import fixtures
 import testtools
@@ -27,12 +30,7 @@ import testtools
 from tests.common import wheel
 
 LOAD = r"""
-import json, os, site, sys
-directory, first = sys.argv[1], sys.argv[2] == "first"
-if first:
-    sys.path.insert(0, directory)      # PYTHONPATH: ahead of nova's site-packages
-site.addsitedir(directory)
-
+import json
 from nova.virt import driver, virtapi
 drv = driver.load_compute_driver(virtapi.VirtAPI(), "qmp.QMPDriver")
 import nova, nova.virt.qmp, nova_qmp.driver
@@ -44,6 +42,7 @@ print(json.dumps({
     "nova_virt_path": list(nova.virt.__path__),
 }))
 """
+ADD_SITE = "import site; site.addsitedir(%r)\n"
 
 
 class TestInstalledApartFromNova(testtools.TestCase):
@@ -75,9 +74,20 @@ class TestInstalledApartFromNova(testtools.TestCase):
         self.assertEqual(0, res.returncode, res.stderr)
 
     def load(self, directory, first=False):
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        res = subprocess.run([sys.executable, "-c", LOAD, directory,
-                              "first" if first else "last"],
+        """LOAD's output in a new venv whose site directories are nova's, then ``directory``
+        (which is also on PYTHONPATH, ahead of both, if ``first``)."""
+        root = os.path.join(self.tmp, "venv")
+        venv.create(root, with_pip=False)
+        site_packages = sysconfig.get_paths(vars={"base": root, "platbase": root})["purelib"]
+        # site reads .pth files in name order: nova's environment, then the project's
+        for name, line in (("00-nova-env.pth", ADD_SITE % self.nova_site),
+                           ("50-hci-drivers-dir.pth", ADD_SITE % directory)):
+            with open(os.path.join(site_packages, name), "w") as f:
+                f.write(line)
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        if first:
+            env["PYTHONPATH"] = directory
+        res = subprocess.run([os.path.join(root, "bin", "python"), "-c", LOAD],
                              capture_output=True, text=True, timeout=300, env=env,
                              cwd=self.tmp)        # not the tree: nothing of it importable
         self.assertEqual(0, res.returncode, res.stderr[-3000:])
