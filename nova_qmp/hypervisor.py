@@ -132,6 +132,8 @@ class QemuHypervisor(hv_api.Hypervisor):
 
     # -- QMP plumbing ---------------------------------------------------------------------
     def _connect(self, guest):
+        if self._mon is None:
+            raise monitor.MonitorError("the QMP monitor is closed (nova-compute stops)")
         if not self._mon.connected(guest.uuid):
             self._mon.connect(guest.uuid, guest.idir.file(qemu.QMP_SOCKET))
 
@@ -193,12 +195,14 @@ class QemuHypervisor(hv_api.Hypervisor):
 
     def stop(self, guest):
         pid = qemu.read_pid(guest.idir)
-        if qemu.alive(pid, guest.uuid) and self._mon.connected(guest.uuid):
-            try:
-                self._mon.execute(guest.uuid, "quit")
-            except monitor.MonitorError:
-                pass        # the signals below still stop it
-        self._mon.disconnect(guest.uuid)
+        mon = self._mon             # None once close_events ran
+        if mon is not None:
+            if qemu.alive(pid, guest.uuid) and mon.connected(guest.uuid):
+                try:
+                    mon.execute(guest.uuid, "quit")
+                except monitor.MonitorError:
+                    pass    # the signals below still stop it
+            mon.disconnect(guest.uuid)
         qemu.kill(pid, guest.uuid, CONF.qmp.stop_timeout)
         self._late.pop(guest.uuid, None)
 
