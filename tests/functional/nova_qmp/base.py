@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -127,6 +128,24 @@ class QMPServerTestBase(integrated_helpers._IntegratedTestBase):
 
     def qemu_pid(self, server):
         return qemu.read_pid(instance_dir.InstanceDir(server["id"], root=self.instances))
+
+    def _wait_for_state_change(self, server, expected_status, max_retries=240, **kw):
+        # nova's default (10 tries, 5 s) is too short for a spawn on a loaded 2-core
+        # machine (image fetch, privileged launch, QEMU start)
+        return super()._wait_for_state_change(server, expected_status,
+                                              max_retries=max_retries, **kw)
+
+    def assert_private(self, server, path):
+        """Only the owner (nova's user) and the server's guest uid may use ``path``."""
+        self.assertEqual(0, os.stat(path).st_mode & 0o007, path)      # no "other"
+        acl = subprocess.run(["getfacl", "-cpn", path], capture_output=True, text=True,
+                             check=True).stdout.split()
+        named = {e.split(":")[1] for e in acl if e.startswith("user:") and
+                 e.split(":")[1]}
+        with open("/proc/%d/status" % self.qemu_pid(server)) as f:
+            guest = next(line.split()[1] for line in f if line.startswith("Uid:"))
+        self.assertLessEqual(named, {guest, str(os.getuid())}, path)
+        self.assertNotIn("group::r", " ".join(acl))
 
     def qemu_argv(self, server):
         """The command line of the server's running QEMU."""

@@ -114,9 +114,9 @@ class TestServerLifecycle(base.QMPServerTestBase):
         conn = self.serial(server)
         self.shell(conn, "cat /run/mark", "mark-42")
         self.assertEqual(1, self.console(server).count(self.guest.marker("ready")))
-        self.assertEqual(0o700, os.stat(idir.path).st_mode & 0o777)
-        for sock in (qemu.QMP_SOCKET,):
-            self.assertEqual(0o600, os.stat(idir.file(sock)).st_mode & 0o777)
+        # private: nova's user and this guest's uid only (the ACL; nobody else)
+        for path in (idir.path, idir.file(qemu.QMP_SOCKET)):
+            self.assert_private(server, path)
         self._delete_server(server)
         self.assert_nothing_left(server)
 
