@@ -79,26 +79,23 @@ def start_guest(uuid, argv, uid, log_path):
     gid = CONF.hci_guests.gid
     directory = os.path.dirname(log_path)
     mode = launcher_mode()
+    supervisor = [sys.executable, "-m", "nova_common.supervisor", "--uid", str(uid),
+                  "--gid", str(gid), "--dir", directory, "--log", log_path]
     if mode == "systemd":
         if not SLICE.match(CONF.hci_guests.slice):
             raise Refused("[hci_guests]slice %r is not a slice name" % CONF.hci_guests.slice)
+        # the supervisor is the unit's main process (it drops to the guest uid itself:
+        # guest uids have no passwd entry, which systemd's User= would need)
         processutils.execute(
             "systemd-run", "--quiet", "--collect", "--unit", UNIT % uuid,
             "--slice", CONF.hci_guests.slice, "--description",
             "OpenStack guest %s" % uuid,
-            "--property", "User=%d" % uid, "--property", "Group=%d" % gid,
-            "--property", "WorkingDirectory=%s" % directory,
-            "--property", "StandardOutput=append:%s" % log_path,
-            "--property", "StandardError=append:%s" % log_path,
             "--property", "KillMode=mixed", "--property", "TimeoutStopSec=30",
-            "--", *argv)
+            "--", *supervisor, "--foreground", "--", *argv)
     else:
         # the supervisor's first process exits at once; the rest detaches
-        subprocess.run([sys.executable, "-m", "nova_common.supervisor",
-                        "--uid", str(uid), "--gid", str(gid), "--dir", directory,
-                        "--log", log_path, "--", *argv],
-                       check=True, close_fds=True, stdin=subprocess.DEVNULL,
-                       timeout=30)
+        subprocess.run(supervisor + ["--", *argv], check=True, close_fds=True,
+                       stdin=subprocess.DEVNULL, timeout=30)
     LOG.info("started %s as uid %d (%s)", os.path.basename(argv[0]), uid, mode)
     return mode
 

@@ -1,8 +1,10 @@
-"""A detached supervisor for one hypervisor process (where no systemd runs the guests).
+"""The supervisor of one hypervisor process.
 
-``python -m nova_common.supervisor --uid U --gid G --dir D --log L -- argv...``, started
-by the privileged launcher as root: it detaches (new session; its first process exits at
-once, so the launcher returns), drops to ``U:G`` with no supplementary groups, changes to
+``python -m nova_common.supervisor [--foreground] --uid U --gid G --dir D --log L --
+argv...``, started by the privileged launcher as root: as the main process of the
+guest's transient systemd unit (``--foreground``), or detached where no systemd runs the
+guests (a new session; its first process exits at once, so the launcher returns). It
+drops to ``U:G`` with no supplementary groups (guest uids need no passwd entry), changes to
 the instance directory ``D``, and runs ``argv`` with stdout and stderr appended to ``L``
 (opened after the drop: only what the guest uid may write). It reaps the hypervisor
 process the moment it exits (no waiting on PID 1) and logs how it ended.
@@ -28,14 +30,17 @@ def main(args=None):
     parser.add_argument("--gid", type=int, required=True)
     parser.add_argument("--dir", required=True)
     parser.add_argument("--log", required=True)
+    parser.add_argument("--foreground", action="store_true",
+                        help="stay the caller's child (a systemd unit's main process)")
     parser.add_argument("argv", nargs=argparse.REMAINDER)
     opts = parser.parse_args(args)
     argv = opts.argv[1:] if opts.argv[:1] == ["--"] else opts.argv
     if not argv:
         parser.error("no command")
-    if os.fork():
-        os._exit(0)                # the launcher's child returns at once
-    os.setsid()
+    if not opts.foreground:
+        if os.fork():
+            os._exit(0)            # the launcher's child returns at once
+        os.setsid()
     _drop(opts.uid, opts.gid)
     os.chdir(opts.dir)
     os.umask(0o007)
