@@ -1,0 +1,39 @@
+"""How a service starts the zfs_common privsep daemon: through its own rootwrap.
+
+oslo.privsep starts a context's daemon with ``[<context section>] helper_command`` if
+the operator sets it, else with a process-wide prefix that defaults to plain ``sudo``.
+cinder-volume sets that prefix to cinder-rootwrap; manila-share never sets it, and the
+services' test frameworks do not either. So the drivers make the default the one the
+service's own root commands use, ``sudo <service>-rootwrap <rootwrap_config>``, and
+the shipped filters (etc/<service>/rootwrap.d/) and sudoers rules (etc/sudoers.d/)
+admit exactly that. An operator's ``helper_command`` still wins.
+"""
+import shlex
+
+from oslo_config import cfg
+
+from zfs_common import privsep
+
+
+def helper_command(rootwrap, rootwrap_config, conf=cfg.CONF):
+    """``sudo <rootwrap> <config> privsep-helper`` with the service's config files.
+
+    oslo.privsep appends ``--privsep_context`` and ``--privsep_sock_path``.
+    """
+    argv = ["sudo", rootwrap, rootwrap_config, "privsep-helper"]
+    for path in conf.config_file or ():
+        argv += ["--config-file", path]
+    for path in getattr(conf, "config_dir", None) or ():
+        argv += ["--config-dir", path]
+    return shlex.join(argv)
+
+
+def use_service_rootwrap(rootwrap, conf=cfg.CONF):
+    """Make ``rootwrap`` (e.g. ``manila-rootwrap``) start the daemon unless configured.
+
+    ``conf`` is the service's configuration (its ``rootwrap_config`` and files); the
+    default is set where oslo.privsep reads it, in the global configuration.
+    """
+    command = helper_command(rootwrap, conf.rootwrap_config, conf)
+    cfg.CONF.set_default("helper_command", command, group=privsep.zfs_pctxt.cfg_section)
+    return command
