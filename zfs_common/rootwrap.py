@@ -21,10 +21,13 @@ def helper_command(rootwrap, rootwrap_config, conf=cfg.CONF):
     oslo.privsep appends ``--privsep_context`` and ``--privsep_sock_path``.
     """
     argv = ["sudo", rootwrap, rootwrap_config, "privsep-helper"]
-    for path in conf.config_file or ():
-        argv += ["--config-file", path]
-    for path in getattr(conf, "config_dir", None) or ():
-        argv += ["--config-dir", path]
+    for option, flag in (("config_file", "--config-file"), ("config_dir", "--config-dir")):
+        try:
+            paths = conf[option]    # only there once the command line has been parsed
+        except cfg.NoSuchOptError:
+            paths = None
+        for path in ([paths] if isinstance(paths, str) else paths or ()):
+            argv += [flag, path]
     return shlex.join(argv)
 
 
