@@ -11,8 +11,11 @@ admit exactly that. An operator's ``helper_command`` still wins.
 import shlex
 
 from oslo_config import cfg
+from oslo_log import log as logging
 
 from zfs_common import privsep
+
+LOG = logging.getLogger(__name__)
 
 
 def helper_command(rootwrap, rootwrap_config, conf=cfg.CONF):
@@ -37,6 +40,13 @@ def use_service_rootwrap(rootwrap, conf=cfg.CONF):
     ``conf`` is the service's configuration (its ``rootwrap_config`` and files); the
     default is set where oslo.privsep reads it, in the global configuration.
     """
+    section = privsep.zfs_pctxt.cfg_section
+    if not conf.rootwrap_config:
+        LOG.warning("rootwrap_config is empty: the zfs_common privsep daemon starts with "
+                    "oslo.privsep's default (sudo privsep-helper ...)")
+        return None
     command = helper_command(rootwrap, conf.rootwrap_config, conf)
-    cfg.CONF.set_default("helper_command", command, group=privsep.zfs_pctxt.cfg_section)
+    cfg.CONF.set_default("helper_command", command, group=section)
+    LOG.info("zfs_common privsep daemon starts with: %s",
+             cfg.CONF[section].helper_command)
     return command

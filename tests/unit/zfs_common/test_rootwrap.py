@@ -72,6 +72,12 @@ class TestHelperCommand(testtools.TestCase):
                           "--privsep_context", "zfs_common.privsep.zfs_pctxt",
                           "--privsep_sock_path", SOCK], self.daemon_argv())
 
+    def test_no_rootwrap_config_leaves_oslo_privseps_default(self):
+        # manila has no default for rootwrap_config: "sudo manila-rootwrap  privsep-helper"
+        # would be a broken command line
+        self.assertIsNone(rootwrap.use_service_rootwrap("manila-rootwrap", self.conf))
+        self.assertIsNone(privsep.zfs_pctxt.conf.helper_command)
+
     def test_the_operators_helper_command_wins(self):
         self.conf.set_override("rootwrap_config", "/etc/manila/rootwrap.conf")
         self.useFixture(config_fixture.Config()).config(
