@@ -237,8 +237,6 @@ class TestSendBetweenThisHostAndTheGuest(testtools.TestCase):
                         base=fs + "@r1", force=True)
         self.assertEqual([self.remote_pool + "/copy@r1", self.remote_pool + "/copy@r2"],
                          self.remote.snapshots(self.remote_pool + "/copy"))
-        self.assertEqual("s-1", self.remote.get_one(self.remote_pool + "/copy",
-                                                    "org.openstack:share_id"))
         # and back, into this host's pool
         self.remote.send(self.remote_pool + "/copy@r2", self.local, self.local_pool + "/back")
         self.assertEqual([self.local_pool + "/back@r2"],
