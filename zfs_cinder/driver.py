@@ -29,6 +29,7 @@ from zfs_common import exception as zfs_exc
 from zfs_common import executor as zfs_executor
 from zfs_common import opts as zfs_opts
 from zfs_common import properties
+from zfs_common import rootwrap as zfs_rootwrap
 from zfs_common import validation
 
 CONF = cfg.CONF
@@ -99,6 +100,8 @@ class ZFSVolumeDriver(driver.VolumeDriver):
         except zfs_exc.InvalidName as e:
             raise exception.InvalidConfigurationValue(option="zfs_volume_root",
                                                       value=conf.zfs_volume_root) from e
+        if not self.remote:
+            zfs_rootwrap.use_service_rootwrap("cinder-rootwrap")
         self.zfs = zfs_client.ZFSClient.from_config(conf)
         self.target = target.build(self, conf, self.zfs.executor, self.remote)
         self.protocol = self.target.storage_protocol or self.target.protocol

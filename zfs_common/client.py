@@ -220,7 +220,8 @@ class ZFSClient:
         """Destroy a dataset or snapshot.
 
         :param recursive: also its children and snapshots (-r).
-        :param dependents: also clones anywhere in the pool (-R): use with care.
+        :param dependents: also clones anywhere in the pool (-R): remote hosts only; the
+            local privsep daemon refuses it.
         :param defer: for snapshots with clones: destroy once the last clone goes (-d).
         :param missing_ok: an already missing dataset is not an error.
         """

@@ -124,7 +124,8 @@ class SSHExecutor(Executor):
         self._ssh += [host, "--"]
 
     def argv(self, argv):
-        return self._ssh + [shlex.join(argv)]
+        # the remote shell runs the command with untranslated messages, as here
+        return self._ssh + ["LC_ALL=C " + shlex.join(argv)]
 
     def path_exists(self, path):
         return self.run(["test", "-e", path]).exit_code == 0
@@ -165,17 +166,48 @@ class SSHExecutor(Executor):
 def pipe(source, source_argv, target, target_argv, timeout=None):
     """Run ``source_argv`` on ``source`` piped into ``target_argv`` on ``target``.
 
+    Between two local commands the privsep daemon runs both; between two SSH hosts both
+    ``ssh`` run here, unprivileged. Between this host and a remote one the local ``zfs``
+    runs in the privsep daemon and meets the unprivileged ``ssh`` (and a ``dd`` that
+    opens the FIFO for it) at a FIFO in a private temporary directory.
     Raises ZFSError with both commands' stderr when either fails.
     """
-    producer, consumer = source.argv(source_argv), target.argv(target_argv)
-    if source.privileged or target.privileged:
-        code, err = privsep.pipe(producer, consumer, timeout)
+    if source.privileged and target.privileged:
+        code, err = privsep.pipe(list(source_argv), list(target_argv), timeout)
+    elif source.privileged or target.privileged:
+        code, err = _pipe_through_fifo(source, source_argv, target, target_argv, timeout)
     else:
-        code, err = process.run_pipe(producer, consumer, timeout)
+        code, err = process.run_pipe(source.argv(source_argv), target.argv(target_argv),
+                                     timeout)
     if code is None:
         raise exception.CommandTimeout(err, cmd=source_argv + ["|"] + target_argv)
     if code:
         raise exception.from_command(source_argv + ["|"] + target_argv, err, code)
+
+
+def _pipe_through_fifo(source, source_argv, target, target_argv, timeout):
+    with tempfile.TemporaryDirectory(prefix="zfs-pipe-") as directory:
+        fifo = os.path.join(directory, "stream")
+        os.mkfifo(fifo, 0o600)
+        if source.privileged:
+            remote = process.start_pipe(["dd", "if=" + fifo, "bs=1M", "status=none"],
+                                        target.argv(target_argv))
+            local_argv = source_argv
+        else:
+            remote = process.start_pipe(source.argv(source_argv),
+                                        ["dd", "of=" + fifo, "bs=1M", "status=none"])
+            local_argv = target_argv
+        try:
+            local_code, local_err = privsep.stream(list(local_argv), fifo, timeout)
+        except BaseException:
+            process.kill_pipe(remote)
+            raise
+        if local_code != 0:
+            # the remote half may still wait at the FIFO: it has nothing more to do
+            process.kill_pipe(remote)
+            return local_code, local_err
+        remote_code, remote_err = process.finish_pipe(remote, timeout)
+        return remote_code, local_err + remote_err
 
 
 def _plain_path(path):

@@ -18,6 +18,7 @@ from oslo_log import log as logging
 from zfs_common import client as zfs_client
 from zfs_common import exception as zfs_exc
 from zfs_common import opts as zfs_opts
+from zfs_common import rootwrap as zfs_rootwrap
 from zfs_manila import nfs
 from zfs_manila import opts
 from zfs_manila import properties
@@ -56,6 +57,8 @@ class ZFSShareDriver(driver.ShareDriver):
     # -- setup ----------------------------------------------------------------------------
     def do_setup(self, context):
         conf = self.configuration
+        if not conf.zfs_ssh_host:
+            zfs_rootwrap.use_service_rootwrap("manila-rootwrap")
         self.zfs = zfs_client.ZFSClient.from_config(conf)
         self.nfs = nfs.HELPERS[conf.zfs_nfs_helper](self.zfs, conf.zfs_nfs_export_options)
         self.roots = {}

@@ -209,3 +209,38 @@ class TestClientOnOpenZfsGuest(ClientTests, testtools.TestCase):
         self.client.send(vol + "@a", self.client, other + "/v")
         self.client.wait_for_zvol(other + "/v")
         self.assertEqual("hidden", self.client.get_one(other + "/v", "snapdev"))
+
+
+class TestSendBetweenThisHostAndTheGuest(testtools.TestCase):
+    """Replication between local zfs-fuse (privsep) and the OpenZFS guest (SSH): the
+    local zfs runs in the privileged side, ssh unprivileged, joined at a FIFO."""
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fixtures.Timeout(300, gentle=True))
+        self.guest = zfsguest.shared_guest()
+        self.useFixture(privsep_fixture.PrivsepInProcess())
+        self.local = zfs_client.ZFSClient(executor.LocalExecutor())
+        self.remote = zfs_client.ZFSClient(executor.SSHExecutor(
+            "127.0.0.1", port=self.guest.ports["ssh"], private_key=self.guest.ssh_key,
+            strict_host_key_checking="no", known_hosts="/dev/null"))
+        self.local_pool = self.useFixture(zfsfuse.FusePool(size=512 * MiB)).name
+        self.remote_pool = self.useFixture(zfsguest.ZfsPool(self.guest)).name
+
+    def test_send_to_the_guest_and_back(self):
+        fs = self.local_pool + "/src"
+        self.local.create_filesystem(fs, {"org.openstack:share_id": "s-1"})
+        self.local.snapshot(fs + "@r1")
+        self.local.send(fs + "@r1", self.remote, self.remote_pool + "/copy")
+        self.local.snapshot(fs + "@r2")
+        self.local.send(fs + "@r2", self.remote, self.remote_pool + "/copy",
+                        base=fs + "@r1", force=True)
+        self.assertEqual([self.remote_pool + "/copy@r1", self.remote_pool + "/copy@r2"],
+                         self.remote.snapshots(self.remote_pool + "/copy"))
+        # and back, into this host's pool
+        self.remote.send(self.remote_pool + "/copy@r2", self.local, self.local_pool + "/back")
+        self.assertEqual([self.local_pool + "/back@r2"],
+                         self.local.snapshots(self.local_pool + "/back"))
+        # a failing receive here is reported, and stops the remote side
+        self.assertRaises(exception.ZFSError, self.remote.send,
+                          self.remote_pool + "/copy@r2", self.local, self.local_pool + "/back")

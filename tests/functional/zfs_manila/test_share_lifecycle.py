@@ -49,6 +49,9 @@ class TestShareLifecycle(integrated_helpers._IntegratedTestBase):
         super().setUp()
         self.api.project_id = "openstack"
         self.headers = {"X-OpenStack-Manila-API-Version": API_VERSION}
+        self.wait_for_backend()
+
+    def wait_for_backend(self):
         # The share service reports its pools to the scheduler on a periodic task. Wait
         # for the scheduler to hold them before any API call asks for pools: a pool list
         # asked for earlier stays empty in the scheduler's host map.

@@ -1,12 +1,19 @@
 """The executor boundary for unit tests of code above the ZFS client."""
+from zfs_common import allowlist
 from zfs_common import executor
+
+#: commands the privsep daemon runs on a local ZFS host
+PRIVILEGED_COMMANDS = ("zfs", "exportfs", "udevadm")
 
 
 class RecordingExecutor(executor.Executor):
     """Records every argv and answers from a script of (exit code, stdout, stderr).
 
     ``respond`` (argv -> result or None) is asked first; ``paths`` are the paths that
-    exist on the fake host; ``files`` holds what was written.
+    exist on the fake host; ``files`` holds what was written. Every zfs, exportfs and
+    udevadm command must pass the privileged side's allow-list, as it must on a local
+    host, so every unit test above the client also checks the drivers' real command
+    lines against it.
     """
 
     respond = None
@@ -35,6 +42,8 @@ class RecordingExecutor(executor.Executor):
         self.files[path + "#mode"] = oct(mode)
 
     def _run(self, argv, process_input, timeout):
+        if argv[0] in PRIVILEGED_COMMANDS:
+            allowlist.check(argv)
         self.calls.append(argv)
         if self.respond is not None:
             result = self.respond(argv)
