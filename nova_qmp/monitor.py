@@ -46,6 +46,7 @@ class Monitor:
         self._timeout = timeout
         self._clients = {}
         self._waiters = {}          # uuid -> [(event name, match, future)]
+        self._tasks = set()         # the event readers and connection watchers
         eventlet = utils.get_eventlet()
         if eventlet:
             # the loop runs in a native thread: it needs a selector on the real poll(2)
@@ -100,7 +101,7 @@ class Monitor:
             clients, self._clients = list(self._clients.values()), {}
             for client in clients:
                 await self._close(client)
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            tasks = [t for t in self._tasks if not t.done()]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -117,8 +118,10 @@ class Monitor:
         client = QMPClient(uuid)
         await asyncio.wait_for(client.connect(path), self._timeout)
         self._clients[uuid] = client
-        self._loop.create_task(self._read_events(uuid, client))
-        self._loop.create_task(self._watch(uuid, client))
+        for coro in (self._read_events(uuid, client), self._watch(uuid, client)):
+            task = self._loop.create_task(coro)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _read_events(self, uuid, client):
         try:
