@@ -28,6 +28,9 @@ ch_opts = [
     cfg.IntOpt("stop_timeout", default=10, min=1,
                help="Seconds to wait for the process to exit after vmm.shutdown before "
                     "it is killed."),
+    cfg.IntOpt("soft_reboot_timeout", default=120, min=1,
+               help="Seconds a guest may take to power off after the ACPI power button "
+                    "in a soft reboot before the VM is reset instead (hard reboot)."),
     cfg.IntOpt("save_timeout", default=600, min=1,
                help="Seconds a snapshot/restore (suspend, resume) or a disk copy for a "
                     "Glance snapshot may take."),

@@ -135,7 +135,7 @@ class Guest:
             return ""
 
     def cmd(self, name, **args):
-        reply = self.qmp.cmd(name, **args)
+        reply = self.qmp.cmd_raw(name, args)
         if "error" in reply:
             raise GuestError("%s: %s" % (name, reply["error"].get("desc")))
         return reply.get("return")
