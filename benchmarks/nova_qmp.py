@@ -181,7 +181,7 @@ def child_qmp(work, n):
     rtt = []
     for _ in range(200):
         t = time.monotonic()
-        drv._monitor.execute(inst.uuid, "query-status")
+        drv.hv._mon.execute(inst.uuid, "query-status")
         rtt.append(time.monotonic() - t)
     out["qmp_rtt"] = rtt
     drv.destroy(ctx, inst, network_model.NetworkInfo([]), None, True)

@@ -21,12 +21,13 @@ DISK_FORMATS = ("qcow2", "raw")
 GiB = 1024 ** 3
 
 
-def check_image(instance, image_meta):
+def check_image(instance, image_meta, formats=DISK_FORMATS):
     fmt = image_meta.disk_format if "disk_format" in image_meta else None
-    if fmt not in DISK_FORMATS:
+    if fmt not in formats:
         raise exception.ImageUnacceptable(
             image_id=instance.image_ref,
-            reason=_("disk format %s is not supported (use qcow2 or raw)") % fmt)
+            reason=_("disk format %(fmt)s is not supported (use %(ok)s)")
+            % {"fmt": fmt, "ok": " or ".join(formats)})
 
 
 def base_path(image_id):

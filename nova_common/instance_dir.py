@@ -1,10 +1,9 @@
 """Per-instance directories: ``<instances_path>/<uuid>/`` (0700), files inside 0600.
 
 Everything a hypervisor process needs or leaves behind (disks, sockets, console log,
-pidfile, launch metadata) lives there, so destroy removes one directory and a restarted
-nova-compute rediscovers instances by listing them.
+pidfile, the instance record: ``nova_common.record``) lives there, so destroy removes one
+directory and a restarted nova-compute rediscovers instances by listing them.
 """
-import json
 import os
 import shutil
 
@@ -12,7 +11,13 @@ import nova.conf
 from oslo_utils import uuidutils
 
 CONF = nova.conf.CONF
-META = "instance.json"
+META = "instance.json"     # nova_common.record.FILE
+# files every compute driver keeps in the directory
+ROOT_DISK = "disk"
+CONFIG_DRIVE = "disk.config"
+RESCUE_DISK = "disk.rescue"
+CONSOLE_LOG = "console.log"
+STATE_FILE = "suspended.state"     # guest state while suspended
 
 
 class InstanceDir:
@@ -34,20 +39,6 @@ class InstanceDir:
         os.makedirs(self.path, mode=0o700, exist_ok=True)
         os.chmod(self.path, 0o700)
         return self
-
-    def write_meta(self, data):
-        tmp = self.file(META + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        os.rename(tmp, self.file(META))
-
-    def read_meta(self):
-        try:
-            with open(self.file(META)) as f:
-                return json.load(f)
-        except FileNotFoundError:
-            return None
 
     def remove(self):
         shutil.rmtree(self.path, ignore_errors=True)

@@ -16,12 +16,13 @@ from nova_common import privsep
 SUPPORTED = (network_model.VIF_TYPE_TAP,)
 
 
-def check(vif):
+def check(vif, supported=SUPPORTED):
     """Refuse, before anything is made, a port this driver cannot plug."""
-    if vif["type"] not in SUPPORTED:
+    supported = [t for t in supported if t in SUPPORTED]
+    if vif["type"] not in supported:
         raise exception.VirtualInterfacePlugException(
             _("VIF type %(type)s of port %(id)s is not supported (supported: %(ok)s)")
-            % {"type": vif["type"], "id": vif["id"], "ok": ", ".join(SUPPORTED)})
+            % {"type": vif["type"], "id": vif["id"], "ok": ", ".join(supported)})
     if not vif.get("devname"):
         raise exception.VirtualInterfacePlugException(
             _("port %s has no device name") % vif["id"])

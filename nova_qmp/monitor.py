@@ -3,7 +3,10 @@
 
 Callers (any thread or greenthread) run commands with ``execute()``, which waits for the
 loop's result in a native thread under eventlet. Events and lost connections go to
-``on_event(uuid, name)`` from the loop thread (which must not block or log).
+``on_event(uuid, name, data)`` from the loop thread (which must not block or log).
+``execute_and_wait()`` runs a command and waits for the QMP event it causes (e.g.
+``DEVICE_DELETED`` after ``device_del``), registered before the command is sent so it
+cannot be missed.
 """
 import asyncio
 import os
@@ -42,6 +45,7 @@ class Monitor:
         self._on_event = on_event
         self._timeout = timeout
         self._clients = {}
+        self._waiters = {}          # uuid -> [(event name, match, future)]
         eventlet = utils.get_eventlet()
         if eventlet:
             # the loop runs in a native thread: it needs a selector on the real poll(2)
@@ -119,7 +123,12 @@ class Monitor:
     async def _read_events(self, uuid, client):
         try:
             async for event in client.events:
-                self._on_event(uuid, event["event"])
+                name, data = event["event"], event.get("data") or {}
+                for waiter in list(self._waiters.get(uuid, ())):
+                    wanted, match, future = waiter
+                    if wanted == name and not future.done() and match(data):
+                        future.set_result(data)
+                self._on_event(uuid, name, data)
         except (QMPError, EOFError, asyncio.CancelledError):
             pass
 
@@ -130,7 +139,7 @@ class Monitor:
         if self._clients.get(uuid) is client:
             del self._clients[uuid]
             await self._close(client)
-            self._on_event(uuid, "DISCONNECTED")
+            self._on_event(uuid, "DISCONNECTED", {})
 
     def connect(self, uuid, path):
         """Open the persistent connection to an instance's QMP socket."""
@@ -163,6 +172,73 @@ class Monitor:
         try:
             return self._wait(client.execute(command, arguments), timeout)
         except (QMPError, EOFError) as e:
+            raise MonitorError("%s on %s failed: %s" % (command, uuid, e)) from e
+
+    def execute_and_wait(self, uuid, command, arguments, event, match, timeout):
+        """Run ``command``; then wait up to ``timeout`` seconds for ``event`` whose data
+        satisfies ``match(data)``. Returns the event's data, or None if it did not come."""
+        client = self._clients.get(uuid)
+        if client is None:
+            raise MonitorError("no QMP connection to instance %s" % uuid)
+
+        async def run():
+            future = self._loop.create_future()
+            waiter = (event, match, future)
+            self._waiters.setdefault(uuid, []).append(waiter)
+            try:
+                await client.execute(command, arguments)
+                return await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                return None
+            finally:
+                self._waiters[uuid].remove(waiter)
+
+        try:
+            return self._wait(run(), timeout + self._timeout)
+        except (QMPError, EOFError) as e:
+            raise MonitorError("%s on %s failed: %s" % (command, uuid, e)) from e
+
+    def execute_soon(self, uuid, command, arguments=None):
+        """From the loop thread (an event callback): run a command without waiting; a
+        failure is ignored (used to release what a late event freed)."""
+        client = self._clients.get(uuid)
+        if client is None:
+            return
+
+        async def run():
+            try:
+                await client.execute(command, arguments)
+            except (QMPError, EOFError, OSError):
+                pass
+
+        self._loop.create_task(run())
+
+    def execute_with_fd_and_wait(self, uuid, fd, fdname, command, arguments, event,
+                                 match, timeout):
+        """Pass ``fd`` to QEMU as ``fdname`` (SCM_RIGHTS + ``getfd``), run a command that
+        uses it (e.g. ``migrate`` to ``fd:<fdname>``) and wait up to ``timeout`` for
+        ``event`` matching ``match(data)``; its data, or None if it did not come."""
+        client = self._clients.get(uuid)
+        if client is None:
+            raise MonitorError("no QMP connection to instance %s" % uuid)
+
+        async def run():
+            future = self._loop.create_future()
+            waiter = (event, match, future)
+            self._waiters.setdefault(uuid, []).append(waiter)
+            try:
+                client.send_fd_scm(fd)
+                await client.execute("getfd", {"fdname": fdname})
+                await client.execute(command, arguments)
+                return await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                return None
+            finally:
+                self._waiters[uuid].remove(waiter)
+
+        try:
+            return self._wait(run(), timeout + self._timeout)
+        except (QMPError, EOFError, OSError) as e:
             raise MonitorError("%s on %s failed: %s" % (command, uuid, e)) from e
 
     def execute_with_fd(self, uuid, fd, fdname, command, arguments, timeout=None):

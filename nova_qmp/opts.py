@@ -15,9 +15,11 @@ qmp_opts = [
                help="QEMU machine type (e.g. q35, pc)."),
     cfg.StrOpt("cpu_model", default=None,
                help="QEMU -cpu model; unset: 'host' with kvm, 'max' with tcg."),
-    cfg.ListOpt("extra_args", default=[],
-                help="Extra QEMU arguments appended to every command line (one list item "
-                     "per argument), for site-specific hardening or devices."),
+    cfg.StrOpt("extra_args", default="",
+               help="Extra QEMU arguments appended to every command line, split as a "
+                    "shell would (quote an argument holding spaces; commas stay inside "
+                    "their argument), e.g. '-device virtio-balloon-pci,id=balloon0'. "
+                    "Taken at every start of a guest (a stop/start or hard reboot)."),
     cfg.BoolOpt("sandbox", default=True,
                 help="Run QEMU with its seccomp sandbox (-sandbox on, with spawning, "
                      "elevating privileges and obsolete system calls denied)."),

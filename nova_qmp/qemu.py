@@ -7,22 +7,26 @@ is reparented to PID 1, which may reap it late: a zombie counts as gone.
 import json
 import os
 import re
+import shlex
 import signal
+import subprocess
 import time
 
 from nova import exception
 from nova.i18n import _
 from oslo_concurrency import processutils
 
+from nova_common import instance_dir
+
 QMP_SOCKET = "qmp.sock"
 PIDFILE = "qemu.pid"
-CONSOLE_LOG = "console.log"
-ROOT_DISK = "disk"
-CONFIG_DRIVE = "disk.config"
-RESCUE_DISK = "disk.rescue"
+CONSOLE_LOG = instance_dir.CONSOLE_LOG
+ROOT_DISK = instance_dir.ROOT_DISK
+CONFIG_DRIVE = instance_dir.CONFIG_DRIVE
+RESCUE_DISK = instance_dir.RESCUE_DISK
 ROOT_DEVICE = "virtio-blk-pci,drive=root,id=root-disk,bootindex=1"
 VNC_SOCKET = "vnc.sock"
-STATE_FILE = "suspended.state"     # guest state while suspended (QEMU migration stream)
+STATE_FILE = instance_dir.STATE_FILE     # guest state while suspended (migration stream)
 VNC_BASE_PORT = 5900
 HOTPLUG_PORTS = 8              # PCIe root ports for hot-plugged volumes (q35 machines)
 PRIVATE_FILES = (QMP_SOCKET, VNC_SOCKET, CONSOLE_LOG, PIDFILE)
@@ -96,22 +100,23 @@ def machine_type(conf, instance, image_meta):
     return machine
 
 
-def command_line(conf, instance, idir, machine, config_drive=False, serial_ports=None,
-                 vnc_tcp=False, root_disk=True):
-    """The QEMU argument vector of an instance (its flavor, disks and sockets)."""
-    q = conf.qmp
+def command_line(conf, guest, serial_ports=None, vnc_tcp=False):
+    """The QEMU argument vector of a guest: its record (size, launch spec, volumes,
+    interfaces, rescue) and the current ``[qmp]`` options."""
+    q, spec, idir, record = conf.qmp, guest.record.spec, guest.idir, guest.record
     for sock in (QMP_SOCKET, VNC_SOCKET):
         if len(idir.file(sock).encode()) >= 108:
             raise exception.InstanceDeployFailure(
                 reason=_("socket path %s is too long for a UNIX socket; use a shorter "
-                         "instances_path") % idir.file(sock), instance_id=instance.uuid)
+                         "instances_path") % idir.file(sock), instance_id=guest.uuid)
+    machine = spec["machine"]
     accel = "tcg,thread=multi" if q.accelerator == "tcg" else q.accelerator
     cpu = q.cpu_model or ("host" if q.accelerator == "kvm" else "max")
     argv = [
-        q.qemu_binary, "-name", "guest=%s,debug-threads=on" % instance.name,
-        "-uuid", instance.uuid,
+        q.qemu_binary, "-name", "guest=%s,debug-threads=on" % record.name,
+        "-uuid", guest.uuid,
         "-machine", machine, "-accel", accel, "-cpu", cpu,
-        "-smp", str(instance.flavor.vcpus), "-m", str(instance.flavor.memory_mb),
+        "-smp", str(record.vcpus), "-m", str(record.memory_mb),
         "-nodefaults", "-no-user-config", "-display", "none",
         "-daemonize", "-pidfile", idir.file(PIDFILE),
         "-qmp", "unix:%s,server=on,wait=off" % idir.file(QMP_SOCKET),
@@ -120,20 +125,35 @@ def command_line(conf, instance, idir, machine, config_drive=False, serial_ports
         "-device", "virtio-rng-pci",
         "-nic", "none",       # interfaces: vif_args()
     ]
-    if root_disk:             # else the boot volume is the root disk (volume_args)
+    if spec.get("root_disk", True):   # else the boot volume is the root disk
+        root = ROOT_DEVICE
+        if record.rescued:            # the rescue disk boots; the own disk is second
+            root = ROOT_DEVICE.rsplit(",", 1)[0]
+            argv += ["-drive", "file=%s,if=none,id=rescue,format=qcow2"
+                     % idir.file(RESCUE_DISK),
+                     "-device", "virtio-blk-pci,drive=rescue,id=rescue-disk,bootindex=1"]
         argv += ["-drive", "file=%s,if=none,id=root,format=qcow2,discard=unmap"
-                 % idir.file(ROOT_DISK),
-                 "-device", ROOT_DEVICE]
+                 % idir.file(ROOT_DISK), "-device", root]
     for port in hotplug_ports(machine):
         argv += ["-device", "pcie-root-port,id=%s,chassis=%d,bus=pcie.0"
                  % (port, 16 + int(port[2:]))]
-    if config_drive:
+    if spec.get("config_drive"):
         argv += ["-drive", "file=%s,if=none,id=config,format=raw,readonly=on"
                  % idir.file(CONFIG_DRIVE),
                  "-device", "virtio-blk-pci,drive=config,id=config-drive"]
     if q.sandbox:
         argv += ["-sandbox", SANDBOX]
-    return argv + list(q.extra_args)
+    argv += vif_args(record.vifs) + volume_args(record.volumes)
+    return argv + extra_args(q.extra_args)
+
+
+def extra_args(text):
+    """``[qmp]extra_args`` split as a shell would (quotes; commas stay inside)."""
+    try:
+        return shlex.split(text or "")
+    except ValueError as e:
+        raise exception.InvalidInput(reason=_("[qmp]extra_args %(v)r: %(e)s")
+                                     % {"v": text, "e": e})
 
 
 def check_binary(conf):
@@ -145,15 +165,6 @@ def check_binary(conf):
 def machine_of(argv):
     """The machine type of a command line made by ``command_line``."""
     return argv[argv.index("-machine") + 1]
-
-
-def rescue_args(idir, argv):
-    """``argv`` booting from the rescue disk, the instance's own disk attached second."""
-    if ROOT_DEVICE not in argv:
-        raise ValueError("no image root disk to rescue")
-    argv = [a if a != ROOT_DEVICE else ROOT_DEVICE.rsplit(",", 1)[0] for a in argv]
-    return argv + ["-drive", "file=%s,if=none,id=rescue,format=qcow2" % idir.file(RESCUE_DISK),
-                   "-device", "virtio-blk-pci,drive=rescue,id=rescue-disk,bootindex=1"]
 
 
 def hotplug_ports(machine):
@@ -191,7 +202,7 @@ def volume_args(volumes):
     for volume_id, vol in sorted(volumes.items()):
         argv += ["-blockdev", json.dumps(volume_blockdev(volume_id, vol["path"],
                                                          vol["block"]))]
-        argv += ["-device", _device_arg(volume_device(volume_id, vol.get("port"),
+        argv += ["-device", _device_arg(volume_device(volume_id, vol.get("slot"),
                                                       vol.get("boot", False)))]
     return argv
 
@@ -227,7 +238,7 @@ def vif_args(vifs):
         netdev = vif_netdev(vif_id, vif["tap"])
         argv += ["-netdev", ",".join(["tap"] + ["%s=%s" % (k, v) for k, v in netdev.items()
                                                 if k != "type"])]
-        argv += ["-device", _device_arg(vif_device(vif_id, vif["mac"], vif.get("port")))]
+        argv += ["-device", _device_arg(vif_device(vif_id, vif["mac"], vif.get("slot")))]
     return argv
 
 
@@ -235,8 +246,17 @@ def start(conf, instance, argv):
     """Run QEMU; returns once it has daemonized (its QMP socket is listening)."""
     check_binary(conf)
     old = os.umask(0o077)     # sockets, pidfile and console log private to this user
+    started = []
     try:
-        processutils.execute(*argv, timeout=conf.qmp.start_timeout)
+        processutils.execute(*argv, timeout=conf.qmp.start_timeout,
+                             on_completion=started.append)
+    except subprocess.TimeoutExpired:
+        for proc in started:        # it never daemonized: nothing of it may stay
+            proc.kill()
+            proc.wait()
+        raise exception.InstanceDeployFailure(
+            reason=_("QEMU did not start within %ss ([qmp]start_timeout)")
+            % conf.qmp.start_timeout, instance_id=instance.uuid)
     except (processutils.ProcessExecutionError, OSError) as e:
         raise exception.InstanceDeployFailure(
             reason=_("QEMU failed to start: %s") % getattr(e, "stderr", e),

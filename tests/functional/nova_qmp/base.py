@@ -120,6 +120,11 @@ class QMPServerTestBase(integrated_helpers._IntegratedTestBase):
     def qemu_pid(self, server):
         return qemu.read_pid(instance_dir.InstanceDir(server["id"], root=self.instances))
 
+    def qemu_argv(self, server):
+        """The command line of the server's running QEMU."""
+        with open("/proc/%d/cmdline" % self.qemu_pid(server), "rb") as f:
+            return [a.decode() for a in f.read().split(b"\0")[:-1]]
+
     def remote_console(self, server, protocol, kind):
         """The console URL nova's API hands out (its proxy's, with a token)."""
         return self.api.api_post("/servers/%s/remote-consoles" % server["id"], {

@@ -19,6 +19,7 @@ from nova import context as nova_context
 from nova import objects
 
 from nova_common import instance_dir
+from nova_common import record
 from nova_qmp import qemu
 
 
@@ -208,8 +209,8 @@ class TestServerLifecycle(base.QMPServerTestBase):
         self.api.delete_server_volume(server["id"], volume_id)
         self.wait_console(server, "REMOVED DISK vdb", since=before)
         self._wait_for_volume_detach(server["id"], volume_id)
-        meta = instance_dir.InstanceDir(server["id"], root=self.instances).read_meta()
-        self.assertEqual({}, meta["volumes"])
+        meta = record.read(os.path.join(self.instances, server["id"]))
+        self.assertEqual({}, meta.volumes)
         self._delete_server(server)
         self.assert_nothing_left(server)
 
@@ -244,7 +245,7 @@ class TestServerLifecycle(base.QMPServerTestBase):
         self.assertIn("DISK vdb sectors=65536", out)
         idir = instance_dir.InstanceDir(server["id"], root=self.instances)
         self.assertFalse(os.path.exists(idir.file(qemu.ROOT_DISK)))  # no image disk
-        self.assertTrue(idir.read_meta()["volumes"][data_vol]["block"])
+        self.assertTrue(record.read(idir.path).volumes[data_vol]["block"])
 
         server = self._stop_server(server)
         before = len(self.console(server))
@@ -270,7 +271,7 @@ class TestServerLifecycle(base.QMPServerTestBase):
             server = self._wait_for_state_change(server, "VERIFY_RESIZE")
             out = self.wait_console(server, self.guest.marker("ready"), since=before)
             self.assertIn("DISK vda sectors=4194304", out[before:])   # 2 GiB now
-            argv = idir.read_meta()["argv"]
+            argv = self.qemu_argv(server)
             self.assertEqual(("2", "640"), (argv[argv.index("-smp") + 1],
                                             argv[argv.index("-m") + 1]))
             self.assertTrue(os.path.isdir(resized))
@@ -285,7 +286,7 @@ class TestServerLifecycle(base.QMPServerTestBase):
                     time.sleep(0.5)
                 out = self.console(server)
                 self.assertIn("DISK vda sectors=2097152", out.split("POWEROFF")[-1])
-                argv = idir.read_meta()["argv"]
+                argv = self.qemu_argv(server)
                 self.assertEqual(("1", "512"), (argv[argv.index("-smp") + 1],
                                                 argv[argv.index("-m") + 1]))
             else:

@@ -1,5 +1,6 @@
-"""The driver on real QEMU processes without a guest (``-machine none``: no ACPI, so a
-soft power-off has to fall back to stopping QEMU)."""
+"""The driver on real QEMU processes without a guest OS (a ``pc`` machine with no disk:
+SeaBIOS finds nothing to boot and nothing answers the ACPI power button, so a soft
+power-off has to fall back to stopping QEMU)."""
 import os
 import signal
 import time
@@ -11,6 +12,7 @@ from nova.compute import power_state
 from oslo_utils import uuidutils
 
 from nova_common import instance_dir
+from nova_common import record
 from nova_qmp import driver
 from nova_qmp import qemu
 from tests.unit.nova_common import base
@@ -27,11 +29,10 @@ class TestDriver(base.TestCase):
         self.inst = objects.Instance(uuid=uuidutils.generate_uuid(), id=1,
                                      project_id="p", os_type=None)
         self.idir = instance_dir.InstanceDir(self.inst.uuid).create()
-        self.idir.write_meta({"name": "i-1", "vcpus": 1, "memory_mb": 64, "argv": [
-            "qemu-system-x86_64", "-machine", "none", "-uuid", self.inst.uuid,
-            "-display", "none", "-nodefaults", "-daemonize",
-            "-pidfile", self.idir.file(qemu.PIDFILE),
-            "-qmp", "unix:%s,server=on,wait=off" % self.idir.file(qemu.QMP_SOCKET)]})
+        self.flags(accelerator="tcg", group="qmp")
+        record.write(self.idir.path, record.Record(
+            name="i-1", vcpus=1, memory_mb=64,
+            spec={"machine": "pc", "root_disk": False, "config_drive": False}))
         self.addCleanup(self._reap)
 
     def _reap(self):

@@ -16,7 +16,7 @@ class TestMonitor(testtools.TestCase):
         super().setUp()
         self.dir = self.useFixture(fixtures.TempDir()).path
         self.events = queue.Queue()
-        self.monitor = monitor.Monitor(lambda uuid, name: self.events.put((uuid, name)),
+        self.monitor = monitor.Monitor(lambda uuid, name, data: self.events.put((uuid, name)),
                                        timeout=10)
         self.addCleanup(self.monitor.close)
 
@@ -55,6 +55,15 @@ class TestMonitor(testtools.TestCase):
         self.assertEqual(("u1", "DISCONNECTED"), self.event())
         self.assertFalse(self.monitor.connected("u1"))
         self.assertRaises(monitor.MonitorError, self.monitor.execute, "u1", "query-status")
+
+    def test_a_command_and_the_event_it_causes(self):
+        sock, _pid = self.start_qemu()
+        self.monitor.connect("u1", sock)
+        data = self.monitor.execute_and_wait("u1", "stop", None, "STOP", lambda d: True, 10)
+        self.assertEqual({}, data)
+        # an event that does not match is not taken for the one waited for
+        self.assertIsNone(self.monitor.execute_and_wait(
+            "u1", "cont", None, "RESUME", lambda d: d.get("x") == 1, 1))
 
     def test_a_file_descriptor_passed_to_qemu(self):
         sock, _pid = self.start_qemu()

@@ -8,7 +8,9 @@ from nova import exception
 from nova import objects
 from oslo_utils import uuidutils
 
+from nova_common import hypervisor
 from nova_common import instance_dir
+from nova_common import record
 from nova_qmp import opts
 from nova_qmp import qemu
 from tests.unit.nova_common import base
@@ -33,8 +35,12 @@ class TestCommandLine(base.TestCase):
         self.inst = instance()
         self.idir = instance_dir.InstanceDir(self.inst.uuid)
 
-    def argv(self, **kw):
-        return qemu.command_line(base.CONF, self.inst, self.idir, "q35", **kw)
+    def argv(self, root_disk=True, rescued=False, volumes=None, **kw):
+        guest = hypervisor.Guest(self.inst.uuid, self.idir, record.Record(
+            name="instance-1", vcpus=2, memory_mb=256,
+            spec={"machine": "q35", "root_disk": root_disk, "config_drive": False},
+            volumes=volumes or {}, rescued=rescued))
+        return qemu.command_line(base.CONF, guest, **kw)
 
     def test_sandboxed_private_sockets_and_flavor(self):
         argv = self.argv()
@@ -45,12 +51,23 @@ class TestCommandLine(base.TestCase):
         self.assertEqual("2", argv[argv.index("-smp") + 1])
         self.assertEqual("256", argv[argv.index("-m") + 1])
         self.assertIn("kvm", argv)
-        self.flags(sandbox=False, accelerator="tcg", extra_args=["-device", "x"],
-                   group="qmp")
+        self.flags(sandbox=False, accelerator="tcg", extra_args="-device x", group="qmp")
         argv = self.argv()
         self.assertNotIn("-sandbox", argv)
         self.assertIn("tcg,thread=multi", argv)
         self.assertEqual(["-device", "x"], argv[-2:])
+
+    def test_extra_args_from_a_config_file_keep_their_commas(self):
+        conf = os.path.join(self.instances, "nova.conf")
+        with open(conf, "w") as f:
+            f.write("[qmp]\nextra_args = -device virtio-balloon-pci,id=b0 "
+                    "-smbios 'type=1,product=A B'\n")
+        base.CONF(["--config-file", conf], project="nova")
+        self.addCleanup(base.CONF.reset)
+        self.assertEqual(["-device", "virtio-balloon-pci,id=b0", "-smbios",
+                          "type=1,product=A B"], self.argv()[-4:])
+        self.flags(extra_args="-device 'unclosed", group="qmp")
+        self.assertRaises(exception.InvalidInput, self.argv)
 
     def test_consoles_for_the_proxies(self):
         argv = self.argv(serial_ports=range(10000, 10010), vnc_tcp=True)
@@ -74,7 +91,7 @@ class TestCommandLine(base.TestCase):
         vol = "6b0d5c8e-3f21-4a8e-9a57-2c4d8e1f0a11"
         node, dev = qemu.volume_ids(vol)
         self.assertLessEqual(len(node + "f"), 31)        # QEMU's limit on node names
-        argv = qemu.volume_args({vol: {"path": "/dev/sdx", "block": True, "port": "hp3"}})
+        argv = qemu.volume_args({vol: {"path": "/dev/sdx", "block": True, "slot": "hp3"}})
         self.assertEqual("-blockdev", argv[0])
         self.assertEqual({"driver": "raw", "node-name": node, "discard": "unmap",
                           "file": {"driver": "host_device", "filename": "/dev/sdx",
@@ -87,18 +104,18 @@ class TestCommandLine(base.TestCase):
         argv = self.argv(root_disk=False)
         self.assertNotIn("virtio-blk-pci,drive=root,id=root-disk,bootindex=1", argv)
         vol = "6b0d5c8e-3f21-4a8e-9a57-2c4d8e1f0a11"
-        device = qemu.volume_args({vol: {"path": "/x", "block": False, "port": None,
+        device = qemu.volume_args({vol: {"path": "/x", "block": False, "slot": None,
                                          "boot": True}})[3]
         self.assertTrue(device.endswith(",bootindex=1"))
         self.assertNotIn("bus=", device)
 
     def test_rescue_boots_the_rescue_disk_first(self):
-        argv = qemu.rescue_args(self.idir, self.argv())
+        argv = self.argv(rescued=True)
         self.assertNotIn(qemu.ROOT_DEVICE, argv)
         self.assertIn("virtio-blk-pci,drive=root,id=root-disk", argv)
-        self.assertEqual("virtio-blk-pci,drive=rescue,id=rescue-disk,bootindex=1", argv[-1])
-        self.assertRaises(ValueError, qemu.rescue_args, self.idir,
-                          self.argv(root_disk=False))
+        self.assertIn("virtio-blk-pci,drive=rescue,id=rescue-disk,bootindex=1", argv)
+        self.assertLess(argv.index("virtio-blk-pci,drive=rescue,id=rescue-disk,bootindex=1"),
+                        argv.index("virtio-blk-pci,drive=root,id=root-disk"))
 
     def test_socket_paths_must_fit(self):
         self.flags(instances_path="/tmp/" + "x" * 80)
@@ -143,3 +160,30 @@ class TestProcesses(base.TestCase):
         self.assertRaises(exception.InternalError, qemu.check_binary, base.CONF)
         self.assertEqual("x86_64", qemu.arch_of("/usr/bin/qemu-system-x86_64"))
         self.assertTrue(os.access("/usr/bin/qemu-system-x86_64", os.X_OK))
+
+    def test_a_process_ignoring_sigterm_is_killed(self):
+        uuid = uuidutils.generate_uuid()
+        proc = subprocess.Popen([sys.executable, "-c",
+                                 "import signal, sys, time\n"
+                                 "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                                 "print('ready', flush=True); time.sleep(60)", uuid],
+                                stdout=subprocess.PIPE)
+        self.addCleanup(proc.wait)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        proc.stdout.readline()                   # SIGTERM is ignored from here on
+        qemu.kill(proc.pid, uuid, timeout=0.5)
+        self.assertEqual(-9, proc.wait(10))
+
+    def test_a_qemu_that_does_not_daemonize_in_time_fails_the_start(self):
+        fake = os.path.join(self.useFixture(__import__("fixtures").TempDir()).path, "q")
+        with open(fake, "w") as f:
+            f.write("#!/bin/sh\necho $$ > %s.pid\nexec sleep 30\n" % fake)
+        os.chmod(fake, 0o755)
+        self.flags(qemu_binary=fake, start_timeout=1, group="qmp")
+        inst = instance()
+        e = self.assertRaises(exception.InstanceDeployFailure, qemu.start, base.CONF, inst,
+                              [fake, "-pidfile", "/nonexistent/pid"])
+        self.assertIn("did not start within 1s", str(e))
+        with open(fake + ".pid") as f:
+            pid = int(f.read())
+        self.assertFalse(os.path.exists("/proc/%d" % pid))     # killed and reaped

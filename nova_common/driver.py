@@ -1,0 +1,758 @@
+"""``BaseDriver``: the nova-generic compute driver flow over a ``Hypervisor``.
+
+A driver class is ``class XDriver(BaseDriver): hypervisor_class = XHypervisor``; its
+``capabilities`` derive from the hypervisor's ``Description``. See
+``nova_common.hypervisor`` for the contract and README ("The compute base") for a table.
+"""
+import os
+import shutil
+import time
+
+from nova import exception
+from nova.compute import power_state
+from nova.compute import task_states
+import nova.conf
+from nova.console import type as ctype
+from nova.i18n import _
+from nova.image import glance
+from nova.virt import configdrive
+from nova.virt import driver
+from nova.virt import hardware
+from oslo_concurrency import lockutils
+from oslo_concurrency import processutils
+from oslo_log import log as logging
+from oslo_utils import excutils
+
+from nova_common import disks
+from nova_common import host
+from nova_common import hypervisor as hv_api
+from nova_common import instance_dir
+from nova_common import lifecycle
+from nova_common import record as rec
+from nova_common import vifs
+from nova_common import volumes
+
+CONF = nova.conf.CONF
+LOG = logging.getLogger(__name__)
+CONSOLE_TAIL = 100 * 1024
+ALL_IMAGE_FORMATS = ("qcow2", "raw", "aki", "ami", "ari", "iso", "vdi", "vhd", "vhdx",
+                     "vmdk", "ploop")
+# files of an instance directory a resize carries over
+CARRIED = (instance_dir.ROOT_DISK, instance_dir.CONFIG_DRIVE, instance_dir.CONSOLE_LOG)
+
+
+def capabilities_of(description):
+    """nova's capability dict for a hypervisor ``Description``."""
+    caps = dict(driver.ComputeDriver.capabilities)
+    for fmt in ALL_IMAGE_FORMATS:
+        caps["supports_image_type_" + fmt] = fmt in description.image_formats
+    caps.update(
+        supports_attach_interface=description.has(hv_api.NIC_HOTPLUG),
+        supports_extend_volume=description.has(hv_api.DISK_RESIZE),
+        supports_multiattach=False,
+        supports_device_tagging=False,
+        has_imagecache=False,
+    )
+    return caps
+
+
+class BaseDriver(driver.ComputeDriver):
+    hypervisor_class = None       # a nova_common.hypervisor.Hypervisor subclass
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if cls.hypervisor_class is not None:
+            cls.capabilities = capabilities_of(cls.hypervisor_class.description)
+
+    def __init__(self, virtapi, read_only=False):
+        super().__init__(virtapi)
+        self.hv = self.hypervisor_class()
+        self._events = lifecycle.Dispatcher(self.emit_event)
+        self._quiet = set()        # instances whose stop the driver itself causes
+        self._image_api = glance.API()
+
+    @property
+    def _desc(self):
+        return self.hv.description
+
+    def _optional(self, operation):
+        if not self._desc.has(operation):
+            raise NotImplementedError(
+                _("%(op)s is not supported by the %(hv)s driver")
+                % {"op": operation, "hv": self._desc.hypervisor_type})
+
+    def _lock(self, instance):
+        return lockutils.lock("nova-hci-" + instance.uuid)
+
+    # -- service start ----------------------------------------------------------------------
+    def init_host(self, host):
+        self.hv.check_host()       # nova-compute does not start without its hypervisor
+        os.makedirs(CONF.instances_path, exist_ok=True)
+        self._events.start()
+        self.hv.open_events(self._on_event)
+        for uuid in instance_dir.list_uuids():
+            try:
+                guest = self._load(uuid)
+            except rec.CorruptRecord as e:
+                LOG.error("%s; the instance is left alone (it goes to ERROR when nova "
+                          "initialises it)", e, instance_uuid=uuid)
+                continue
+            if self.hv.reattach(guest):
+                LOG.info("reattached to the running guest", instance_uuid=uuid)
+
+    def cleanup_host(self, host):
+        # the guests keep running; a new nova-compute attaches to them again
+        self.hv.close_events()
+
+    def _on_event(self, uuid, transition):
+        # from the hypervisor's thread: queue only, never log here
+        if uuid not in self._quiet:
+            self._events.post(uuid, transition)
+
+    # -- records ----------------------------------------------------------------------------
+    def _load(self, uuid):
+        """The Guest of ``uuid`` (None without a record; ``CorruptRecord``)."""
+        idir = instance_dir.InstanceDir(uuid)
+        record = rec.read(idir.path, self.hv.upgrade_record)
+        return None if record is None else hv_api.Guest(uuid, idir, record)
+
+    def _guest(self, instance):
+        try:
+            guest = self._load(instance.uuid)
+        except rec.CorruptRecord as e:
+            raise exception.InternalError(str(e))
+        if guest is None:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        return guest
+
+    @staticmethod
+    def _save(guest):
+        rec.write(guest.idir.path, guest.record)
+
+    def _records(self):
+        """Every readable record on this host (corrupt ones logged and skipped)."""
+        for uuid in instance_dir.list_uuids():
+            try:
+                guest = self._load(uuid)
+            except rec.CorruptRecord as e:
+                LOG.error("%s", e, instance_uuid=uuid)
+                continue
+            if guest is not None:
+                yield guest
+
+    # -- inventory --------------------------------------------------------------------------
+    def list_instance_uuids(self):
+        return instance_dir.list_uuids()
+
+    def list_instances(self):
+        return [g.record.name for g in self._records()]
+
+    def instance_exists(self, instance):
+        return instance.uuid in instance_dir.list_uuids()
+
+    def get_info(self, instance, use_cache=True):
+        try:
+            guest = self._load(instance.uuid)
+        except rec.CorruptRecord:
+            return hardware.InstanceInfo(state=power_state.NOSTATE)
+        if guest is None:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        if not self.hv.running(guest):
+            saved = os.path.exists(guest.idir.file(instance_dir.STATE_FILE))
+            return hardware.InstanceInfo(
+                state=power_state.SUSPENDED if saved else power_state.SHUTDOWN)
+        return hardware.InstanceInfo(state=self.hv.state(guest))
+
+    def get_available_nodes(self, refresh=False):
+        return [CONF.host]
+
+    def get_available_resource(self, nodename):
+        vcpus = sum(g.record.vcpus for g in self._records())
+        return host.available_resource(nodename, self._desc.hypervisor_type,
+                                       self.hv.version(), self.hv.arch(), vcpus_used=vcpus)
+
+    def update_provider_tree(self, provider_tree, nodename, allocations=None):
+        host.update_provider_tree(self, provider_tree, nodename,
+                                  self.get_available_resource(nodename))
+
+    def get_host_ip_addr(self):
+        return CONF.my_ip
+
+    def get_host_uptime(self):
+        return host.uptime()
+
+    # -- spawn and its undo -----------------------------------------------------------------
+    def spawn(self, context, instance, image_meta, injected_files, admin_password,
+              allocations, network_info=None, block_device_info=None, power_on=True,
+              accel_info=None):
+        mappings = driver.block_device_info_get_mapping(block_device_info)
+        root_volume = self._root_volume(block_device_info, mappings)
+        if root_volume is None:
+            disks.check_image(instance, image_meta, self._desc.image_formats)
+        for vif in network_info or []:
+            vifs.check(vif, self._desc.vif_types)
+        config_drive = configdrive.required_by(instance)
+        spec = self.hv.launch_spec(instance, image_meta, root_disk=root_volume is None,
+                                   config_drive=config_drive)
+        self.hv.check_host()
+        idir = instance_dir.InstanceDir(instance.uuid).create()
+        guest = hv_api.Guest(instance.uuid, idir, rec.Record(
+            name=instance.name, vcpus=instance.flavor.vcpus,
+            memory_mb=instance.flavor.memory_mb, spec=spec))
+        try:
+            if root_volume is None:
+                disks.create_root_disk(context, instance, idir.file(instance_dir.ROOT_DISK))
+            if config_drive:
+                disks.create_config_drive(context, instance, injected_files, admin_password,
+                                          network_info, idir.file(instance_dir.CONFIG_DRIVE))
+            self._plug_and_connect(guest, instance, network_info, block_device_info)
+            self._save(guest)      # once, before the guest starts
+            LOG.info("created the guest's disks and devices", instance=instance)
+            if power_on:
+                self._start(guest, instance)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                LOG.warning("spawn failed; undoing it", instance=instance)
+                self._undo_launch(guest, instance, network_info, block_device_info)
+
+    def _plug_and_connect(self, guest, instance, network_info, block_device_info):
+        """Plug the interfaces and connect the volumes nova gives into ``guest.record``,
+        keeping the slots of those it had (the record is written by the caller). None
+        for either keeps what the record has."""
+        if network_info is not None:
+            old, guest.record.vifs = guest.record.vifs, {}
+            for vif in network_info:
+                self._plug(guest, instance, vif, old.get(vif["id"], {}).get("slot"))
+        if block_device_info is not None:
+            old, guest.record.volumes = guest.record.volumes, {}
+            mappings = driver.block_device_info_get_mapping(block_device_info)
+            root_volume = self._root_volume(block_device_info, mappings)
+            for bdm in mappings:
+                info = bdm["connection_info"]
+                slot = old.get(self._volume_id(info), {}).get("slot")
+                self._connect_volume(guest, info, boot=bdm is root_volume, slot=slot)
+
+    def _undo_launch(self, guest, instance, network_info, block_device_info):
+        """After a failed spawn or finish_migration: no guest process, no interface, no
+        volume connection and no directory left (each step tried; errors logged)."""
+        for step in (lambda: self._stop(guest, instance),
+                     lambda: self.unplug_vifs(instance, network_info),
+                     lambda: self._disconnect_volumes(guest, block_device_info)):
+            try:
+                step()
+            except Exception:
+                LOG.exception("cleaning up after the failure failed", instance=instance)
+        guest.idir.remove()
+
+    @staticmethod
+    def _root_volume(block_device_info, mappings):
+        """The mapping that is the root disk (boot from volume), or None."""
+        root = driver.block_device_info_get_root_device(block_device_info)
+        for bdm in mappings:
+            if bdm.get("boot_index") == 0 or (root and bdm.get("mount_device") == root):
+                return bdm
+        return None
+
+    # -- power ------------------------------------------------------------------------------
+    def _start(self, guest, instance):
+        state = guest.idir.file(instance_dir.STATE_FILE)
+        restore = state if os.path.exists(state) else None
+        self._quiet.discard(guest.uuid)
+        self.hv.start(guest, restore_from=restore)
+        if restore:
+            os.unlink(restore)
+        LOG.info("guest started%s", " from its saved state" if restore else "",
+                 instance=instance)
+
+    def _stop(self, guest, instance):
+        """Stop the guest's process (no lifecycle event from it)."""
+        if not self.hv.running(guest):
+            self.hv.stop(guest)        # drops what is left (connections)
+            return
+        self._quiet.add(guest.uuid)
+        try:
+            self.hv.stop(guest)
+        finally:
+            self._quiet.discard(guest.uuid)
+        LOG.info("guest stopped", instance=instance)
+
+    def _rebuild(self, guest, instance, network_info, block_device_info):
+        """Start the guest again from the current configuration and what nova says it has
+        now (volumes reconnected, interfaces plugged again), as libvirt's hard reboot."""
+        self._stop(guest, instance)
+        self._plug_and_connect(guest, instance, network_info, block_device_info)
+        self._save(guest)
+        self._start(guest, instance)
+
+    def power_off(self, instance, timeout=0, retry_interval=0):
+        """A clean shutdown if ``timeout``: the ACPI power button, pressed again every
+        ``retry_interval`` seconds, until the guest is off or ``timeout`` has passed;
+        then the guest's process is stopped."""
+        guest = self._guest(instance)
+        if timeout and self.hv.running(guest):
+            self._quiet.add(guest.uuid)
+            try:
+                self._clean_shutdown(guest, instance, timeout, retry_interval)
+            finally:
+                self._quiet.discard(guest.uuid)
+        self._stop(guest, instance)
+
+    def _clean_shutdown(self, guest, instance, timeout, retry_interval):
+        deadline = time.monotonic() + timeout
+        presses = 0
+        while True:
+            try:
+                self.hv.request_shutdown(guest)
+            except exception.NovaException as e:
+                LOG.warning("the shutdown request failed: %s", e, instance=instance)
+                return
+            presses += 1
+            until = min(deadline, time.monotonic() + (retry_interval or timeout))
+            while self.hv.running(guest) and time.monotonic() < until:
+                time.sleep(0.1)
+            if not self.hv.running(guest):
+                LOG.info("the guest powered off (%d shutdown request(s))", presses,
+                         instance=instance)
+                return
+            if time.monotonic() >= deadline:
+                LOG.warning("the guest did not power off within %ss after %d shutdown "
+                            "request(s); stopping it", timeout, presses, instance=instance)
+                return
+
+    def power_on(self, context, instance, network_info, block_device_info=None,
+                 accel_info=None, share_info=None):
+        guest = self._guest(instance)
+        if not self.hv.running(guest):
+            self._rebuild(guest, instance, network_info, block_device_info)
+
+    def reboot(self, context, instance, network_info, reboot_type, block_device_info=None,
+               bad_volumes_callback=None, accel_info=None, share_info=None):
+        guest = self._guest(instance)
+        if reboot_type == "SOFT" and self.hv.running(guest):
+            # a clean power-off within the grace time, then a fresh start; a guest that
+            # stays up gets stopped the same way, as a hard reboot
+            LOG.info("soft reboot", instance=instance)
+            self.power_off(instance, timeout=CONF.reboot_timeout or 60,
+                           retry_interval=CONF.reboot_timeout or 60)
+            self._start(guest, instance)
+            return
+        LOG.info("hard reboot: the guest is rebuilt from its configuration",
+                 instance=instance)
+        self._discard_state(guest)     # like a fresh boot: a saved state is dropped
+        self._rebuild(guest, instance, network_info, block_device_info)
+
+    @staticmethod
+    def _discard_state(guest):
+        for name in (instance_dir.STATE_FILE, instance_dir.STATE_FILE + ".part"):
+            if os.path.exists(guest.idir.file(name)):
+                os.unlink(guest.idir.file(name))
+
+    def _running_guest(self, instance):
+        guest = self._guest(instance)
+        if not self.hv.running(guest):
+            raise exception.InstanceNotRunning(instance_id=instance.uuid)
+        return guest
+
+    def pause(self, instance):
+        self._optional(hv_api.PAUSE)
+        self.hv.pause(self._running_guest(instance))
+        LOG.info("guest paused", instance=instance)
+
+    def unpause(self, instance):
+        self._optional(hv_api.PAUSE)
+        self.hv.unpause(self._running_guest(instance))
+        LOG.info("guest unpaused", instance=instance)
+
+    def trigger_crash_dump(self, instance):
+        """An NMI, as a physical machine's crash-dump button gives (the guest decides)."""
+        self._optional(hv_api.NMI)
+        self.hv.inject_nmi(self._running_guest(instance))
+        LOG.info("NMI injected", instance=instance)
+
+    def suspend(self, context, instance):
+        """Save the guest's state to the instance directory and stop it."""
+        self._optional(hv_api.SAVE_RESTORE)
+        guest = self._running_guest(instance)
+        part = guest.idir.file(instance_dir.STATE_FILE + ".part")
+        self._quiet.add(guest.uuid)
+        try:
+            self.hv.save(guest, part)
+            fd = os.open(part, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(part, guest.idir.file(instance_dir.STATE_FILE))
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                LOG.warning("suspend failed; the guest keeps running", instance=instance)
+                self._discard_state(guest)
+        finally:
+            self._quiet.discard(guest.uuid)
+        self._stop(guest, instance)
+        LOG.info("guest suspended (state saved)", instance=instance)
+
+    def resume(self, context, instance, network_info, block_device_info=None,
+               share_info=None):
+        self._optional(hv_api.SAVE_RESTORE)
+        guest = self._guest(instance)
+        if not os.path.exists(guest.idir.file(instance_dir.STATE_FILE)):
+            raise exception.InstanceResumeFailure(
+                reason=_("instance %s has no saved state") % instance.uuid)
+        if not self.hv.running(guest):
+            self._start(guest, instance)
+
+    # -- delete -----------------------------------------------------------------------------
+    def destroy(self, context, instance, network_info, block_device_info=None,
+                destroy_disks=True, destroy_secrets=True):
+        idir = instance_dir.InstanceDir(instance.uuid)
+        try:
+            guest = self._load(instance.uuid)
+        except rec.CorruptRecord as e:
+            LOG.warning("%s; destroying what is there", e, instance=instance)
+            guest = None
+        guest = guest or hv_api.Guest(instance.uuid, idir,
+                                      rec.Record(instance.name, 0, 0, {}))
+        if idir.exists():
+            self._stop(guest, instance)
+        self.unplug_vifs(instance, network_info)
+        self._disconnect_volumes(guest, block_device_info)
+        if destroy_disks:
+            idir.remove()
+            # a resize being reverted still needs the directory kept aside
+            reverting = instance.obj_attr_is_set("task_state") and \
+                instance.task_state == task_states.RESIZE_REVERTING
+            if not reverting:
+                shutil.rmtree(self._resize_dir(instance), ignore_errors=True)
+            LOG.info("guest and its files removed", instance=instance)
+
+    def cleanup(self, context, instance, network_info, block_device_info=None,
+                destroy_disks=True, migrate_data=None, destroy_vifs=True,
+                destroy_secrets=True):
+        if destroy_vifs:
+            self.unplug_vifs(instance, network_info)
+        if destroy_disks:
+            instance_dir.InstanceDir(instance.uuid).remove()
+
+    # -- resize (on this host) --------------------------------------------------------------
+    def _resize_dir(self, instance):
+        return instance_dir.InstanceDir(instance.uuid, suffix="_resize").path
+
+    def migrate_disk_and_power_off(self, context, instance, dest, flavor, network_info,
+                                   block_device_info=None, timeout=0, retry_interval=0):
+        """Resizes stay on this host: the instance is stopped and its directory kept
+        aside (``<uuid>_resize``) until the resize is confirmed or reverted."""
+        if dest not in (CONF.host, CONF.my_ip):
+            raise exception.InstanceFaultRollback(exception.MigrationPreCheckError(
+                reason=_("this driver resizes on the same host only "
+                         "(allow_resize_to_same_host)")))
+        if flavor.root_gb < instance.flavor.root_gb:
+            raise exception.InstanceFaultRollback(exception.ResizeError(
+                reason=_("the root disk cannot shrink")))
+        guest = self._guest(instance)
+        self.power_off(instance, timeout, retry_interval)
+        self.unplug_vifs(instance, network_info)
+        self._disconnect_volumes(guest, block_device_info)
+        os.rename(guest.idir.path, self._resize_dir(instance))
+        LOG.info("stopped for resize; its directory is kept aside", instance=instance)
+        return ""
+
+    def finish_migration(self, context, migration, instance, disk_info, network_info,
+                         image_meta, resize_instance, allocations, block_device_info=None,
+                         power_on=True, share_info=None):
+        """The instance again, with its new flavor, from the disks kept aside."""
+        old = instance_dir.InstanceDir(instance.uuid, suffix="_resize")
+        try:
+            kept = rec.read(old.path, self.hv.upgrade_record)
+        except rec.CorruptRecord as e:
+            raise exception.InternalError(str(e))
+        idir = instance_dir.InstanceDir(instance.uuid).create()
+        guest = hv_api.Guest(instance.uuid, idir, kept)
+        try:
+            for name in CARRIED:
+                if os.path.exists(old.file(name)):
+                    shutil.copy2(old.file(name), idir.file(name))
+            root = idir.file(instance_dir.ROOT_DISK)
+            root_gb = instance.flavor.root_gb
+            if resize_instance and root_gb and os.path.exists(root):
+                processutils.execute("qemu-img", "resize", "-q", root,
+                                     str(root_gb * disks.GiB))
+            kept.vcpus, kept.memory_mb = instance.flavor.vcpus, instance.flavor.memory_mb
+            kept.spec = self.hv.launch_spec(
+                instance, image_meta, root_disk=os.path.exists(root),
+                config_drive=os.path.exists(idir.file(instance_dir.CONFIG_DRIVE)),
+                previous=kept.spec)
+            self._plug_and_connect(guest, instance, network_info, block_device_info)
+            self._save(guest)
+            if power_on:
+                self._start(guest, instance)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                LOG.warning("finishing the resize failed; the directory kept aside stays "
+                            "for a revert", instance=instance)
+                self._undo_launch(guest, instance, network_info, block_device_info)
+        LOG.info("resized", instance=instance)
+
+    def confirm_migration(self, context, migration, instance, network_info):
+        shutil.rmtree(self._resize_dir(instance), ignore_errors=True)
+        LOG.info("resize confirmed; the old directory is removed", instance=instance)
+
+    def finish_revert_migration(self, context, instance, network_info, migration,
+                                block_device_info=None, power_on=True, share_info=None):
+        """Back to the directory kept aside (nova has destroyed the resized one)."""
+        idir = instance_dir.InstanceDir(instance.uuid)
+        if os.path.isdir(self._resize_dir(instance)):
+            if idir.exists():
+                try:
+                    self._stop(self._guest(instance), instance)
+                except exception.NovaException:
+                    LOG.warning("no usable resized guest to stop", instance=instance)
+                idir.remove()
+            os.rename(self._resize_dir(instance), idir.path)
+        guest = self._guest(instance)
+        self._plug_and_connect(guest, instance, network_info, block_device_info)
+        self._save(guest)
+        if power_on:
+            self._start(guest, instance)
+        LOG.info("resize reverted", instance=instance)
+
+    # -- rescue -----------------------------------------------------------------------------
+    def rescue(self, context, instance, network_info, image_meta, rescue_password,
+               block_device_info, share_info):
+        """Boot the rescue image, the instance's own root disk attached as the second
+        disk; ``unrescue`` boots the instance as it was."""
+        self._optional(hv_api.RESCUE)
+        guest = self._guest(instance)
+        if not os.path.exists(guest.idir.file(instance_dir.ROOT_DISK)):
+            raise exception.InstanceNotRescuable(
+                instance_id=instance.uuid,
+                reason=_("only instances booted from an image can be rescued"))
+        disks.check_image(instance, image_meta, self._desc.image_formats)
+        image_id = image_meta.id if "id" in image_meta else instance.image_ref
+        disks.create_root_disk(context, instance, guest.idir.file(instance_dir.RESCUE_DISK),
+                               image_id)
+        self._stop(guest, instance)
+        guest.record.rescued = True
+        self._save(guest)
+        try:
+            self._start(guest, instance)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self.unrescue(context, instance)
+        LOG.info("rescued", instance=instance)
+
+    def unrescue(self, context, instance):
+        guest = self._guest(instance)
+        self._stop(guest, instance)
+        guest.record.rescued = False
+        self._save(guest)
+        rescue = guest.idir.file(instance_dir.RESCUE_DISK)
+        if os.path.exists(rescue):
+            os.unlink(rescue)
+        self._start(guest, instance)
+        LOG.info("unrescued", instance=instance)
+
+    # -- volumes ----------------------------------------------------------------------------
+    def get_volume_connector(self, instance):
+        return volumes.connector_properties()
+
+    @staticmethod
+    def _volume_id(connection_info):
+        return connection_info["data"].get("volume_id") or connection_info["serial"]
+
+    def _connect_volume(self, guest, connection_info, boot=False, slot=None):
+        """Connect a volume on this host into ``guest.record`` (not written)."""
+        volume_id = self._volume_id(connection_info)
+        if slot is None and not boot:
+            slot = self.hv.free_slot(guest)
+        path, device_info = volumes.connect(connection_info)
+        vol = {"path": path, "block": volumes.is_block_device(path), "slot": slot,
+               "boot": boot, "device_info": device_info}
+        guest.record.volumes[volume_id] = vol
+        return volume_id, vol
+
+    def _disconnect_volumes(self, guest, block_device_info):
+        """Disconnect the instance's volumes on this host (errors logged, each tried)."""
+        for bdm in driver.block_device_info_get_mapping(block_device_info):
+            info = bdm["connection_info"]
+            vol = guest.record.volumes.get(self._volume_id(info), {})
+            try:
+                volumes.disconnect(info, vol.get("device_info"))
+            except Exception:
+                LOG.exception("disconnecting volume %s failed", self._volume_id(info),
+                              instance_uuid=guest.uuid)
+
+    def attach_volume(self, context, connection_info, instance, mountpoint, disk_bus=None,
+                      device_type=None, encryption=None):
+        """Connect the volume on this host (os-brick) and hot-plug it; recorded so every
+        later start has it too."""
+        volume_id = self._volume_id(connection_info)
+        if encryption:
+            raise exception.VolumeEncryptionNotSupported(
+                volume_type=connection_info.get("driver_volume_type"), volume_id=volume_id)
+        if device_type not in (None, "disk") or disk_bus not in (None, "virtio"):
+            raise exception.VolumeAttachFailed(
+                volume_id=volume_id, reason=_("only virtio disks are supported"))
+        with self._lock(instance):
+            guest = self._guest(instance)
+            running = self.hv.running(guest)
+            if running:
+                self._optional(hv_api.DISK_HOTPLUG)
+            volume_id, vol = self._connect_volume(guest, connection_info)
+            try:
+                if running:
+                    self.hv.attach_disk(guest, volume_id, vol)
+                self._save(guest)
+            except Exception:
+                with excutils.save_and_reraise_exception():
+                    LOG.warning("attaching volume %s failed; disconnecting it", volume_id,
+                                instance=instance)
+                    volumes.disconnect(connection_info, vol["device_info"])
+        LOG.info("volume %s attached", volume_id, instance=instance)
+
+    def detach_volume(self, context, connection_info, instance, mountpoint,
+                      encryption=None):
+        volume_id = self._volume_id(connection_info)
+        with self._lock(instance):
+            guest = self._guest(instance)
+            vol = guest.record.volumes.get(volume_id)
+            if vol is None:
+                raise exception.DiskNotFound(location=volume_id)
+            if self.hv.running(guest):
+                self._optional(hv_api.DISK_HOTPLUG)
+                self.hv.detach_disk(guest, volume_id, vol)
+            del guest.record.volumes[volume_id]
+            self._save(guest)
+        volumes.disconnect(connection_info, vol.get("device_info"))
+        LOG.info("volume %s detached", volume_id, instance=instance)
+
+    def extend_volume(self, context, connection_info, instance, requested_size):
+        volume_id = self._volume_id(connection_info)
+        guest = self._guest(instance)
+        vol = guest.record.volumes.get(volume_id)
+        if vol is None:
+            raise exception.DiskNotFound(location=volume_id)
+        size = volumes.extend(connection_info, vol["path"]) or requested_size
+        if self.hv.running(guest):
+            self._optional(hv_api.DISK_RESIZE)
+            self.hv.resize_disk(guest, volume_id, vol, int(size))
+        LOG.info("volume %s extended to %d bytes", volume_id, int(size), instance=instance)
+
+    # -- network interfaces -----------------------------------------------------------------
+    def _plug(self, guest, instance, vif, slot=None):
+        """Plug ``vif``'s host side into ``guest.record`` (not written)."""
+        if slot is None:
+            slot = self.hv.free_slot(guest)
+        tap = vifs.plug(instance, vif)
+        guest.record.vifs[vif["id"]] = {"tap": tap, "mac": vif["address"], "slot": slot}
+        return guest.record.vifs[vif["id"]]
+
+    def plug_vifs(self, instance, network_info):
+        # after a host reboot the taps are gone: make them again (idempotent); an
+        # instance whose record is unusable goes to ERROR here (nova's init_instance)
+        try:
+            self._load(instance.uuid)
+        except rec.CorruptRecord as e:
+            LOG.error("%s", e, instance=instance)
+            raise exception.VirtualInterfacePlugException(str(e))
+        for vif in network_info or []:
+            vifs.plug(instance, vif)
+
+    def unplug_vifs(self, instance, network_info):
+        for vif in network_info or []:
+            vifs.unplug(instance, vif)
+
+    def attach_interface(self, context, instance, image_meta, vif):
+        vifs.check(vif, self._desc.vif_types)
+        with self._lock(instance):
+            guest = self._guest(instance)
+            if vif["id"] in guest.record.vifs:
+                return
+            running = self.hv.running(guest)
+            if running:
+                self._optional(hv_api.NIC_HOTPLUG)
+            try:
+                entry = self._plug(guest, instance, vif)
+                if running:
+                    self.hv.attach_nic(guest, vif["id"], entry)
+                self._save(guest)
+            except Exception as e:
+                LOG.warning("attaching interface %s failed: %s", vif["id"], e,
+                            instance=instance)
+                vifs.unplug(instance, vif)
+                raise exception.InterfaceAttachFailed(instance_uuid=instance.uuid) from e
+        LOG.info("interface %s attached", vif["id"], instance=instance)
+
+    def detach_interface(self, context, instance, vif):
+        with self._lock(instance):
+            guest = self._guest(instance)
+            entry = guest.record.vifs.get(vif["id"])
+            if entry is None:
+                raise exception.NotFound(_("interface %s is not attached") % vif["id"])
+            if self.hv.running(guest):
+                self._optional(hv_api.NIC_HOTPLUG)
+                self.hv.detach_nic(guest, vif["id"], entry)
+            del guest.record.vifs[vif["id"]]
+            self._save(guest)
+        vifs.unplug(instance, vif)
+        LOG.info("interface %s detached", vif["id"], instance=instance)
+
+    # -- snapshots --------------------------------------------------------------------------
+    def snapshot(self, context, instance, image_id, update_task_state):
+        """The root disk as a standalone qcow2 image, uploaded to Glance as ``image_id``:
+        copied live (point in time) from a running guest, from the disk file otherwise."""
+        guest = self._guest(instance)
+        live = self.hv.running(guest)
+        if live:
+            self._optional(hv_api.EXPORT_ROOT)
+        image = self._image_api.get(context, image_id)
+        update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
+        path = guest.idir.file("snapshot-%s.qcow2" % image_id)
+        try:
+            if live:
+                self.hv.export_root_disk(guest, path)
+            else:
+                processutils.execute("qemu-img", "convert", "-q", "-O", "qcow2",
+                                     guest.idir.file(instance_dir.ROOT_DISK), path)
+            update_task_state(task_state=task_states.IMAGE_UPLOADING,
+                              expected_state=task_states.IMAGE_PENDING_UPLOAD)
+            metadata = {"name": image["name"], "status": "active",
+                        "disk_format": "qcow2", "container_format": "bare",
+                        "properties": {"image_location": "snapshot",
+                                       "image_state": "available",
+                                       "owner_id": instance.project_id}}
+            if instance.os_type:
+                metadata["properties"]["os_type"] = instance.os_type
+            with open(path, "rb") as f:
+                self._image_api.update(context, image_id, metadata, f, purge_props=False)
+        finally:
+            if os.path.exists(path):
+                os.unlink(path)
+        LOG.info("snapshot uploaded as image %s", image_id, instance=instance)
+
+    # -- consoles ---------------------------------------------------------------------------
+    def _console_port(self, instance, kind):
+        guest = self._guest(instance)
+        port = self.hv.console_endpoints(guest).get(kind) if self.hv.running(guest) \
+            else None
+        if not port:
+            raise exception.ConsoleTypeUnavailable(console_type=kind)
+        return port
+
+    def get_vnc_console(self, context, instance):
+        return ctype.ConsoleVNC(host=CONF.vnc.server_proxyclient_address,
+                                port=self._console_port(instance, "vnc"))
+
+    def get_serial_console(self, context, instance):
+        return ctype.ConsoleSerial(host=CONF.serial_console.proxyclient_address,
+                                   port=self._console_port(instance, "serial"))
+
+    def get_console_output(self, context, instance):
+        guest = self._guest(instance)
+        try:
+            with open(guest.idir.file(instance_dir.CONSOLE_LOG), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - CONSOLE_TAIL))
+                return f.read()
+        except FileNotFoundError:
+            return b""

@@ -1,0 +1,185 @@
+"""The per-hypervisor contract of the compute drivers (QEMU/QMP, Cloud Hypervisor, LXC).
+
+``nova_common.driver.BaseDriver`` holds everything nova-generic (instance directories and
+records, resources, the spawn skeleton and its undo, volume connections and VIF plugging,
+resize, rescue, snapshot upload, console plumbing, lifecycle events, power-off retries).
+A hypervisor binds that flow to one virtualisation technology by implementing
+``Hypervisor``: the driver talks to guests only through it.
+
+Layering (as nova's z/VM driver): driver (nova's API) -> ``Hypervisor`` (one per
+nova-compute) -> ``Guest`` (one instance on this host, a plain handle). Every method
+takes the ``Guest``; none of them touches nova's database objects except
+``launch_spec``, which reads the instance, flavor and image once at spawn.
+
+Mandatory operations are abstract. Optional ones (``Description.optional`` names those a
+hypervisor has) raise ``NotImplementedError`` here, which nova reports as unsupported.
+Failures raise nova exceptions (``InstanceNotRunning``, ``InternalError`` with the
+hypervisor's own message, ``DeviceDetachFailed``, ...).
+"""
+import abc
+import dataclasses
+import typing
+
+# optional operations a hypervisor may declare in Description.optional
+PAUSE = "pause"                  # pause/unpause
+NMI = "nmi"                      # inject_nmi
+SAVE_RESTORE = "save_restore"    # save + start(restore_from=...): suspend/resume
+DISK_HOTPLUG = "disk_hotplug"    # attach_disk/detach_disk on a running guest
+DISK_RESIZE = "disk_resize"      # resize_disk on a running guest
+NIC_HOTPLUG = "nic_hotplug"      # attach_nic/detach_nic on a running guest
+EXPORT_ROOT = "export_root"      # export_root_disk of a running guest (live snapshot)
+RESCUE = "rescue"                # start honours Record.rescued (rescue disk first)
+OPTIONAL = frozenset({PAUSE, NMI, SAVE_RESTORE, DISK_HOTPLUG, DISK_RESIZE, NIC_HOTPLUG,
+                      EXPORT_ROOT, RESCUE})
+
+
+@dataclasses.dataclass(frozen=True)
+class Description:
+    """What a hypervisor supports; the driver's ``capabilities`` derive from it."""
+    hypervisor_type: str                  # nova's hypervisor_type (e.g. "qemu")
+    image_formats: tuple                  # Glance disk_formats it boots ("qcow2", ...)
+    vif_types: tuple                      # nova.network.model VIF types it plugs
+    optional: frozenset = frozenset()     # subset of OPTIONAL
+    vm_mode: str = "hvm"
+
+    def __post_init__(self):
+        unknown = set(self.optional) - OPTIONAL
+        if unknown:
+            raise ValueError("unknown optional operations: %s" % sorted(unknown))
+
+    def has(self, operation):
+        return operation in self.optional
+
+
+@dataclasses.dataclass
+class Guest:
+    """One instance on this host, as the hypervisor sees it."""
+    uuid: str
+    idir: typing.Any              # nova_common.instance_dir.InstanceDir
+    record: typing.Any            # nova_common.record.Record
+
+    @property
+    def name(self):
+        return self.record.name
+
+
+# on_event(uuid, transition): a nova.virt.event EVENT_LIFECYCLE_* for the instance;
+# called from the hypervisor's own thread: it must not block
+EventCallback = typing.Callable[[str, int], None]
+
+
+class Hypervisor(abc.ABC):
+    description: Description
+
+    # -- host -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def check_host(self):
+        """Raise ``InternalError`` if this host cannot run guests (nova-compute stops)."""
+
+    @abc.abstractmethod
+    def version(self):
+        """The hypervisor's version as nova's int (``versionutils``), 0 if unknown."""
+
+    @abc.abstractmethod
+    def arch(self):
+        """The guest architecture (``x86_64``)."""
+
+    @abc.abstractmethod
+    def open_events(self, on_event):
+        """Start delivering lifecycle events to ``on_event`` (an ``EventCallback``)."""
+
+    @abc.abstractmethod
+    def close_events(self):
+        """Stop the event thread and drop connections; guests keep running."""
+
+    @abc.abstractmethod
+    def reattach(self, guest):
+        """After a nova-compute restart: reconnect to a running guest. True if it runs."""
+
+    def upgrade_record(self, data):
+        """A version 1 record (a dict) as version 2 fields; hypervisors that never wrote
+        version 1 have none to migrate."""
+        raise ValueError("no version 1 records for this hypervisor")
+
+    # -- life cycle -----------------------------------------------------------------------
+    @abc.abstractmethod
+    def launch_spec(self, instance, image_meta, root_disk, config_drive, previous=None):
+        """The JSON-able launch spec kept in the record (built once, at spawn, and again
+        when a resize gives a new flavor, from the ``previous`` spec): what ``start``
+        cannot rebuild from nova.conf and the record. ``root_disk``: the instance boots
+        from the image disk in its directory (else from its boot volume). Raise
+        ``ImageUnacceptable`` for images asking for what the hypervisor cannot give."""
+
+    @abc.abstractmethod
+    def start(self, guest, restore_from=None):
+        """Start the guest from its record and the current configuration (its volumes
+        and interfaces in ``guest.record``); from the saved state at ``restore_from`` if
+        given. Returns once it runs. Raises ``InstanceDeployFailure`` if it does not start
+        (nothing left running)."""
+
+    @abc.abstractmethod
+    def stop(self, guest):
+        """Stop the guest's process now (idempotent); no lifecycle event results."""
+
+    @abc.abstractmethod
+    def running(self, guest):
+        """Whether the guest's process exists."""
+
+    @abc.abstractmethod
+    def state(self, guest):
+        """A nova ``power_state`` of a guest whose process exists."""
+
+    @abc.abstractmethod
+    def request_shutdown(self, guest):
+        """Ask the guest OS to power off (ACPI power button); returns at once."""
+
+    @abc.abstractmethod
+    def reset(self, guest):
+        """Hard reset of a running guest (its process stays)."""
+
+    @abc.abstractmethod
+    def console_endpoints(self, guest):
+        """TCP ports the running guest's consoles listen on, for nova's console proxies:
+        ``{"vnc": port or None, "serial": port or None}``."""
+
+    # -- optional operations --------------------------------------------------------------
+    def pause(self, guest):
+        raise NotImplementedError()
+
+    def unpause(self, guest):
+        raise NotImplementedError()
+
+    def inject_nmi(self, guest):
+        raise NotImplementedError()
+
+    def save(self, guest, path):
+        """Save the running guest's state to ``path`` (the guest is paused meanwhile and
+        resumed if saving fails); the driver stops the guest after it."""
+        raise NotImplementedError()
+
+    def attach_disk(self, guest, volume_id, volume):
+        """Hot-plug ``guest.record.volumes[volume_id]`` (already connected on the host)."""
+        raise NotImplementedError()
+
+    def detach_disk(self, guest, volume_id, volume):
+        """Hot-unplug a volume; the guest releases it (``DeviceDetachFailed`` if not)."""
+        raise NotImplementedError()
+
+    def resize_disk(self, guest, volume_id, volume, size):
+        raise NotImplementedError()
+
+    def attach_nic(self, guest, vif_id, vif):
+        """Hot-plug ``guest.record.vifs[vif_id]`` (its host side already plugged)."""
+        raise NotImplementedError()
+
+    def detach_nic(self, guest, vif_id, vif):
+        raise NotImplementedError()
+
+    def export_root_disk(self, guest, path):
+        """Write a point-in-time copy of the running guest's root disk to ``path`` as a
+        standalone qcow2 image."""
+        raise NotImplementedError()
+
+    def free_slot(self, guest):
+        """A hot-plug slot for a new device (None: the hypervisor picks)."""
+        return None

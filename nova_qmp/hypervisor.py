@@ -1,0 +1,414 @@
+"""QEMU bound to the compute base's ``Hypervisor`` contract, over QMP.
+
+Command lines and processes: ``nova_qmp.qemu``; connections and events:
+``nova_qmp.monitor``. Waits use QMP events where QEMU sends them (``DEVICE_DELETED``,
+``JOB_STATUS_CHANGE``, ``MIGRATION``).
+"""
+import itertools
+import os
+import time
+
+from nova import exception
+from nova.compute import power_state
+import nova.conf
+from nova.i18n import _
+from nova.network import model as network_model
+from nova.virt import event as virtevent
+from oslo_concurrency import processutils
+from oslo_log import log as logging
+from oslo_utils import excutils
+from oslo_utils import versionutils
+
+from nova_common import hypervisor as hv_api
+from nova_common import ports
+from nova_qmp import monitor
+from nova_qmp import qemu
+
+CONF = nova.conf.CONF
+LOG = logging.getLogger(__name__)
+
+# QMP query-status -> nova power state
+STATUS = {"running": power_state.RUNNING, "paused": power_state.PAUSED,
+          "suspended": power_state.SUSPENDED, "shutdown": power_state.SHUTDOWN,
+          "guest-panicked": power_state.CRASHED, "internal-error": power_state.CRASHED,
+          "io-error": power_state.PAUSED, "prelaunch": power_state.PAUSED,
+          "inmigrate": power_state.PAUSED, "postmigrate": power_state.PAUSED,
+          "finish-migrate": power_state.PAUSED, "restore-vm": power_state.PAUSED,
+          "save-vm": power_state.PAUSED, "debug": power_state.PAUSED,
+          "watchdog": power_state.PAUSED}
+# QMP events -> nova lifecycle transitions
+EVENTS = {"STOP": virtevent.EVENT_LIFECYCLE_PAUSED,
+          "RESUME": virtevent.EVENT_LIFECYCLE_RESUMED,
+          "SHUTDOWN": virtevent.EVENT_LIFECYCLE_STOPPED,
+          "RESET": virtevent.EVENT_LIFECYCLE_STARTED,       # nova re-reads the power state
+          "SUSPEND": virtevent.EVENT_LIFECYCLE_SUSPENDED,   # the guest's own ACPI S3
+          "DISCONNECTED": virtevent.EVENT_LIFECYCLE_STOPPED}
+SNAPSHOT_JOB = "hci-snapshot-"
+DETACH_RETRY = 5          # seconds between device_del requests a guest has not answered
+
+
+class QemuHypervisor(hv_api.Hypervisor):
+    description = hv_api.Description(
+        hypervisor_type="qemu",
+        image_formats=("qcow2", "raw"),
+        vif_types=(network_model.VIF_TYPE_TAP,),
+        optional=hv_api.OPTIONAL)
+
+    def __init__(self):
+        self._mon = None
+        self._on_event = None
+        self._version = None
+        self._late = {}               # uuid -> {device id: backend to drop when released}
+        self._jobs = itertools.count(1)
+
+    # -- host -----------------------------------------------------------------------------
+    def check_host(self):
+        qemu.check_binary(CONF)
+
+    def version(self):
+        """QEMU's version as an int (7.2.0 -> 7002000), read once."""
+        if self._version is None:
+            try:
+                out, _err = processutils.execute(CONF.qmp.qemu_binary, "--version")
+                words = out.split()
+                text = words[words.index("version") + 1]
+                self._version = versionutils.convert_version_to_int(
+                    text.split("(")[0].split("+")[0])
+            except (processutils.ProcessExecutionError, OSError, ValueError, IndexError):
+                self._version = 0
+        return self._version
+
+    def arch(self):
+        return qemu.arch_of(CONF.qmp.qemu_binary)
+
+    def open_events(self, on_event):
+        self._on_event = on_event
+        self._mon = monitor.Monitor(self._event, timeout=CONF.qmp.qmp_timeout)
+
+    def close_events(self):
+        if self._mon is not None:
+            self._mon.close()
+            self._mon = None
+
+    def _event(self, uuid, name, data):
+        # the monitor's loop thread: no blocking, no logging
+        if name == "DEVICE_DELETED":
+            backend = self._late.get(uuid, {}).pop(data.get("device"), None)
+            if backend is not None:        # a release after the detach had given up
+                self._mon.execute_soon(uuid, *backend)
+        transition = EVENTS.get(name)
+        if transition is not None and self._on_event is not None:
+            self._on_event(uuid, transition)
+
+    def reattach(self, guest):
+        if not self.running(guest):
+            return False
+        try:
+            self._connect(guest)
+            self._dismiss_stale_jobs(guest)
+        except (monitor.MonitorError, exception.InternalError) as e:
+            LOG.warning("the guest runs but its QMP socket does not answer: %s", e,
+                        instance_uuid=guest.uuid)
+        return True
+
+    def upgrade_record(self, data):
+        """Version 1 (one QEMU command line saved at spawn) -> version 2 fields."""
+        argv = data.pop("argv")
+        rescued = "rescued_argv" in data
+        if rescued:
+            argv = data.pop("rescued_argv")
+        spec = {"machine": qemu.machine_of(argv),
+                "root_disk": qemu.ROOT_DEVICE in argv,
+                "config_drive": any("id=config," in a for a in argv)}
+        for kind in ("vifs", "volumes"):
+            for entry in data.get(kind, {}).values():
+                entry["slot"] = entry.pop("port", None)
+        return {"name": data.get("name", ""), "vcpus": data.get("vcpus", 0),
+                "memory_mb": data.get("memory_mb", 0), "spec": spec,
+                "vifs": data.get("vifs", {}), "volumes": data.get("volumes", {}),
+                "rescued": rescued, "version": 2}
+
+    # -- QMP plumbing ---------------------------------------------------------------------
+    def _connect(self, guest):
+        if not self._mon.connected(guest.uuid):
+            self._mon.connect(guest.uuid, guest.idir.file(qemu.QMP_SOCKET))
+
+    def _qmp(self, guest, command, **arguments):
+        if not self.running(guest):
+            raise exception.InstanceNotRunning(instance_id=guest.uuid)
+        try:
+            self._connect(guest)
+            return self._mon.execute(guest.uuid, command, arguments or None)
+        except monitor.MonitorError as e:
+            raise exception.InternalError(str(e)) from e
+
+    def _qmp_wait(self, guest, command, arguments, event, match, timeout):
+        try:
+            self._connect(guest)
+            return self._mon.execute_and_wait(guest.uuid, command, arguments, event, match,
+                                              timeout)
+        except monitor.MonitorError as e:
+            raise exception.InternalError(str(e)) from e
+
+    # -- life cycle -----------------------------------------------------------------------
+    def launch_spec(self, instance, image_meta, root_disk, config_drive, previous=None):
+        machine = (previous or {}).get("machine") or \
+            qemu.machine_type(CONF, instance, image_meta)
+        return {"machine": machine, "root_disk": root_disk, "config_drive": config_drive}
+
+    def start(self, guest, restore_from=None):
+        sock = guest.idir.file(qemu.QMP_SOCKET)
+        if os.path.exists(sock):
+            os.unlink(sock)
+        argv = qemu.command_line(
+            CONF, guest,
+            serial_ports=(ports.parse_range(CONF.serial_console.port_range)
+                          if CONF.serial_console.enabled else None),
+            vnc_tcp=CONF.vnc.enabled)
+        qemu.start(CONF, guest, argv + (["-incoming", "defer"] if restore_from else []))
+        try:
+            self._connect(guest)
+            if restore_from:
+                self._migrate(guest, "migrate-incoming", restore_from, os.O_RDONLY)
+                if self._qmp(guest, "query-status")["status"] != "running":
+                    self._qmp(guest, "cont")
+        except (monitor.MonitorError, exception.InternalError) as e:
+            with excutils.save_and_reraise_exception(reraise=False):
+                self.stop(guest)
+            raise exception.InstanceDeployFailure(reason=str(e), instance_id=guest.uuid)
+
+    def stop(self, guest):
+        pid = qemu.read_pid(guest.idir)
+        if qemu.alive(pid, guest.uuid) and self._mon.connected(guest.uuid):
+            try:
+                self._mon.execute(guest.uuid, "quit")
+            except monitor.MonitorError:
+                pass        # the signals below still stop it
+        self._mon.disconnect(guest.uuid)
+        qemu.kill(pid, guest.uuid, CONF.qmp.stop_timeout)
+        self._late.pop(guest.uuid, None)
+
+    def running(self, guest):
+        return qemu.alive(qemu.read_pid(guest.idir), guest.uuid)
+
+    def state(self, guest):
+        try:
+            self._connect(guest)
+            status = self._mon.execute(guest.uuid, "query-status")["status"]
+        except monitor.MonitorError:
+            return power_state.NOSTATE
+        return STATUS.get(status, power_state.NOSTATE)
+
+    def request_shutdown(self, guest):
+        self._qmp(guest, "system_powerdown")
+
+    def reset(self, guest):
+        self._qmp(guest, "system_reset")
+        if self.state(guest) == power_state.PAUSED:
+            self._qmp(guest, "cont")
+
+    def console_endpoints(self, guest):
+        found = qemu.listening_ports(self._qmp(guest, "query-vnc"),
+                                     self._qmp(guest, "query-chardev"))
+        return {"vnc": found["vnc_port"], "serial": found["serial_port"]}
+
+    # -- optional operations --------------------------------------------------------------
+    def pause(self, guest):
+        self._qmp(guest, "stop")
+
+    def unpause(self, guest):
+        self._qmp(guest, "cont")
+
+    def inject_nmi(self, guest):
+        self._qmp(guest, "inject-nmi")
+
+    def save(self, guest, path):
+        self._qmp(guest, "stop")
+        try:
+            self._migrate(guest, "migrate", path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                if self.running(guest):
+                    self._qmp(guest, "cont")
+
+    def _migrate(self, guest, command, path, flags):
+        """A migration to or from the file ``path``, waited for on MIGRATION events."""
+        self._qmp(guest, "migrate-set-capabilities",
+                  capabilities=[{"capability": "events", "state": True}])
+        fd = os.open(path, flags, 0o600)
+        try:
+            done = self._with_fd_and_wait(guest, fd, command)
+        finally:
+            os.close(fd)
+        info = self._qmp(guest, "query-migrate")
+        status = info.get("status") if done is None else done.get("status")
+        if status != "completed":
+            if status not in ("failed", "cancelled"):
+                self._qmp(guest, "migrate_cancel")
+            raise exception.InternalError(
+                _("%(cmd)s of instance %(uuid)s did not complete: %(why)s")
+                % {"cmd": command, "uuid": guest.uuid,
+                   "why": info.get("error-desc", status or "timed out")})
+
+    def _with_fd_and_wait(self, guest, fd, command):
+        finished = ("completed", "failed", "cancelled")
+        try:
+            self._connect(guest)
+            return self._mon.execute_with_fd_and_wait(
+                guest.uuid, fd, "state", command, {"uri": "fd:state"}, "MIGRATION",
+                lambda d: d.get("status") in finished, CONF.qmp.save_timeout)
+        except monitor.MonitorError as e:
+            raise exception.InternalError(str(e)) from e
+
+    def free_slot(self, guest):
+        slots = qemu.hotplug_ports(guest.record.spec["machine"])
+        if not slots:
+            return None
+        used = {d.get("slot") for kind in (guest.record.volumes, guest.record.vifs)
+                for d in kind.values()}
+        free = [p for p in slots if p not in used]
+        if not free:
+            raise exception.TooManyDiskDevices(maximum=qemu.HOTPLUG_PORTS)
+        return free[0]
+
+    def attach_disk(self, guest, volume_id, volume):
+        node = qemu.volume_ids(volume_id)[0]
+        self._qmp(guest, "blockdev-add",
+                  **qemu.volume_blockdev(volume_id, volume["path"], volume["block"]))
+        try:
+            self._qmp(guest, "device_add", **qemu.volume_device(volume_id, volume["slot"]))
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self._qmp(guest, "blockdev-del", **{"node-name": node})
+
+    def detach_disk(self, guest, volume_id, volume):
+        node, dev = qemu.volume_ids(volume_id)
+        self._device_del(guest, dev, ("blockdev-del", {"node-name": node}))
+        self._qmp(guest, "blockdev-del", **{"node-name": node})
+
+    def resize_disk(self, guest, volume_id, volume, size):
+        # a file grows to the size; a block device must already have it
+        self._qmp(guest, "block_resize", **{"node-name": qemu.volume_ids(volume_id)[0],
+                                             "size": size})
+
+    def attach_nic(self, guest, vif_id, vif):
+        netdev = qemu.vif_ids(vif_id)[0]
+        self._qmp(guest, "netdev_add", **qemu.vif_netdev(vif_id, vif["tap"]))
+        try:
+            self._qmp(guest, "device_add", **qemu.vif_device(vif_id, vif["mac"], vif["slot"]))
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self._qmp(guest, "netdev_del", id=netdev)
+
+    def detach_nic(self, guest, vif_id, vif):
+        netdev, dev = qemu.vif_ids(vif_id)
+        self._device_del(guest, dev, ("netdev_del", {"id": netdev}))
+        self._qmp(guest, "netdev_del", id=netdev)
+
+    def _present(self, guest, dev):
+        try:
+            self._qmp(guest, "qom-get", path="/machine/peripheral/" + dev, property="type")
+            return True
+        except exception.InternalError:
+            return False
+
+    def _device_del(self, guest, dev, backend):
+        """Hot-unplug ``dev``: ``device_del``, waiting for DEVICE_DELETED and asking
+        again every DETACH_RETRY seconds (a guest may miss a request, e.g. while it
+        boots) until ``[qmp]qmp_timeout``. A guest that releases the device later gets
+        ``backend`` (the QMP command freeing what the device used) run then."""
+        if not self._present(guest, dev):
+            return                      # released after an earlier attempt gave up
+        deadline = time.monotonic() + CONF.qmp.qmp_timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            wait = max(0.1, min(DETACH_RETRY, deadline - time.monotonic()))
+            try:
+                gone = self._qmp_wait(guest, "device_del", {"id": dev}, "DEVICE_DELETED",
+                                      lambda d: d.get("device") == dev, wait)
+            except exception.InternalError as e:
+                if not self._present(guest, dev):
+                    return
+                LOG.info("device_del %s (attempt %d): %s", dev, attempt, e,
+                         instance_uuid=guest.uuid)
+                gone = None
+                time.sleep(wait)
+            if gone is not None or not self._present(guest, dev):
+                return
+            if time.monotonic() >= deadline:
+                self._late.setdefault(guest.uuid, {})[dev] = backend
+                raise exception.DeviceDetachFailed(
+                    device=dev, reason=_("the guest did not release it within %(t)ss "
+                                         "(%(n)d requests)")
+                    % {"t": CONF.qmp.qmp_timeout, "n": attempt})
+            LOG.info("the guest has not released %s yet; asking again", dev,
+                     instance_uuid=guest.uuid)
+
+    def export_root_disk(self, guest, path):
+        """A point-in-time copy of the root disk (``blockdev-backup``, full sync) into a
+        new qcow2 file, waited for on JOB_STATUS_CHANGE."""
+        size = self._root_size(guest)
+        processutils.execute("qemu-img", "create", "-q", "-f", "qcow2", path, str(size))
+        job = "%s%s-%d" % (SNAPSHOT_JOB, guest.uuid[:8], next(self._jobs))
+        node = "snap%d" % os.getpid() + job[-6:].replace("-", "")
+        self._qmp(guest, "blockdev-add", driver="qcow2", **{"node-name": node}, file={
+            "driver": "file", "filename": path})
+        try:
+            done = self._qmp_wait(
+                guest, "blockdev-backup",
+                {"job-id": job, "device": "root", "target": node, "sync": "full",
+                 "auto-dismiss": False},
+                "JOB_STATUS_CHANGE",
+                lambda d: d.get("id") == job and d.get("status") == "concluded",
+                CONF.qmp.save_timeout)
+            jobs = {j["id"]: j for j in self._qmp(guest, "query-jobs")}
+            mine = jobs.get(job)
+            if done is None:
+                if mine is not None:
+                    self._qmp(guest, "job-cancel", id=job)
+                    self._wait_concluded(guest, job)
+                raise exception.InternalError(
+                    _("the snapshot of %(uuid)s did not complete within %(t)ss")
+                    % {"uuid": guest.uuid, "t": CONF.qmp.save_timeout})
+            if mine is not None and mine.get("error"):
+                raise exception.InternalError(_("the snapshot of %(uuid)s failed: %(err)s")
+                                              % {"uuid": guest.uuid, "err": mine["error"]})
+        finally:
+            self._dismiss(guest, job)
+            self._qmp(guest, "blockdev-del", **{"node-name": node})
+
+    def _root_size(self, guest):
+        for dev in self._qmp(guest, "query-block"):
+            if dev.get("device") == "root":
+                return dev["inserted"]["image"]["virtual-size"]
+        raise exception.InternalError(_("instance %s has no root disk") % guest.uuid)
+
+    def _wait_concluded(self, guest, job, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            jobs = {j["id"]: j for j in self._qmp(guest, "query-jobs")}
+            if job not in jobs or jobs[job]["status"] == "concluded":
+                return
+            time.sleep(0.1)
+
+    def _dismiss(self, guest, job):
+        jobs = {j["id"]: j for j in self._qmp(guest, "query-jobs")}
+        if jobs.get(job, {}).get("status") == "concluded":
+            self._qmp(guest, "job-dismiss", id=job)
+
+    def _dismiss_stale_jobs(self, guest):
+        """Snapshot jobs a previous nova-compute left (it stopped in the middle)."""
+        for job in self._qmp(guest, "query-jobs"):
+            if not job["id"].startswith(SNAPSHOT_JOB):
+                continue
+            if job["status"] != "concluded":
+                self._qmp(guest, "job-cancel", id=job["id"])
+                self._wait_concluded(guest, job["id"])
+            self._dismiss(guest, job["id"])
+            LOG.info("dismissed the stale snapshot job %s", job["id"],
+                     instance_uuid=guest.uuid)
+        for dev in self._qmp(guest, "query-named-block-nodes"):
+            if dev.get("node-name", "").startswith("snap"):
+                self._qmp(guest, "blockdev-del", **{"node-name": dev["node-name"]})
+

@@ -1,0 +1,262 @@
+"""BaseDriver's generic flow against a recording Hypervisor (the contract is the unit's
+boundary; the real hypervisors are exercised in the functional tests), with os-brick and
+the tap privsep calls as the other boundaries."""
+import os
+
+import fixtures
+from nova import exception
+from nova import objects
+from nova.compute import power_state
+from nova.compute import task_states
+from nova.network import model as network_model
+from oslo_utils import uuidutils
+
+from nova_common import driver
+from nova_common import hypervisor
+from nova_common import instance_dir
+from nova_common import record
+from tests.unit.nova_common import base
+
+objects.register_all()
+
+
+class Recorder(hypervisor.Hypervisor):
+    """A hypervisor whose guests are flags in memory; ``fail`` makes an operation raise
+    and ``ignore_presses`` is how many shutdown requests a guest ignores."""
+    description = hypervisor.Description(
+        hypervisor_type="test", image_formats=("raw",),
+        vif_types=(network_model.VIF_TYPE_TAP,),
+        optional=frozenset({hypervisor.DISK_HOTPLUG, hypervisor.NIC_HOTPLUG,
+                            hypervisor.SAVE_RESTORE}))
+
+    def __init__(self):
+        self.up, self.calls, self.fail, self.ignore_presses = set(), [], {}, 0
+
+    def _call(self, name, *args):
+        self.calls.append((name,) + args)
+        if name in self.fail:
+            raise self.fail[name]
+
+    def check_host(self):
+        pass
+
+    def version(self):
+        return 1
+
+    def arch(self):
+        return "x86_64"
+
+    def open_events(self, on_event):
+        pass
+
+    def close_events(self):
+        pass
+
+    def reattach(self, guest):
+        return guest.uuid in self.up
+
+    def launch_spec(self, instance, image_meta, root_disk, config_drive, previous=None):
+        return {"root_disk": root_disk}
+
+    def start(self, guest, restore_from=None):
+        self._call("start", dict(guest.record.volumes), dict(guest.record.vifs))
+        self.up.add(guest.uuid)
+
+    def stop(self, guest):
+        self.up.discard(guest.uuid)
+
+    def running(self, guest):
+        return guest.uuid in self.up
+
+    def state(self, guest):
+        return power_state.RUNNING
+
+    def request_shutdown(self, guest):
+        self._call("request_shutdown")
+        if self.ignore_presses:
+            self.ignore_presses -= 1
+        else:
+            self.up.discard(guest.uuid)
+
+    def reset(self, guest):
+        pass
+
+    def console_endpoints(self, guest):
+        return {}
+
+    def save(self, guest, path):
+        self._call("save")
+        with open(path, "w") as f:
+            f.write("state")
+
+    def attach_disk(self, guest, volume_id, volume):
+        self._call("attach_disk", volume_id)
+
+    def detach_disk(self, guest, volume_id, volume):
+        self._call("detach_disk", volume_id)
+
+    def attach_nic(self, guest, vif_id, vif):
+        self._call("attach_nic", vif_id)
+
+    def detach_nic(self, guest, vif_id, vif):
+        self._call("detach_nic", vif_id)
+
+
+class Driver(driver.BaseDriver):
+    hypervisor_class = Recorder
+
+
+def vif(port="3f4c8e2a-1b5d-4c6e-8f7a-9b0c1d2e3f4a", dev="tap3f4c8e2a-1b"):
+    return network_model.VIF(id=port, address="fa:16:3e:00:00:01", type="tap",
+                             devname=dev, details={},
+                             network=network_model.Network(id="n"))
+
+
+class TestBaseDriver(base.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.taps = []
+        self.useFixture(fixtures.MockPatch(
+            "nova_common.privsep.create_tap",
+            lambda dev, uid, mtu=None, mac=None: self.taps.append(("add", dev))))
+        self.useFixture(fixtures.MockPatch(
+            "nova_common.privsep.delete_tap", lambda dev: self.taps.append(("del", dev))))
+        self.connected, self.disconnected = [], []
+        self.useFixture(fixtures.MockPatch(
+            "os_brick.initiator.connectors.local.LocalConnector.connect_volume",
+            lambda _self, data: self.connected.append(data) or {
+                "path": data["device_path"]}))
+        self.useFixture(fixtures.MockPatch(
+            "os_brick.initiator.connectors.local.LocalConnector.disconnect_volume",
+            lambda _self, data, info, *a, **kw: self.disconnected.append(data)))
+        self.drv = Driver(virtapi=None)
+        self.hv = self.drv.hv
+        self.inst = objects.Instance(uuid=uuidutils.generate_uuid(), id=1,
+                                     project_id="p", image_ref="img", task_state=None,
+                                     config_drive="", system_metadata={},
+                                     flavor=objects.Flavor(vcpus=1, memory_mb=64,
+                                                           root_gb=0))
+        self.idir = instance_dir.InstanceDir(self.inst.uuid).create()
+        record.write(self.idir.path,
+                     record.Record("instance-00000001", 1, 64, {"root_disk": False}))
+        self.volume = os.path.join(self.instances, "vol")
+        open(self.volume, "wb").close()
+
+    def rec(self):
+        return record.read(self.idir.path)
+
+    def bdi(self):
+        return {"block_device_mapping": [{
+            "mount_device": "/dev/vdb", "boot_index": -1, "connection_info": {
+                "driver_volume_type": "local", "serial": "v1",
+                "data": {"device_path": self.volume, "volume_id": "v1"}}}]}
+
+    def test_capabilities_derive_from_the_description(self):
+        caps = self.drv.capabilities
+        self.assertTrue(caps["supports_image_type_raw"])
+        self.assertFalse(caps["supports_image_type_qcow2"])
+        self.assertTrue(caps["supports_attach_interface"])
+        self.assertFalse(caps["supports_extend_volume"])      # DISK_RESIZE not declared
+        self.assertRaises(ValueError, hypervisor.Description, "x", (), (),
+                          frozenset({"teleport"}))
+
+    def test_undeclared_optional_operations_are_not_implemented(self):
+        self.drv.power_on(None, self.inst, [])
+        for call in (lambda: self.drv.pause(self.inst),
+                     lambda: self.drv.trigger_crash_dump(self.inst),
+                     lambda: self.drv.rescue(None, self.inst, [], None, None, None, None),
+                     lambda: self.drv.snapshot(None, self.inst, "img", None)):
+            self.assertRaises(NotImplementedError, call)
+
+    def test_a_corrupt_record_breaks_only_its_instance(self):
+        other = instance_dir.InstanceDir(uuidutils.generate_uuid()).create()
+        record.write(other.path, record.Record("i-2", 2, 128, {}))
+        with open(self.idir.file(record.FILE), "w") as f:
+            f.write('{"name": "i-1", "vcp')              # truncated
+        self.assertEqual(["i-2"], self.drv.list_instances())
+        self.assertEqual(2, self.drv.get_available_resource("node")["vcpus_used"])
+        self.assertEqual(power_state.NOSTATE, self.drv.get_info(self.inst).state)
+        e = self.assertRaises(exception.VirtualInterfacePlugException,
+                              self.drv.plug_vifs, self.inst, [])
+        self.assertIn(self.idir.file(record.FILE), str(e))
+        self.assertIn("not JSON", str(e))
+        self.drv.destroy(None, self.inst, [])            # still deletable
+        self.assertFalse(self.idir.exists())
+
+    def test_clean_shutdown_presses_again_every_retry_interval(self):
+        self.drv.power_on(None, self.inst, [])
+        self.hv.ignore_presses = 1
+        self.drv.power_off(self.inst, timeout=2, retry_interval=0.3)
+        self.assertEqual(2, self.hv.calls.count(("request_shutdown",)))
+        self.assertEqual(0, self.hv.ignore_presses)      # the guest took the second one
+        self.hv.calls.clear()
+        self.drv.power_on(None, self.inst, [])
+        self.hv.ignore_presses = 100
+        self.drv.power_off(self.inst, timeout=0.5, retry_interval=0.2)
+        self.assertEqual(3, self.hv.calls.count(("request_shutdown",)))
+        self.assertFalse(self.hv.running(hypervisor.Guest(self.inst.uuid, None, None)))
+
+    def test_power_on_and_hard_reboot_reconnect_and_replug(self):
+        self.drv.power_on(None, self.inst, [vif()], self.bdi())
+        self.assertEqual(1, len(self.connected))
+        self.assertEqual([("add", "tap3f4c8e2a-1b")], self.taps)
+        self.drv.reboot(None, self.inst, [vif()], "HARD", self.bdi())
+        self.assertEqual(2, len(self.connected))               # connected again
+        self.assertEqual([("add", "tap3f4c8e2a-1b")] * 2, self.taps)
+        starts = [c for c in self.hv.calls if c[0] == "start"]
+        self.assertEqual(["v1"], list(starts[-1][1]))           # the guest gets the volume
+        self.assertEqual({"v1"}, set(self.rec().volumes))
+
+    def test_a_failed_volume_attach_disconnects_and_keeps_the_record(self):
+        self.drv.power_on(None, self.inst, [])
+        cause = exception.InternalError("device_add failed")
+        self.hv.fail["attach_disk"] = cause
+        info = self.bdi()["block_device_mapping"][0]["connection_info"]
+        e = self.assertRaises(exception.InternalError, self.drv.attach_volume, None, info,
+                              self.inst, "/dev/vdb")
+        self.assertIs(cause, e)
+        self.assertEqual(1, len(self.disconnected))
+        self.assertEqual({}, self.rec().volumes)
+
+    def test_a_failed_interface_attach_unplugs_and_keeps_the_record(self):
+        self.drv.power_on(None, self.inst, [])
+        self.hv.fail["attach_nic"] = exception.InternalError("netdev_add failed")
+        self.assertRaises(exception.InterfaceAttachFailed, self.drv.attach_interface,
+                          None, self.inst, None, vif())
+        self.assertEqual([("add", "tap3f4c8e2a-1b"), ("del", "tap3f4c8e2a-1b")], self.taps)
+        self.assertEqual({}, self.rec().vifs)
+
+    def test_a_failed_suspend_discards_the_state_and_keeps_the_guest(self):
+        self.drv.power_on(None, self.inst, [])
+        self.hv.fail["save"] = exception.InternalError("migrate failed")
+        self.assertRaises(exception.InternalError, self.drv.suspend, None, self.inst)
+        self.assertEqual(power_state.RUNNING, self.drv.get_info(self.inst).state)
+        self.assertEqual([record.FILE], os.listdir(self.idir.path))
+
+    def test_a_failed_spawn_leaves_nothing_and_reports_the_cause(self):
+        self.idir.remove()
+        cause = exception.InstanceDeployFailure(reason="no start")
+        self.hv.fail["start"] = cause
+        # the cleanup failing too must not hide the cause
+        self.useFixture(fixtures.MockPatch("nova_common.privsep.delete_tap",
+                                           side_effect=OSError("ip failed")))
+        image = objects.ImageMeta.from_dict({"disk_format": "raw", "properties": {}})
+        bdi = self.bdi()
+        bdi["block_device_mapping"][0]["boot_index"] = 0     # boot from the volume
+        e = self.assertRaises(exception.InstanceDeployFailure, self.drv.spawn, None,
+                              self.inst, image, [], None, {}, [vif()], bdi)
+        self.assertIs(cause, e)
+        self.assertFalse(self.idir.exists())
+        self.assertEqual(1, len(self.disconnected))
+
+    def test_destroy_removes_a_leftover_resize_directory_unless_reverting(self):
+        resized = instance_dir.InstanceDir(self.inst.uuid, suffix="_resize").create()
+        self.inst.task_state = task_states.RESIZE_REVERTING
+        self.drv.destroy(None, self.inst, [])
+        self.assertTrue(resized.exists())
+        self.idir.create()
+        record.write(self.idir.path, record.Record("instance-00000001", 1, 64, {}))
+        self.inst.task_state = task_states.DELETING
+        self.drv.destroy(None, self.inst, [])
+        self.assertFalse(resized.exists())
+        self.assertFalse(self.idir.exists())
