@@ -9,14 +9,14 @@ from nova import exception
 from nova.i18n import _
 
 from nova_cloudhypervisor import models
+from nova_common import disks
+from nova_common import instance_dir
 
 MiB = 1024 ** 2
-CONSOLE_LOG = "console.log"
-ROOT_DISK = "disk"
-CONFIG_DRIVE = "disk.config"
-RESCUE_DISK = "disk.rescue"
-KERNEL = "kernel"
-RAMDISK = "ramdisk"
+CONSOLE_LOG = instance_dir.CONSOLE_LOG
+ROOT_DISK = instance_dir.ROOT_DISK
+CONFIG_DRIVE = instance_dir.CONFIG_DRIVE
+RESCUE_DISK = instance_dir.RESCUE_DISK
 ROOT_ID = "root"
 CONFIG_ID = "config"
 RESCUE_ID = "rescue"
@@ -44,13 +44,25 @@ def boot_mode(conf, instance, image_meta):
 
 
 def payload(conf, instance, image_meta, idir, mode):
+    """Direct boot from the image's kernel and ramdisk (fetched into the image cache by
+    the driver at spawn), or the configured firmware."""
     if mode == "kernel":
         return models.PayloadConfig(
-            kernel=idir.file(KERNEL),
-            initramfs=idir.file(RAMDISK) if instance.get("ramdisk_id") else None,
+            kernel=disks.base_path(instance.kernel_id),
+            initramfs=(disks.base_path(instance.ramdisk_id)
+                       if instance.get("ramdisk_id") else None),
             cmdline=(image_meta.properties.get("os_command_line")
                      or conf.cloudhypervisor.default_cmdline))
     return models.PayloadConfig(firmware=conf.cloudhypervisor.firmware)
+
+
+def rescue(conf, config, idir):
+    """``config`` booting the rescue disk through the firmware, the instance's own disks
+    after it."""
+    config.payload = models.PayloadConfig(firmware=conf.cloudhypervisor.firmware)
+    config.disks = [models.DiskConfig(path=idir.file(RESCUE_DISK), id=RESCUE_ID,
+                                      image_type="Raw")] + list(config.disks or [])
+    return config
 
 
 def volume_disk(volume_id, path):
@@ -65,26 +77,23 @@ def volume_disk_id(volume_id):
 
 
 def build(conf, instance, image_meta, idir, mode, volumes=(), config_drive=False,
-          root_disk=True, rescue=False):
+          root_disk=True):
     """``volumes``: (volume id, device path) in attach order; with ``root_disk=False`` the
     first volume is the root disk (boot from volume)."""
     flavor = instance.flavor
-    disks = []
-    if rescue:
-        disks.append(models.DiskConfig(path=idir.file(RESCUE_DISK), id=RESCUE_ID,
-                                       image_type="Raw"))
+    devices = []
     if root_disk:
-        disks.append(models.DiskConfig(path=idir.file(ROOT_DISK), id=ROOT_ID,
+        devices.append(models.DiskConfig(path=idir.file(ROOT_DISK), id=ROOT_ID,
                                        image_type="Raw"))
-    disks += [volume_disk(vid, path) for vid, path in volumes]
+    devices += [volume_disk(vid, path) for vid, path in volumes]
     if config_drive:
-        disks.append(models.DiskConfig(path=idir.file(CONFIG_DRIVE), id=CONFIG_ID,
+        devices.append(models.DiskConfig(path=idir.file(CONFIG_DRIVE), id=CONFIG_ID,
                                        image_type="Raw", readonly=True))
     return models.VmConfig(
         payload=payload(conf, instance, image_meta, idir, mode),
         cpus=models.CpusConfig(boot_vcpus=flavor.vcpus, max_vcpus=flavor.vcpus),
         memory=models.MemoryConfig(size=flavor.memory_mb * MiB),
-        disks=disks,
+        disks=devices,
         rng=models.RngConfig(src="/dev/urandom"),
         serial=models.SerialConfig(mode="File", file=idir.file(CONSOLE_LOG)),
         console=models.ConsoleConfig(mode="Off"),

@@ -30,6 +30,7 @@ def main(argv=None):
     parser.add_argument("--seccomp", default="true")
     parser.add_argument("--no-shutdown", action="store_true")
     parser.add_argument("-v", action="count", default=0)
+    parser.add_argument("--version", action="version", version="cloud-hypervisor v53.0-standin")
     args = parser.parse_args(argv)
     sock = _path(args.api_socket)
     logf = open(args.log_file, "a") if args.log_file else sys.stderr

@@ -165,9 +165,11 @@ class TestBuiltBodies(base.TestCase):
             self.inst.ramdisk_id = "r" if kernel else ""
             mode = vmconfig.boot_mode(self.conf.conf, self.inst, image)
             for kw in ({}, {"volumes": vols, "config_drive": True},
-                       {"volumes": vols, "root_disk": False}, {"rescue": True}):
-                self.validate(vmconfig.build(self.conf.conf, self.inst, image, self.idir,
-                                             mode, **kw))
+                       {"volumes": vols, "root_disk": False}):
+                config = vmconfig.build(self.conf.conf, self.inst, image, self.idir,
+                                        mode, **kw)
+                self.validate(config)
+                self.validate(vmconfig.rescue(self.conf.conf, config, self.idir))
 
     def test_device_and_action_bodies(self):
         vid = uuidutils.generate_uuid()
