@@ -2,6 +2,7 @@
 initramfs and command line, or firmware; raw/qcow2 disks as virtio-blk; NICs on the tap
 fds the VMM was handed; the serial port to the file or socket the config says), driven
 over QMP for pause/resume, reset, ACPI power button, NMI and PCI hotplug."""
+import hashlib
 import os
 import subprocess
 import time
@@ -18,6 +19,11 @@ class GuestError(Exception):
     pass
 
 
+def node(prefix, dev_id):
+    """A QEMU node/netdev name for a CH device id (QEMU's are at most 31 characters)."""
+    return prefix + hashlib.sha1(dev_id.encode()).hexdigest()[:20]
+
+
 class Guest:
     def __init__(self, workdir, config, net_fds, log):
         self.workdir, self.config, self.net_fds, self.log = workdir, config, net_fds, log
@@ -28,19 +34,21 @@ class Guest:
     # -- command line -------------------------------------------------------------------
     def _disk_args(self, disk):
         fmt = {"Raw": "raw", "Qcow2": "qcow2"}.get(disk.get("image_type"), "raw")
-        drive = "file=%s,if=none,id=d%s,format=%s,readonly=%s" % (
-            disk["path"], disk["id"], fmt, "on" if disk.get("readonly") else "off")
-        dev = "virtio-blk-pci,drive=d%s,id=%s" % (disk["id"], disk["id"])
+        drive = "file=%s,if=none,id=%s,format=%s,readonly=%s" % (
+            disk["path"], node("d", disk["id"]), fmt, "on" if disk.get("readonly") else "off")
+        dev = "virtio-blk-pci,drive=%s,id=%s" % (node("d", disk["id"]), disk["id"])
         if disk.get("serial"):
             dev += ",serial=%s" % disk["serial"]
         return drive, dev
 
     def _net_args(self, net, fd_numbers):
         if fd_numbers:
-            netdev = "tap,id=n%s,fd=%s" % (net["id"], fd_numbers[0])
+            netdev = "tap,id=%s,fd=%s" % (node("n", net["id"]), fd_numbers[0])
         else:
-            netdev = "tap,id=n%s,ifname=%s,script=no,downscript=no" % (net["id"], net["tap"])
-        dev = "virtio-net-pci,netdev=n%s,id=%s,mac=%s" % (net["id"], net["id"], net["mac"])
+            netdev = "tap,id=%s,ifname=%s,script=no,downscript=no" % (
+                node("n", net["id"]), net["tap"])
+        dev = "virtio-net-pci,netdev=%s,id=%s,mac=%s" % (node("n", net["id"]), net["id"],
+                                                         net["mac"])
         return netdev, dev
 
     def _serial_args(self):
@@ -166,10 +174,10 @@ class Guest:
     # -- devices ------------------------------------------------------------------------
     def add_disk(self, disk):
         fmt = {"Raw": "raw", "Qcow2": "qcow2"}.get(disk.get("image_type"), "raw")
-        self.cmd("blockdev-add", **{"driver": fmt, "node-name": "d" + disk["id"],
+        self.cmd("blockdev-add", **{"driver": fmt, "node-name": node("d", disk["id"]),
                                     "read-only": bool(disk.get("readonly")),
                                     "file": {"driver": "file", "filename": disk["path"]}})
-        dev = {"driver": "virtio-blk-pci", "drive": "d" + disk["id"], "id": disk["id"]}
+        dev = {"driver": "virtio-blk-pci", "drive": node("d", disk["id"]), "id": disk["id"]}
         if disk.get("serial"):
             dev["serial"] = disk["serial"]
         self.cmd("device_add", **dev)
@@ -177,19 +185,20 @@ class Guest:
     def add_net(self, net, fds):
         if fds:
             self.qmp.send_fd_scm(fds[0])
-            self.cmd("getfd", fdname="n" + net["id"])
-            self.cmd("netdev_add", type="tap", id="n" + net["id"], fd="n" + net["id"])
+            self.cmd("getfd", fdname=node("n", net["id"]))
+            self.cmd("netdev_add", type="tap", id=node("n", net["id"]),
+                     fd=node("n", net["id"]))
         else:
-            self.cmd("netdev_add", type="tap", id="n" + net["id"], ifname=net["tap"],
+            self.cmd("netdev_add", type="tap", id=node("n", net["id"]), ifname=net["tap"],
                      script="no", downscript="no")
-        self.cmd("device_add", driver="virtio-net-pci", netdev="n" + net["id"],
+        self.cmd("device_add", driver="virtio-net-pci", netdev=node("n", net["id"]),
                  id=net["id"], mac=net["mac"])
 
     def remove(self, dev_id):
         self.cmd("device_del", id=dev_id)
 
     def resize_disk(self, dev_id, size):
-        self.cmd("block_resize", **{"node-name": "d" + dev_id, "size": size})
+        self.cmd("block_resize", **{"node-name": node("d", dev_id), "size": size})
 
     def save(self, fd):
         """Migrate the (paused) guest's state into ``fd``."""
