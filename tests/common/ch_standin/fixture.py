@@ -22,7 +22,8 @@ class StandInBinary(fixtures.Fixture):
         tmp = self.useFixture(fixtures.TempDir()).path
         self.path = os.path.join(tmp, "cloud-hypervisor")
         with open(self.path, "w") as f:
-            f.write("#!%s\nimport sys\nsys.path.insert(0, %r)\n"
+            f.write("#!%s\nimport os, sys\nprint('stand-in pid', os.getpid(), flush=True)\n"
+                    "sys.path.insert(0, %r)\n"
                     "from tests.common.ch_standin import __main__ as m\n"
                     "sys.exit(m.main())\n" % (sys.executable, paths.REPO))
         os.chmod(self.path, 0o755)
