@@ -23,6 +23,7 @@ from oslo_concurrency import processutils
 from oslo_log import log as logging
 from oslo_utils import excutils
 
+from nova_common import confine
 from nova_common import disks
 from nova_common import host
 from nova_common import hypervisor as hv_api
@@ -88,6 +89,9 @@ class BaseDriver(driver.ComputeDriver):
     def init_host(self, host):
         self.hv.check_host()       # nova-compute does not start without its hypervisor
         os.makedirs(CONF.instances_path, exist_ok=True)
+        if self._desc.confined:
+            confine.uid_range()    # a bad range stops nova-compute here
+            confine.prepare_instances_path()
         self._events.start()
         self.hv.open_events(self._on_event)
         for uuid in instance_dir.list_uuids():
@@ -198,7 +202,8 @@ class BaseDriver(driver.ComputeDriver):
         idir = instance_dir.InstanceDir(instance.uuid).create()
         guest = hv_api.Guest(instance.uuid, idir, rec.Record(
             name=instance.name, vcpus=instance.flavor.vcpus,
-            memory_mb=instance.flavor.memory_mb, spec=spec))
+            memory_mb=instance.flavor.memory_mb, spec=spec,
+            uid=self._new_uid(instance.uuid) if self._desc.confined else 0))
         try:
             if root_volume is None:
                 disks.create_root_disk(context, instance, idir.file(instance_dir.ROOT_DISK))
@@ -214,6 +219,11 @@ class BaseDriver(driver.ComputeDriver):
             with excutils.save_and_reraise_exception():
                 LOG.warning("spawn failed; undoing it", instance=instance)
                 self._undo_launch(guest, instance, network_info, block_device_info)
+
+    def _new_uid(self, uuid):
+        with lockutils.lock("nova-hci-uids"):
+            used = {g.record.uid for g in self._records() if g.uuid != uuid}
+            return confine.allocate_uid(used)
 
     def _plug_and_connect(self, guest, instance, network_info, block_device_info):
         """Plug the interfaces and connect the volumes nova gives into ``guest.record``,
@@ -255,6 +265,11 @@ class BaseDriver(driver.ComputeDriver):
 
     # -- power ------------------------------------------------------------------------------
     def _start(self, guest, instance):
+        if self._desc.confined:
+            if not guest.record.uid:   # a record of an earlier release
+                guest.record.uid = self._new_uid(guest.uuid)
+                self._save(guest)
+            confine.grant_instance_dir(guest.idir.path, guest.record.uid)
         state = guest.idir.file(instance_dir.STATE_FILE)
         restore = state if os.path.exists(state) else None
         self._quiet.discard(guest.uuid)
@@ -566,6 +581,11 @@ class BaseDriver(driver.ComputeDriver):
         if slot is None and not boot:
             slot = self.hv.free_slot(guest)
         path, device_info = volumes.connect(connection_info)
+        try:
+            volumes.grant(path, guest.record.uid)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                volumes.disconnect(connection_info, device_info)
         vol = {"path": path, "block": volumes.is_block_device(path), "slot": slot,
                "boot": boot, "device_info": device_info}
         guest.record.volumes[volume_id] = vol
@@ -577,6 +597,8 @@ class BaseDriver(driver.ComputeDriver):
             info = bdm["connection_info"]
             vol = guest.record.volumes.get(self._volume_id(info), {})
             try:
+                if vol.get("path"):
+                    volumes.revoke(vol["path"], guest.record.uid)
                 volumes.disconnect(info, vol.get("device_info"))
             except Exception:
                 LOG.exception("disconnecting volume %s failed", self._volume_id(info),
@@ -607,6 +629,7 @@ class BaseDriver(driver.ComputeDriver):
                 with excutils.save_and_reraise_exception():
                     LOG.warning("attaching volume %s failed; disconnecting it", volume_id,
                                 instance=instance)
+                    volumes.revoke(vol["path"], guest.record.uid)
                     volumes.disconnect(connection_info, vol["device_info"])
         LOG.info("volume %s attached", volume_id, instance=instance)
 
@@ -623,6 +646,7 @@ class BaseDriver(driver.ComputeDriver):
                 self.hv.detach_disk(guest, volume_id, vol)
             del guest.record.volumes[volume_id]
             self._save(guest)
+        volumes.revoke(vol["path"], guest.record.uid)
         volumes.disconnect(connection_info, vol.get("device_info"))
         LOG.info("volume %s detached", volume_id, instance=instance)
 
@@ -643,7 +667,7 @@ class BaseDriver(driver.ComputeDriver):
         """Plug ``vif``'s host side into ``guest.record`` (not written)."""
         if slot is None:
             slot = self.hv.free_slot(guest)
-        tap = vifs.plug(instance, vif)
+        tap = vifs.plug(instance, vif, owner=guest.record.uid or None)
         guest.record.vifs[vif["id"]] = {"tap": tap, "mac": vif["address"], "slot": slot}
         return guest.record.vifs[vif["id"]]
 
@@ -651,12 +675,12 @@ class BaseDriver(driver.ComputeDriver):
         # after a host reboot the taps are gone: make them again (idempotent); an
         # instance whose record is unusable goes to ERROR here (nova's init_instance)
         try:
-            self._load(instance.uuid)
+            guest = self._load(instance.uuid)
         except rec.CorruptRecord as e:
             LOG.error("%s", e, instance=instance)
             raise exception.VirtualInterfacePlugException(str(e))
         for vif in network_info or []:
-            vifs.plug(instance, vif)
+            vifs.plug(instance, vif, owner=(guest.record.uid or None) if guest else None)
 
     def unplug_vifs(self, instance, network_info):
         for vif in network_info or []:

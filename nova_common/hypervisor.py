@@ -41,6 +41,10 @@ class Description:
     vif_types: tuple                      # nova.network.model VIF types it plugs
     optional: frozenset = frozenset()     # subset of OPTIONAL
     vm_mode: str = "hvm"
+    # its processes run under a guest uid of their own (nova_common.confine), started
+    # through the privileged launcher; the base then allocates the uid, sets the ACLs and
+    # makes taps and volume devices the guest uid's
+    confined: bool = False
 
     def __post_init__(self):
         unknown = set(self.optional) - OPTIONAL

@@ -1,8 +1,12 @@
-"""The privileged side of the compute drivers (oslo.privsep): tap devices only.
+"""The privileged side of the compute drivers (oslo.privsep), two contexts:
 
-The hypervisor processes run as nova's user; a tap device created for that user can be
-opened by them without privileges. Everything here takes validated names and runs ``ip``
-with an argument vector (no shell).
+- ``net_admin`` (CAP_NET_ADMIN): tap devices, created for the guest's own uid so its
+  hypervisor process opens them without privileges;
+- ``guest_admin``: starting hypervisor processes under their guest uid (systemd-run or
+  the detached supervisor), signalling them, and device ACLs of attached volumes
+  (``nova_common.launcher`` validates every argument).
+
+Everything takes validated names and runs commands with an argument vector (no shell).
 """
 import re
 
@@ -10,11 +14,23 @@ from oslo_concurrency import processutils
 from oslo_privsep import capabilities
 from oslo_privsep import priv_context
 
+from nova_common import launcher
+
 net_admin = priv_context.PrivContext(
     "nova_common",
     cfg_section="nova_common_privileged",
     pypath=__name__ + ".net_admin",
     capabilities=[capabilities.CAP_NET_ADMIN],
+)
+guest_admin = priv_context.PrivContext(
+    "nova_common",
+    cfg_section="nova_common_guest_admin",
+    pypath=__name__ + ".guest_admin",
+    # systemd-run talks to systemd as root; setuid/setgid for the detached supervisor,
+    # kill for guest uids, fowner for ACLs on device nodes root owns
+    capabilities=[capabilities.CAP_SETUID, capabilities.CAP_SETGID,
+                  capabilities.CAP_KILL, capabilities.CAP_FOWNER,
+                  capabilities.CAP_DAC_OVERRIDE, capabilities.CAP_SYS_ADMIN],
 )
 MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")    # IFNAMSIZ - 1
@@ -52,3 +68,23 @@ def create_tap(dev, owner_uid, mtu=None, mac=None):
 def delete_tap(dev):
     """Remove a tap device; one that is already gone is fine."""
     processutils.execute("ip", "link", "del", "dev", _device(dev), check_exit_code=[0, 1])
+
+
+@guest_admin.entrypoint
+def start_guest(uuid, argv, uid, log_path):
+    return launcher.start_guest(uuid, argv, uid, log_path)
+
+
+@guest_admin.entrypoint
+def signal_guest(uuid, signum):
+    return launcher.signal_guest(uuid, signum)
+
+
+@guest_admin.entrypoint
+def grant_device(path, uid):
+    launcher.grant_device(path, uid)
+
+
+@guest_admin.entrypoint
+def revoke_device(path, uid):
+    launcher.revoke_device(path, uid)

@@ -33,6 +33,7 @@ class Record:
     volumes: dict = dataclasses.field(default_factory=dict)   # volume id -> connection
     consoles: dict = dataclasses.field(default_factory=dict)  # kind -> TCP port
     rescued: bool = False
+    uid: int = 0                   # the guest process's uid (0: not confined yet)
     version: int = SCHEMA_VERSION
 
     def to_json(self):
@@ -57,7 +58,7 @@ class Record:
             raise CorruptRecord(path, "missing fields (%s)" % e)
         for field, kind in (("name", str), ("vcpus", int), ("memory_mb", int),
                             ("spec", dict), ("vifs", dict), ("volumes", dict),
-                            ("consoles", dict), ("rescued", bool)):
+                            ("consoles", dict), ("rescued", bool), ("uid", int)):
             if not isinstance(getattr(record, field), kind):
                 raise CorruptRecord(path, "%s is not a %s" % (field, kind.__name__))
         return record

@@ -2,7 +2,7 @@
 
 Supported: ports Neutron binds as ``tap`` VIFs (the backend, e.g. Calico, wires the tap
 device nova creates; nova 34 has no Linux-bridge VIFs any more). The tap is created for
-nova's user, so the hypervisor process opens it by name without privileges; Open vSwitch
+the guest process's uid, so the hypervisor process opens it by name without privileges; Open vSwitch
 ports need OVS on the host and are not supported yet.
 """
 import os
@@ -28,12 +28,13 @@ def check(vif, supported=SUPPORTED):
             _("port %s has no device name") % vif["id"])
 
 
-def plug(instance, vif):
-    """Create the tap device of ``vif`` (idempotent); returns its name."""
+def plug(instance, vif, owner=None):
+    """Create the tap device of ``vif`` for the uid ``owner`` (the guest process's;
+    default: this process's) (idempotent); returns its name."""
     check(vif)
     network = vif.get("network") or {}
     mtu = network.get_meta("mtu") if network else None
-    privsep.create_tap(vif["devname"], os.getuid(), mtu=mtu,
+    privsep.create_tap(vif["devname"], os.getuid() if owner is None else owner, mtu=mtu,
                        mac=vif["details"].get(network_model.VIF_DETAILS_TAP_MAC_ADDRESS))
     return vif["devname"]
 

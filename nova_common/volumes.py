@@ -13,6 +13,9 @@ import nova.conf
 from nova.i18n import _
 from os_brick import exception as brick_exception
 from os_brick.initiator import connector
+from oslo_concurrency import processutils
+
+from nova_common import privsep
 
 CONF = nova.conf.CONF
 
@@ -66,3 +69,25 @@ def extend(connection_info, path):
 
 def is_block_device(path):
     return stat.S_ISBLK(os.stat(path).st_mode)
+
+
+def grant(path, uid):
+    """The guest uid ``uid`` may read and write the connected volume at ``path``: a
+    device ACL set by the privileged side for block devices, a file ACL (nova owns the
+    file) otherwise."""
+    if not uid:
+        return
+    if is_block_device(path):
+        privsep.grant_device(path, uid)
+    else:
+        processutils.execute("setfacl", "-m", "u:%d:rw,m::rw" % uid, path)
+
+
+def revoke(path, uid):
+    """Take back what ``grant`` gave (a path that is gone already is fine)."""
+    if not uid or not os.path.exists(path):
+        return
+    if is_block_device(path):
+        privsep.revoke_device(path, uid)
+    else:
+        processutils.execute("setfacl", "-x", "u:%d" % uid, path)

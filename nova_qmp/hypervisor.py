@@ -19,6 +19,7 @@ from oslo_log import log as logging
 from oslo_utils import excutils
 from oslo_utils import versionutils
 
+from nova_common import confine
 from nova_common import hypervisor as hv_api
 from nova_common import ports
 from nova_qmp import monitor
@@ -52,7 +53,8 @@ class QemuHypervisor(hv_api.Hypervisor):
         hypervisor_type="qemu",
         image_formats=("qcow2", "raw"),
         vif_types=(network_model.VIF_TYPE_TAP,),
-        optional=hv_api.OPTIONAL)
+        optional=hv_api.OPTIONAL,
+        confined=True)
 
     def __init__(self):
         self._mon = None
@@ -130,8 +132,22 @@ class QemuHypervisor(hv_api.Hypervisor):
 
     # -- QMP plumbing ---------------------------------------------------------------------
     def _connect(self, guest):
+        if self._mon is None:
+            raise monitor.MonitorError("the QMP monitor is closed (nova-compute stops)")
         if not self._mon.connected(guest.uuid):
             self._mon.connect(guest.uuid, guest.idir.file(qemu.QMP_SOCKET))
+
+    def _connect_new(self, guest):
+        """Connect to a QEMU just started: its socket may exist a moment before it
+        listens."""
+        deadline = time.monotonic() + CONF.qmp.start_timeout
+        while True:
+            try:
+                return self._connect(guest)
+            except monitor.MonitorError:
+                if time.monotonic() > deadline or not self.running(guest):
+                    raise
+                time.sleep(0.05)
 
     def _qmp(self, guest, command, **arguments):
         if not self.running(guest):
@@ -167,7 +183,7 @@ class QemuHypervisor(hv_api.Hypervisor):
             vnc_tcp=CONF.vnc.enabled)
         qemu.start(CONF, guest, argv + (["-incoming", "defer"] if restore_from else []))
         try:
-            self._connect(guest)
+            self._connect_new(guest)
             if restore_from:
                 self._migrate(guest, "migrate-incoming", restore_from, os.O_RDONLY)
                 if self._qmp(guest, "query-status")["status"] != "running":
@@ -179,12 +195,14 @@ class QemuHypervisor(hv_api.Hypervisor):
 
     def stop(self, guest):
         pid = qemu.read_pid(guest.idir)
-        if qemu.alive(pid, guest.uuid) and self._mon.connected(guest.uuid):
-            try:
-                self._mon.execute(guest.uuid, "quit")
-            except monitor.MonitorError:
-                pass        # the signals below still stop it
-        self._mon.disconnect(guest.uuid)
+        mon = self._mon             # None once close_events ran
+        if mon is not None:
+            if qemu.alive(pid, guest.uuid) and mon.connected(guest.uuid):
+                try:
+                    mon.execute(guest.uuid, "quit")
+                except monitor.MonitorError:
+                    pass    # the signals below still stop it
+            mon.disconnect(guest.uuid)
         qemu.kill(pid, guest.uuid, CONF.qmp.stop_timeout)
         self._late.pop(guest.uuid, None)
 
@@ -350,6 +368,7 @@ class QemuHypervisor(hv_api.Hypervisor):
         new qcow2 file, waited for on JOB_STATUS_CHANGE."""
         size = self._root_size(guest)
         processutils.execute("qemu-img", "create", "-q", "-f", "qcow2", path, str(size))
+        confine.grant_file(path, guest.record.uid)
         job = "%s%s-%d" % (SNAPSHOT_JOB, guest.uuid[:8], next(self._jobs))
         node = "snap%d" % os.getpid() + job[-6:].replace("-", "")
         self._qmp(guest, "blockdev-add", driver="qcow2", **{"node-name": node}, file={

@@ -1,22 +1,22 @@
 """QEMU command lines and processes for instances (no shell, no libvirt).
 
-QEMU daemonizes itself (``-daemonize``: it returns once the QMP socket listens) and
-writes a pidfile; every file it uses lives in the instance directory. A QEMU that exits
-is reparented to PID 1, which may reap it late: a zombie counts as gone.
+QEMU runs under the instance's guest uid, started by the privileged launcher
+(``nova_common.launcher``: a transient systemd unit or the detached supervisor, which
+reaps it at once); it writes a pidfile, and every file it uses lives in the instance
+directory. A zombie counts as gone.
 """
 import json
 import os
 import re
 import shlex
 import signal
-import subprocess
 import time
 
 from nova import exception
 from nova.i18n import _
-from oslo_concurrency import processutils
 
 from nova_common import instance_dir
+from nova_common import privsep
 
 QMP_SOCKET = "qmp.sock"
 PIDFILE = "qemu.pid"
@@ -29,11 +29,10 @@ VNC_SOCKET = "vnc.sock"
 STATE_FILE = instance_dir.STATE_FILE     # guest state while suspended (migration stream)
 VNC_BASE_PORT = 5900
 HOTPLUG_PORTS = 8              # PCIe root ports for hot-plugged volumes (q35 machines)
-PRIVATE_FILES = (QMP_SOCKET, VNC_SOCKET, CONSOLE_LOG, PIDFILE)
+HYPERVISOR_LOG = "hypervisor.log"   # QEMU's stdout and stderr, and how it ended
 MACHINE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-# seccomp filter; with -daemonize (QEMU 7.2) spawn=deny kills QEMU at its fork (SIGSYS) and
-# elevateprivileges=deny makes it exit 1 (measured), so those two stay allowed
-SANDBOX = "on,obsolete=deny,resourcecontrol=deny"
+# seccomp filter: no new processes, no privilege changes (QEMU never daemonizes itself)
+SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 
 
 def arch_of(binary):
@@ -118,7 +117,7 @@ def command_line(conf, guest, serial_ports=None, vnc_tcp=False):
         "-machine", machine, "-accel", accel, "-cpu", cpu,
         "-smp", str(record.vcpus), "-m", str(record.memory_mb),
         "-nodefaults", "-no-user-config", "-display", "none",
-        "-daemonize", "-pidfile", idir.file(PIDFILE),
+        "-pidfile", idir.file(PIDFILE),
         "-qmp", "unix:%s,server=on,wait=off" % idir.file(QMP_SOCKET),
     ] + console_args(conf, idir, serial_ports, vnc_tcp) + [
         "-device", "VGA",
@@ -242,32 +241,45 @@ def vif_args(vifs):
     return argv
 
 
-def start(conf, instance, argv):
-    """Run QEMU; returns once it has daemonized (its QMP socket is listening)."""
+def start(conf, guest, argv):
+    """Start QEMU under the guest's uid; returns once its QMP socket is there."""
     check_binary(conf)
-    old = os.umask(0o077)     # sockets, pidfile and console log private to this user
-    started = []
+    idir = guest.idir
+    for name in (PIDFILE, QMP_SOCKET):
+        if os.path.exists(idir.file(name)):
+            os.unlink(idir.file(name))
+    log = idir.file(HYPERVISOR_LOG)
+    offset = os.path.getsize(log) if os.path.exists(log) else 0
     try:
-        processutils.execute(*argv, timeout=conf.qmp.start_timeout,
-                             on_completion=started.append)
-    except subprocess.TimeoutExpired:
-        for proc in started:        # it never daemonized: nothing of it may stay
-            proc.kill()
-            proc.wait()
+        privsep.start_guest(guest.uuid, argv, guest.record.uid, log)
+    except Exception as e:
         raise exception.InstanceDeployFailure(
-            reason=_("QEMU did not start within %ss ([qmp]start_timeout)")
-            % conf.qmp.start_timeout, instance_id=instance.uuid)
-    except (processutils.ProcessExecutionError, OSError) as e:
-        raise exception.InstanceDeployFailure(
-            reason=_("QEMU failed to start: %s") % getattr(e, "stderr", e),
-            instance_id=instance.uuid)
-    finally:
-        os.umask(old)
-    # QEMU sets its own umask (027) when it daemonizes: what it created since is private
-    for name in PRIVATE_FILES:
-        path = os.path.join(os.path.dirname(argv[argv.index("-pidfile") + 1]), name)
-        if os.path.exists(path):
-            os.chmod(path, 0o600)
+            reason=_("QEMU could not be started: %s") % e, instance_id=guest.uuid)
+    deadline = time.monotonic() + conf.qmp.start_timeout
+    while True:
+        if alive(read_pid(idir), guest.uuid) and os.path.exists(idir.file(QMP_SOCKET)):
+            return
+        said = _log_since(log, offset)
+        ended = "supervisor:" in said and "ended:" in said
+        if ended or time.monotonic() > deadline:
+            privsep.signal_guest(guest.uuid, signal.SIGKILL)
+            why = (_("it exited") if ended else
+                   _("it did not start within %ss ([qmp]start_timeout)")
+                   % conf.qmp.start_timeout)
+            raise exception.InstanceDeployFailure(
+                reason=_("QEMU failed to start: %(why)s; its output: %(out)s")
+                % {"why": why, "out": said.strip()[-2000:] or "-"},
+                instance_id=guest.uuid)
+        time.sleep(0.05)
+
+
+def _log_since(path, offset):
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(65536).decode(errors="replace")
+    except FileNotFoundError:
+        return ""
 
 
 def read_pid(idir):
@@ -293,14 +305,12 @@ def alive(pid, uuid):
 
 
 def kill(pid, uuid, timeout):
-    """SIGTERM, then SIGKILL after ``timeout``; waits until the QEMU is gone."""
+    """SIGTERM, then SIGKILL after ``timeout``, to the instance's processes (through the
+    privileged launcher: they run as the guest's uid); waits until the QEMU is gone."""
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
         if not alive(pid, uuid):
             return
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
+        privsep.signal_guest(uuid, sig)
         deadline = time.monotonic() + wait
         while alive(pid, uuid) and time.monotonic() < deadline:
             time.sleep(0.02)

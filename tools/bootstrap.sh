@@ -26,6 +26,8 @@ PACKAGES=(
     # networking in tests (namespaces, bridges, taps), ssh to test guests; sudo and sshd
     # for the benchmarks' upstream drivers (rootwrap, ssh to themselves)
     iproute2 openssh-client openssh-server sudo
+    # guest confinement: ACLs on instance files, setpriv (util-linux) in tests
+    acl util-linux
     # Python for tox and the test virtualenvs
     python3 python3-venv python3-dev git
 )

@@ -41,7 +41,10 @@ class QemuReaper(fixtures.Fixture):
             idir = instance_dir.InstanceDir(uuid, root=self.root)
             pid = qemu.read_pid(idir)
             if qemu.alive(pid, uuid):
-                os.kill(pid, signal.SIGKILL)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except PermissionError:       # a guest uid's, and this is not root
+                    nova_common_privsep.signal_guest(uuid, signal.SIGKILL)
 
 
 class QMPServerTestBase(integrated_helpers._IntegratedTestBase):
@@ -62,10 +65,7 @@ class QMPServerTestBase(integrated_helpers._IntegratedTestBase):
         self.flags(api_paste_config=os.path.join(sys.prefix, "etc", "nova", "api-paste.ini"),
                    group="wsgi")
         self.useFixture(nova_fixtures.PrivsepFixture())
-        # os-brick's privileged calls in this (root) process too, as nova's are
-        for context in (os_brick_privileged.default, nova_common_privsep.net_admin):
-            context.set_client_mode(False)
-            self.addCleanup(context.set_client_mode, True)
+        self._privsep()
         # nova's harness forbids the host discovery behind os-brick's connector
         # properties (/sys, network interfaces); what cinder would be told is fixed here
         self.useFixture(fixtures.MockPatch(
@@ -92,6 +92,14 @@ class QMPServerTestBase(integrated_helpers._IntegratedTestBase):
 
         self.stub_out("nova.image.glance.API.update", update)
         return self._start_compute("compute")
+
+    def _privsep(self):
+        """os-brick's and our privileged calls in this (root) process, as nova's are
+        (tests/functional/deploy runs them through sudo nova-rootwrap instead)."""
+        for context in (os_brick_privileged.default, nova_common_privsep.net_admin,
+                        nova_common_privsep.guest_admin):
+            context.set_client_mode(False)
+            self.addCleanup(context.set_client_mode, True)
 
     def boot(self, fmt="qcow2", image=None, state="ACTIVE", config_drive=False,
              networks="none"):

@@ -73,7 +73,8 @@ class TestRebuild(base.QMPServerTestBase):
                    "SET-2")
         conn.close()
         before = len(self.console(server))
-        server = self._stop_server(server)
+        self._stop_server(server, wait_for_stop=False)
+        server = self._wait_for_state_change(server, "SHUTOFF", max_retries=120)
         out = self.console(server)[before:]
         self.assertIn("HCIGUEST IGNORED", out)
         self.assertIn(self.guest.marker("poweroff"), out.split("HCIGUEST IGNORED", 1)[1])

@@ -16,6 +16,7 @@ from nova_common import record
 from nova_qmp import driver
 from nova_qmp import qemu
 from tests.unit.nova_common import base
+from tests.unit.nova_qmp import test_qemu
 
 objects.register_all()
 
@@ -23,6 +24,7 @@ objects.register_all()
 class TestDriver(base.TestCase):
     def setUp(self):
         super().setUp()
+        self.useFixture(test_qemu.InProcessPrivsep())
         self.drv = driver.QMPDriver(virtapi=None)
         self.drv.init_host("host")
         self.addCleanup(self.drv.cleanup_host, "host")

@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -8,8 +9,10 @@ from nova import exception
 from nova import objects
 from oslo_utils import uuidutils
 
+from nova_common import confine
 from nova_common import hypervisor
 from nova_common import instance_dir
+from nova_common import privsep
 from nova_common import record
 from nova_qmp import opts
 from nova_qmp import qemu
@@ -145,7 +148,11 @@ class TestProcesses(base.TestCase):
         self.assertTrue(qemu.alive(proc.pid, uuid))
         self.assertFalse(qemu.alive(proc.pid, uuidutils.generate_uuid()))
         self.assertFalse(qemu.alive(None, uuid))
-        qemu.kill(proc.pid, uuid, timeout=5)
+        os.kill(proc.pid, signal.SIGKILL)
+        for _ in range(100):
+            if not qemu.alive(proc.pid, uuid):
+                break
+            time.sleep(0.02)
         self.assertFalse(qemu.alive(proc.pid, uuid))    # a zombie counts as gone
 
     def test_pidfile(self):
@@ -161,29 +168,75 @@ class TestProcesses(base.TestCase):
         self.assertEqual("x86_64", qemu.arch_of("/usr/bin/qemu-system-x86_64"))
         self.assertTrue(os.access("/usr/bin/qemu-system-x86_64", os.X_OK))
 
-    def test_a_process_ignoring_sigterm_is_killed(self):
+    def test_a_guest_process_ignoring_sigterm_is_killed(self):
+        """Through the launcher's signal_guest: as the guest uid, named by its UUID."""
+        self.useFixture(InProcessPrivsep())
         uuid = uuidutils.generate_uuid()
-        proc = subprocess.Popen([sys.executable, "-c",
-                                 "import signal, sys, time\n"
-                                 "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-                                 "print('ready', flush=True); time.sleep(60)", uuid],
-                                stdout=subprocess.PIPE)
+        proc = subprocess.Popen(
+            ["setpriv", "--reuid", "1900000002", "--regid", "1900000000",
+             "--clear-groups", sys.executable, "-c",
+             "import signal, time\n"
+             "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+             "print('ready', flush=True); time.sleep(60)", uuid],
+            stdout=subprocess.PIPE)
         self.addCleanup(proc.wait)
         self.addCleanup(lambda: proc.poll() is None and proc.kill())
         proc.stdout.readline()                   # SIGTERM is ignored from here on
         qemu.kill(proc.pid, uuid, timeout=0.5)
         self.assertEqual(-9, proc.wait(10))
 
-    def test_a_qemu_that_does_not_daemonize_in_time_fails_the_start(self):
+    def test_a_qemu_that_does_not_start_in_time_is_killed(self):
+        self.useFixture(InProcessPrivsep())
+        uuid = uuidutils.generate_uuid()
+        idir = instance_dir.InstanceDir(uuid).create()
         fake = os.path.join(self.useFixture(__import__("fixtures").TempDir()).path, "q")
         with open(fake, "w") as f:
-            f.write("#!/bin/sh\necho $$ > %s.pid\nexec sleep 30\n" % fake)
+            # keeps its arguments (the UUID) in its command line, as QEMU does
+            f.write("#!/bin/sh\necho $$ > %s\nexec %s -c 'import time; time.sleep(30)' "
+                    "\"$@\"\n" % (idir.file("fake.pid"), "/usr/bin/python3"))
         os.chmod(fake, 0o755)
-        self.flags(qemu_binary=fake, start_timeout=1, group="qmp")
-        inst = instance()
-        e = self.assertRaises(exception.InstanceDeployFailure, qemu.start, base.CONF, inst,
-                              [fake, "-pidfile", "/nonexistent/pid"])
-        self.assertIn("did not start within 1s", str(e))
-        with open(fake + ".pid") as f:
+        os.chmod(os.path.dirname(fake), 0o755)
+        self.flags(qemu_binary=fake, start_timeout=2, group="qmp")
+        self.flags(allowed_binaries=[fake], launcher="detached", group="hci_guests")
+        guest = hypervisor.Guest(uuid, idir, record.Record("i", 1, 64, {}, uid=1900000000))
+        confine.prepare_instances_path()
+        confine.grant_instance_dir(idir.path, guest.record.uid)
+        e = self.assertRaises(exception.InstanceDeployFailure, qemu.start, base.CONF, guest,
+                              [fake, "-uuid", uuid])
+        self.assertIn("did not start within 2s", str(e))
+        with open(idir.file("fake.pid")) as f:
             pid = int(f.read())
-        self.assertFalse(os.path.exists("/proc/%d" % pid))     # killed and reaped
+        for _ in range(100):                      # the supervisor reaps it
+            if not qemu.alive(pid, uuid):
+                break
+            time.sleep(0.05)
+        self.assertFalse(qemu.alive(pid, uuid))
+        for _ in range(100):                      # and logs how it ended
+            with open(idir.file(qemu.HYPERVISOR_LOG)) as f:
+                log = f.read()
+            if "ended" in log:
+                break
+            time.sleep(0.05)
+        self.assertIn("ended: signal 9", log)
+
+    def test_a_qemu_that_exits_at_once_fails_the_start_with_its_output(self):
+        self.useFixture(InProcessPrivsep())
+        self.flags(launcher="detached", group="hci_guests")
+        uuid = uuidutils.generate_uuid()
+        idir = instance_dir.InstanceDir(uuid).create()
+        guest = hypervisor.Guest(uuid, idir, record.Record("i", 1, 64, {}, uid=1900000001))
+        confine.prepare_instances_path()
+        confine.grant_instance_dir(idir.path, guest.record.uid)
+        e = self.assertRaises(exception.InstanceDeployFailure, qemu.start, base.CONF, guest,
+                              [base.CONF.qmp.qemu_binary, "-uuid", uuid, "-no-such-option"])
+        self.assertIn("it exited", str(e))
+        self.assertIn("-no-such-option", str(e))
+
+
+class InProcessPrivsep(__import__("fixtures").Fixture):
+    """Our privsep contexts in this (root) test process."""
+
+    def _setUp(self):
+        for context in (privsep.net_admin, privsep.guest_admin):
+            context.set_client_mode(False)
+            self.addCleanup(context.set_client_mode, True)

@@ -1,0 +1,78 @@
+"""Guest confinement: every hypervisor process runs under a uid of its own, taken from
+``[hci_guests]uid_range``, with the group ``[hci_guests]gid`` (never nova's user), and
+reaches only its own instance's files (POSIX ACLs nova sets on the files it owns) and
+its own volumes (device ACLs set at attach and removed at detach, privileged side).
+
+``[hci_guests]launcher`` says how a guest process is started: in a transient systemd
+unit of its own in ``[hci_guests]slice`` (where systemd is PID 1: restarting or upgrading
+nova-compute never touches a guest, and a guest's CPU and memory are accounted to it),
+or under a small detached supervisor (``nova_common.supervisor``) elsewhere.
+"""
+import os
+
+from nova import exception
+import nova.conf
+from nova.i18n import _
+from oslo_concurrency import processutils
+
+from nova_common import opts
+
+CONF = nova.conf.CONF
+RECORD = "instance.json"        # nova's own; the guest never needs it
+
+opts.register(CONF)
+
+
+def uid_range(conf=CONF):
+    try:
+        first, count = (int(p) for p in conf.hci_guests.uid_range.split(":"))
+    except ValueError:
+        raise exception.InvalidInput(
+            reason=_("[hci_guests]uid_range %r is not 'first:count'")
+            % conf.hci_guests.uid_range)
+    if first < 1000 or count < 1:
+        raise exception.InvalidInput(reason=_("[hci_guests]uid_range %r is not usable")
+                                     % conf.hci_guests.uid_range)
+    return range(first, first + count)
+
+
+def allocate_uid(used):
+    """The first uid of the range not in ``used`` (the uids of this host's guests)."""
+    for uid in uid_range():
+        if uid not in used:
+            return uid
+    raise exception.InternalError(_("no free uid in [hci_guests]uid_range %s")
+                                  % CONF.hci_guests.uid_range)
+
+
+def _setfacl(*args):
+    processutils.execute("setfacl", *args)
+
+
+def prepare_instances_path():
+    """Guests may traverse instances_path and read the cached bases (group ACLs on
+    directories nova owns)."""
+    gid = CONF.hci_guests.gid
+    base = os.path.join(CONF.instances_path, "_base")
+    os.makedirs(base, exist_ok=True)
+    _setfacl("-m", "g:%d:x" % gid, CONF.instances_path)
+    _setfacl("-m", "g:%d:rx,d:g:%d:r,d:u::rw,d:g::-,d:o::-,d:m::rwx" % (gid, gid), base)
+    for name in os.listdir(base):
+        if not name.endswith(".part"):
+            _setfacl("-m", "g:%d:r" % gid, os.path.join(base, name))
+
+
+def grant_instance_dir(path, uid):
+    """The guest uid may use its instance directory and the files in it; files it
+    creates (sockets, pidfile) stay usable by nova's user (default ACLs)."""
+    me = os.getuid()
+    _setfacl("-m", "u:%d:rwx,d:u:%d:rwx,d:u:%d:rwx,d:u::rwx,d:g::-,d:o::-,d:m::rwx"
+             % (uid, uid, me), path)
+    for name in os.listdir(path):
+        full = os.path.join(path, name)
+        if name != RECORD and os.path.isfile(full) and not os.path.islink(full):
+            grant_file(full, uid)
+
+
+def grant_file(path, uid):
+    _setfacl("-m", "u:%d:rw,m::rw" % uid, path)

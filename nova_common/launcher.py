@@ -1,0 +1,179 @@
+"""The privileged side of guest confinement: start a hypervisor process under its guest
+uid (a transient systemd unit, or the detached supervisor), signal it, and give it (or
+take back) access to a volume's block device.
+
+Called through ``nova_common.privsep.guest_admin`` only; every argument is validated
+here against nova.conf (which only root can change), never trusted from the caller.
+"""
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+
+import nova.conf
+from oslo_concurrency import processutils
+from oslo_log import log as logging
+from oslo_utils import uuidutils
+
+from nova_common import confine
+
+CONF = nova.conf.CONF
+LOG = logging.getLogger(__name__)
+SIGNALS = (signal.SIGTERM, signal.SIGKILL)
+UNIT = "hci-guest-%s"
+SUPERVISOR = b"nova_common.supervisor"
+SLICE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\.slice$")
+
+
+class Refused(ValueError):
+    """A request the privileged side does not carry out."""
+
+
+def _uuid(uuid):
+    if not isinstance(uuid, str) or not uuidutils.is_uuid_like(uuid):
+        raise Refused("not an instance UUID: %r" % (uuid,))
+    return uuid
+
+
+def _uid(uid):
+    if not isinstance(uid, int) or isinstance(uid, bool) or uid not in confine.uid_range():
+        raise Refused("uid %r is not in [hci_guests]uid_range" % (uid,))
+    return uid
+
+
+def _instance_file(uuid, path):
+    """``path`` inside ``<instances_path>/<uuid>/`` (after resolving links)."""
+    top = os.path.realpath(os.path.join(CONF.instances_path, uuid))
+    real = os.path.realpath(path)
+    if os.path.dirname(real) != top:
+        raise Refused("%r is not a file of instance %s" % (path, uuid))
+    return real
+
+
+def _argv(uuid, argv):
+    if not isinstance(argv, (list, tuple)) or not argv or \
+            not all(isinstance(a, str) and "\0" not in a for a in argv):
+        raise Refused("not an argument vector")
+    if argv[0] not in CONF.hci_guests.allowed_binaries:
+        raise Refused("%r is not in [hci_guests]allowed_binaries" % argv[0])
+    if uuid not in argv:
+        raise Refused("the command line does not name instance %s" % uuid)
+    return list(argv)
+
+
+def launcher_mode():
+    mode = CONF.hci_guests.launcher
+    if mode == "auto":
+        mode = "systemd" if os.path.isdir("/run/systemd/system") else "detached"
+    return mode
+
+
+def start_guest(uuid, argv, uid, log_path):
+    """Start ``argv`` as ``uid``:``[hci_guests]gid``; returns the launcher used."""
+    _uuid(uuid)
+    _uid(uid)
+    argv = _argv(uuid, argv)
+    log_path = _instance_file(uuid, log_path)
+    gid = CONF.hci_guests.gid
+    directory = os.path.dirname(log_path)
+    mode = launcher_mode()
+    if mode == "systemd":
+        if not SLICE.match(CONF.hci_guests.slice):
+            raise Refused("[hci_guests]slice %r is not a slice name" % CONF.hci_guests.slice)
+        processutils.execute(
+            "systemd-run", "--quiet", "--collect", "--unit", UNIT % uuid,
+            "--slice", CONF.hci_guests.slice, "--description",
+            "OpenStack guest %s" % uuid,
+            "--property", "User=%d" % uid, "--property", "Group=%d" % gid,
+            "--property", "WorkingDirectory=%s" % directory,
+            "--property", "StandardOutput=append:%s" % log_path,
+            "--property", "StandardError=append:%s" % log_path,
+            "--property", "KillMode=mixed", "--property", "TimeoutStopSec=30",
+            "--", *argv)
+    else:
+        # the supervisor's first process exits at once; the rest detaches
+        subprocess.run([sys.executable, "-m", "nova_common.supervisor",
+                        "--uid", str(uid), "--gid", str(gid), "--dir", directory,
+                        "--log", log_path, "--", *argv],
+                       check=True, close_fds=True, stdin=subprocess.DEVNULL,
+                       timeout=30)
+    LOG.info("started %s as uid %d (%s)", os.path.basename(argv[0]), uid, mode)
+    return mode
+
+
+def _proc_owner_and_cmdline(pid):
+    with open("/proc/%d/status" % pid) as f:
+        uid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        cmdline = f.read().split(b"\0")
+    return uid, cmdline
+
+
+def guest_processes(uuid):
+    """PIDs of the hypervisor processes of instance ``uuid``: running as a guest uid,
+    with the instance's UUID as an argument (its supervisor, which ends with them, and
+    logs how, is left alone)."""
+    _uuid(uuid)
+    uids, found = confine.uid_range(), []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            uid, cmdline = _proc_owner_and_cmdline(int(name))
+        except (OSError, StopIteration, ValueError):
+            continue
+        if uid in uids and uuid.encode() in cmdline and SUPERVISOR not in cmdline:
+            found.append(int(name))
+    return found
+
+
+def signal_guest(uuid, signum):
+    """Send SIGTERM or SIGKILL to the processes of instance ``uuid``; how many got it."""
+    _uuid(uuid)
+    if signum not in SIGNALS:
+        raise Refused("signal %r is not allowed" % (signum,))
+    sent = 0
+    for pid in guest_processes(uuid):
+        try:
+            os.kill(pid, signum)
+            sent += 1
+        except ProcessLookupError:
+            pass
+    return sent
+
+
+def _mounted_devices():
+    devices = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            devices.add(line.split()[2])
+    return devices
+
+
+def _block_device(path):
+    real = os.path.realpath(path)
+    if not real.startswith("/dev/"):
+        raise Refused("%r is not a device node under /dev" % path)
+    st = os.stat(real)
+    if not stat.S_ISBLK(st.st_mode):
+        raise Refused("%r is not a block device" % path)
+    if "%d:%d" % (os.major(st.st_rdev), os.minor(st.st_rdev)) in _mounted_devices():
+        raise Refused("%r is mounted on this host" % path)
+    return real
+
+
+def grant_device(path, uid):
+    """The guest uid may read and write the block device ``path`` (a device ACL)."""
+    _uid(uid)
+    processutils.execute("setfacl", "-m", "u:%d:rw" % uid, _block_device(path))
+
+
+def revoke_device(path, uid):
+    _uid(uid)
+    try:
+        real = _block_device(path)
+    except FileNotFoundError:
+        return                    # the connection is gone already
+    processutils.execute("setfacl", "-x", "u:%d" % uid, real)

@@ -1,0 +1,68 @@
+"""nova-compute with nova_qmp deployed as an operator would.
+
+As root this test makes the ``nova`` system user, installs nova's rootwrap.conf and this
+project's filters and sudoers rule (tools/install-privsep-config.sh) and a loop device
+for a volume; then nova's API, conductor, scheduler and compute run in a child process as
+that user (nova_compute_service.py), whose privsep daemons start through ``sudo
+nova-rootwrap /etc/nova/rootwrap.conf privsep-helper ...``. No privsep context of ours
+runs in-process. Cleanup removes the user, the files, the loop device, and any guest a
+failure left (by its pidfile).
+"""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+
+import testtools
+from testtools import content
+
+from tests.common import deployment
+
+CHILD = "tests.functional.deploy.nova_compute_service.ComputeAsUser"
+
+
+class TestNovaComputeAsServiceUser(testtools.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.useFixture(deployment.MachineLock())
+        self.user = self.useFixture(deployment.ServiceUser("nova"))
+        self.useFixture(deployment.ReachableBy(sys.prefix))
+        self.useFixture(deployment.ReachableBy(sys.base_prefix))
+        self.useFixture(deployment.ReachableBy(deployment.REPO))
+        self.rootwrap = self.useFixture(deployment.ServiceRootwrap("nova"))
+        backing = tempfile.NamedTemporaryFile(prefix="hci-deploy-vol-")
+        self.addCleanup(backing.close)
+        backing.truncate(16 * 1024 ** 2)
+        self.loop = subprocess.run(["losetup", "--find", "--show", backing.name],
+                                   check=True, capture_output=True, text=True).stdout.strip()
+        self.addCleanup(subprocess.run, ["losetup", "--detach", self.loop], check=False)
+        self.addCleanup(self._reap)
+
+    def _reap(self):
+        """Guests a failed scenario left: by the pidfiles under the user's /tmp dirs."""
+        for top in os.listdir("/tmp"):
+            path = os.path.join("/tmp", top)
+            if not top.startswith("q") or os.stat(path).st_uid != self.user.uid:
+                continue
+            for root, _dirs, files in os.walk(path):
+                if "qemu.pid" in files:
+                    with open(os.path.join(root, "qemu.pid")) as f:
+                        pid = int(f.read().strip() or 0)
+                    try:
+                        if pid and os.path.basename(root).encode() in open(
+                                "/proc/%d/cmdline" % pid, "rb").read():
+                            os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+
+    def test_a_server_with_a_port_and_a_volume_as_the_nova_user(self):
+        self.assertEqual(["/etc/nova/rootwrap.d/openstack-hci-nova.filters",
+                          "/etc/sudoers.d/openstack-hci-nova"], self.rootwrap.installed)
+        code, out = self.user.run(
+            [sys.executable, "-m", "testtools.run",
+             CHILD + ".test_a_server_with_a_port_and_a_volume"],
+            env={"HCI_DEPLOY_LOOP": self.loop, "OS_NOVA_DISABLE_EVENTLET_PATCHING": "1"})
+        self.addDetail("service-output", content.text_content(out))
+        self.assertEqual(0, code, out[-8000:])
+        self.assertIn("OK", out.splitlines()[-1])
