@@ -20,12 +20,10 @@ import tempfile
 import fixtures
 from nova import context as nova_context
 from nova.tests import fixtures as nova_fixtures
-from os_brick import privileged as os_brick_privileged
 
 from nova_cloudhypervisor import driver  # noqa: F401 - registers [cloudhypervisor]
 from nova_cloudhypervisor import process
 from nova_common import instance_dir
-from nova_common import privsep as nova_common_privsep
 from tests.common import guest_images
 from tests.common.ch_standin import fixture as standin
 
@@ -70,9 +68,7 @@ class CHServerTestBase(qmp_base.QMPServerTestBase):
         self.flags(api_paste_config=os.path.join(os.sys.prefix, "etc", "nova",
                                                  "api-paste.ini"), group="wsgi")
         self.useFixture(nova_fixtures.PrivsepFixture())
-        for context in (os_brick_privileged.default, nova_common_privsep.net_admin):
-            context.set_client_mode(False)
-            self.addCleanup(context.set_client_mode, True)
+        self._privsep()
         self.useFixture(fixtures.MockPatch(
             "os_brick.initiator.connector.get_connector_properties",
             return_value={"host": "compute", "ip": "127.0.0.1", "multipath": False,
