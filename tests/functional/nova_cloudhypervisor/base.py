@@ -102,5 +102,11 @@ class CHServerTestBase(qmp_base.QMPServerTestBase):
         self.stub_out("nova.image.glance.API.update", update)
         return self._start_compute("compute")
 
+    def _wait_for_state_change(self, server, expected_status, max_retries=240, **kw):
+        # nova's default is 10 polls of 0.5 s: a first boot on a loaded 2-core machine
+        # (image fetched and flattened, the stand-in and its QEMU started) takes longer
+        return super()._wait_for_state_change(server, expected_status,
+                                              max_retries=max_retries, **kw)
+
     def vmm_pid(self, server):
         return process.read_pid(instance_dir.InstanceDir(server["id"], root=self.instances))
