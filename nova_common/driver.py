@@ -28,7 +28,9 @@ from nova_common import disks
 from nova_common import host
 from nova_common import hypervisor as hv_api
 from nova_common import instance_dir
+from nova_common import launcher
 from nova_common import lifecycle
+from nova_common import privsep
 from nova_common import record as rec
 from nova_common import vifs
 from nova_common import volumes
@@ -92,6 +94,8 @@ class BaseDriver(driver.ComputeDriver):
         if self._desc.confined:
             confine.uid_range()    # a bad range stops nova-compute here
             confine.prepare_instances_path()
+            if os.path.exists(launcher.TUN):
+                privsep.grant_tun(CONF.hci_guests.gid)
         self._events.start()
         self.hv.open_events(self._on_event)
         for uuid in instance_dir.list_uuids():

@@ -174,3 +174,19 @@ def revoke_device(path, uid):
     except FileNotFoundError:
         return                    # the connection is gone already
     processutils.execute("setfacl", "-x", "u:%d" % uid, real)
+
+
+TUN = "/dev/net/tun"
+
+
+def grant_tun(gid):
+    """Guests (group ``[hci_guests]gid``) may open /dev/net/tun to attach to the tap
+    devices made for their uids (udev makes it 0666 on most hosts; some keep it 0600).
+    Opening it gives nothing else: making a tap still needs CAP_NET_ADMIN."""
+    if gid != CONF.hci_guests.gid:
+        raise Refused("gid %r is not [hci_guests]gid" % (gid,))
+    st = os.stat(TUN)
+    if not stat.S_ISCHR(st.st_mode):
+        raise Refused("%s is not a character device" % TUN)
+    if st.st_mode & 0o006 != 0o006:
+        processutils.execute("setfacl", "-m", "g:%d:rw" % gid, TUN)

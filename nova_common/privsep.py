@@ -88,3 +88,8 @@ def grant_device(path, uid):
 @guest_admin.entrypoint
 def revoke_device(path, uid):
     launcher.revoke_device(path, uid)
+
+
+@guest_admin.entrypoint
+def grant_tun(gid):
+    launcher.grant_tun(gid)

@@ -80,6 +80,22 @@ class TestRefusals(base.TestCase):
         self.assertIn("%d:%d" % (os.major(root_dev), os.minor(root_dev)), mounted)
 
 
+class TestTun(base.TestCase):
+    def test_guests_may_open_the_tun_device(self):
+        mode = os.stat(launcher.TUN).st_mode & 0o777
+        acl = subprocess.run(["getfacl", "-cpn", launcher.TUN], capture_output=True,
+                             text=True).stdout
+        self.addCleanup(subprocess.run, ["setfacl", "--set", ",".join(
+            line for line in acl.split() if line), launcher.TUN], check=False)
+        self.addCleanup(os.chmod, launcher.TUN, mode)
+        os.chmod(launcher.TUN, 0o600)
+        self.assertRaises(launcher.Refused, launcher.grant_tun, 4242)
+        probe = ("python3", "-c", "open('/dev/net/tun', 'r+b')")
+        self.assertNotEqual(0, as_uid(GUEST, *probe).returncode)
+        launcher.grant_tun(GID)
+        self.assertEqual(0, as_uid(GUEST, *probe).returncode)
+
+
 class TestDeviceAccess(base.TestCase):
     def test_a_loop_device_is_its_guest_s_only_and_not_after_revoke(self):
         backing = os.path.join(self.instances, "vol")
