@@ -26,6 +26,9 @@ PACKAGES=(
     # networking in tests (namespaces, bridges, taps), ssh to test guests; sudo and sshd
     # for the benchmarks' upstream drivers (rootwrap, ssh to themselves)
     iproute2 openssh-client openssh-server sudo
+    # Open vSwitch (userspace datapath) and OVN carrying the guests' traffic in the
+    # networking tests (started by the tests themselves, never as system services)
+    openvswitch-switch ovn-central ovn-host
     # Python for tox and the test virtualenvs
     python3 python3-venv python3-dev git
 )
