@@ -27,11 +27,11 @@ SmartNIC-managed).
 """
 import os
 
-import os_vif
 from nova import exception
 from nova.i18n import _
 from nova.network import model as network_model
 from nova.network import os_vif_util
+import os_vif
 from os_vif import exception as osv_exception
 from os_vif.objects import vif as osv_vif
 from oslo_log import log as logging
