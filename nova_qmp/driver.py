@@ -31,6 +31,7 @@ from nova_common import host
 from nova_common import instance_dir
 from nova_common import lifecycle
 from nova_common import ports
+from nova_common import vif_events
 from nova_common import vifs
 from nova_common import volumes
 from nova_qmp import monitor
@@ -228,7 +229,8 @@ class QMPDriver(driver.ComputeDriver):
                                           network_info, idir.file(qemu.CONFIG_DRIVE))
             meta = self._launch_meta(instance, idir, machine, with_config,
                                      root_disk=root_volume is None)
-            self._attach_devices(instance, idir, meta, network_info, block_device_info)
+            with vif_events.plugging(self.virtapi, instance, network_info, power_on):
+                self._attach_devices(instance, idir, meta, network_info, block_device_info)
             if power_on:
                 self._start(instance, idir)
         except Exception:

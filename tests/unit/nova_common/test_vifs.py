@@ -1,6 +1,7 @@
 """nova_common.vifs: nova's own conversion (os_vif_util) runs for real; the boundaries
 mocked are the privileged side (nova_common.privsep) and os-vif's plug/unplug, which
 drive Open vSwitch (tests/functional/net runs them against a real one)."""
+import os
 from unittest import mock
 import uuid
 
@@ -24,7 +25,8 @@ def vif(kind="tap", devname=TAP, vnic_type="normal", **details):
     return network_model.VIF(
         id=PORT, type=kind, devname=devname, address="fa:16:3e:00:00:01",
         details=details, vnic_type=vnic_type, ovs_interfaceid=PORT, delegate_create=True,
-        network=network_model.Network(id="n1", bridge="br-int", meta={"mtu": 1400}))
+        network=network_model.Network(id="2b9e5a0c-51f4-4d0e-9d38-3c4b1f1a0a01",
+                                      bridge="br-int", meta={"mtu": 1400}))
 
 
 def ovn_vif(**details):
@@ -83,7 +85,7 @@ class TestVifs(base.TestCase):
         self.assertEqual(["device_exists", "create_tap", "os_vif_plug"], self.names())
         # owned by this process's user (the hypervisor's), with the port's MTU; the tap's
         # own MAC is not the guest's
-        self.calls.create_tap.assert_called_once_with(TAP, mock.ANY, mtu=1400,
+        self.calls.create_tap.assert_called_once_with(TAP, os.getuid(), mtu=1400,
                                                       mac="fe:16:3e:00:00:01")
         obj, info = self.calls.os_vif_plug.call_args[0]
         self.assertIsInstance(obj, osv_vif.VIFOpenVSwitch)
@@ -94,6 +96,12 @@ class TestVifs(base.TestCase):
         self.assertTrue(obj.port_profile.create_port)
         self.assertEqual(1400, obj.network.mtu)
         self.assertEqual(self.instance.uuid, info.uuid)
+
+    def test_os_vif_writes_the_ovs_port_even_when_nova_did_not_ask(self):
+        port = ovn_vif()
+        port["delegate_create"] = False
+        vifs.plug(self.instance, port)
+        self.assertTrue(self.calls.os_vif_plug.call_args[0][0].port_profile.create_port)
 
     def test_ml2_ovs_port_without_create_tap(self):
         vifs.plug(self.instance, ovn_vif(ovs_create_tap=False, datapath_type="system"))
