@@ -117,3 +117,21 @@ class OVNHost(fixtures.Fixture):
         out = json.loads(ctl("--format=json", "--columns=" + ",".join(columns), "find",
                              table, *conditions))
         return [dict(zip(out["headings"], row, strict=True)) for row in out["data"]]
+
+
+def shared_host():
+    """One OVS+OVN for the test process, with os-vif pointed at it: ovsdbapp keeps one
+    OVSDB connection per process (as nova-compute has one OVS), so each test makes its
+    own logical switch on this host rather than a host of its own. Stopped at exit."""
+    def start():
+        import nova.conf
+        import os_vif
+        host = OVNHost()
+        host.setUp()
+        # as nova-compute does at start (nova/cmd/compute.py), pointed at this OVS
+        os_vif.initialize()
+        nova.conf.CONF.set_override("ovsdb_connection", "unix:" + host.db_sock,
+                                    group="os_vif_ovs")
+        os_vif.initialize(reset=True)
+        return host
+    return process.shared("ovn-host", start, stop_method="cleanUp")

@@ -15,7 +15,6 @@ from nova import exception
 from nova import objects
 import nova.conf
 from nova.network import model as network_model
-import os_vif
 import testtools
 from vif_plug_ovs import privsep as os_vif_privsep
 
@@ -24,26 +23,10 @@ from nova_common import vifs
 from nova_qmp import qemu as qmp_qemu
 from tests.common import guest_images
 from tests.common import ovs
-from tests.common import process
 from tests.common import qemu
 
 CONF = nova.conf.CONF
 CIDR, ROUTER, MTU = "10.0.0.0/24", "10.0.0.1", 1400
-
-
-def ovn_host():
-    """One OVS+OVN for the test process, and os-vif pointed at it: ovsdbapp keeps one
-    OVSDB connection per process (as nova-compute has one OVS), so each test makes its
-    own logical switch on this host rather than a host of its own."""
-    def start():
-        host = ovs.OVNHost()
-        host.setUp()
-        # as nova-compute does at start (nova/cmd/compute.py), pointed at this OVS
-        os_vif.initialize()
-        CONF.set_override("ovsdb_connection", "unix:" + host.db_sock, group="os_vif_ovs")
-        os_vif.initialize(reset=True)
-        return host
-    return process.shared("ovn-host", start, stop_method="cleanUp")
 
 
 def port_vif(port_id, mac, **details):
@@ -64,7 +47,7 @@ class TestOVNPorts(testtools.TestCase):
         super().setUp()
         self.useFixture(fixtures.Timeout(600, gentle=True))
         objects.register_all()
-        self.host = ovn_host()
+        self.host = ovs.shared_host()
         # the privileged calls (ours and os-vif's) in this root test process
         for context in (privsep.net_admin, os_vif_privsep.vif_plug):
             context.set_client_mode(False)
