@@ -23,11 +23,15 @@ class TestOVNServer(base.QMPServerTestBase):
         self.addCleanup(os_vif_privsep.vif_plug.set_client_mode, True)
         return super()._setup_compute_service()
 
-    def ovn_port(self, port):
-        """Play Neutron ML2/OVN: the port bound as ``ovs`` on this chassis, and its
-        logical port (named by the port id) on a switch with native DHCP."""
-        self.neutron._ports[port["id"]] = dict(copy.deepcopy(port), **{
+    def ovn_port(self):
+        """Play Neutron ML2/OVN: a port of its own (other tests run concurrently with the
+        fixture's ports and taps named after them) bound as ``ovs`` on this chassis, and
+        its logical port (named by the port id) on a switch with native DHCP."""
+        port = dict(copy.deepcopy(self.neutron.port_1), **{
+            "id": str(uuid.uuid4()), "mac_address": "fa:16:3e:00:11:22",
             "binding:vif_type": "ovs", "binding:vif_details": dict(OVN_DETAILS)})
+        port["fixed_ips"][0]["ip_address"] = "192.168.1.44"
+        self.neutron._ports[port["id"]] = port
         switch = "ls-" + uuid.uuid4().hex[:8]
         dhcp = self.host.nbctl(
             "create", "DHCP_Options", "cidr=192.168.1.0/24",
@@ -40,15 +44,14 @@ class TestOVNServer(base.QMPServerTestBase):
         self.host.nbctl("lsp-add", switch, port["id"])
         self.host.nbctl("lsp-set-addresses", port["id"], "%s %s" % (port["mac_address"], ip))
         self.host.nbctl("lsp-set-dhcpv4-options", port["id"], dhcp)
-        return ip
+        return port, ip
 
     def ovs_interfaces(self, port_id):
         return self.host.find(self.host.vsctl, "Interface",
                               "external_ids:iface-id=" + port_id)
 
     def test_server_on_an_ovn_port_gets_ovn_dhcp(self):
-        port = self.neutron.port_1
-        ip = self.ovn_port(port)
+        port, ip = self.ovn_port()
         server = self.boot("qcow2", networks=[{"port": port["id"]}])
         tap = ("tap" + port["id"])[:14]
         self.assertEqual([{"name": tap}], self.ovs_interfaces(port["id"]))
