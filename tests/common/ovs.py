@@ -4,9 +4,11 @@ directory, and stopped by PID in cleanup (also after a failure).
 
 ``OVNHost`` gives: ovsdb-server + ovs-vswitchd (``db_sock``), OVN's NB and SB
 ovsdb-servers, ovn-northd and one ovn-controller (chassis ``CHASSIS``) that makes
-``br-int`` with the netdev datapath. ``nbctl``/``vsctl``/``sbctl`` run the CLIs against
-these databases (JSON output where a test reads what they print).
+``br-int`` with the netdev datapath; ``OsVif`` points os-vif at it.
+``nbctl``/``vsctl``/``sbctl`` run the CLIs against these databases (JSON output where a
+test reads what they print).
 """
+import fcntl
 import json
 import os
 import subprocess
@@ -28,8 +30,36 @@ def available():
                                            "/usr/bin/ovn-controller"))
 
 
+LOCK = os.path.join(os.environ.get("HCI_CACHE", "/var/cache/openstack-hci-drivers"),
+                    "ovs-test.lock")
+
+
 class OVNHost(fixtures.Fixture):
+    """One at a time per machine (a lock file held while it runs): the userspace
+    datapath makes host-wide kernel devices (``ovs-netdev``, the bridges' internal
+    ports), so a second Open vSwitch would fail to open its datapath."""
+
+    def __init__(self, lock_timeout=900):
+        super().__init__()
+        self.lock_timeout = lock_timeout
+
+    def _lock(self):
+        os.makedirs(os.path.dirname(LOCK), exist_ok=True)
+        fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        self.addCleanup(os.close, fd)       # closing releases the lock
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("another Open vSwitch test host held %s for %ss"
+                                       % (LOCK, self.lock_timeout)) from None
+                time.sleep(0.5)
+
     def _setUp(self):
+        self._lock()
         # short: UNIX socket paths must stay under 108 bytes
         self.dir = self.useFixture(fixtures.TempDir(rootdir="/tmp")).path
         d = self.dir
@@ -119,19 +149,31 @@ class OVNHost(fixtures.Fixture):
         return [dict(zip(out["headings"], row, strict=True)) for row in out["data"]]
 
 
-def shared_host():
-    """One OVS+OVN for the test process, with os-vif pointed at it: ovsdbapp keeps one
-    OVSDB connection per process (as nova-compute has one OVS), so each test makes its
-    own logical switch on this host rather than a host of its own. Stopped at exit."""
-    def start():
+
+class OsVif(fixtures.Fixture):
+    """os-vif initialized as nova-compute does at start (nova/cmd/compute.py) and pointed
+    at ``host``'s OVSDB. ovsdbapp keeps one OVSDB connection per process (class state),
+    so cleanup stops it and forgets it for the next host."""
+
+    def __init__(self, host):
+        super().__init__()
+        self.host = host
+
+    def _setUp(self):
         import nova.conf
         import os_vif
-        host = OVNHost()
-        host.setUp()
-        # as nova-compute does at start (nova/cmd/compute.py), pointed at this OVS
+        from vif_plug_ovs.ovsdb import impl_idl
         os_vif.initialize()
-        nova.conf.CONF.set_override("ovsdb_connection", "unix:" + host.db_sock,
-                                    group="os_vif_ovs")
+        conf = nova.conf.CONF
+        conf.set_override("ovsdb_connection", "unix:" + self.host.db_sock,
+                          group="os_vif_ovs")
+        self.addCleanup(conf.clear_override, "ovsdb_connection", group="os_vif_ovs")
         os_vif.initialize(reset=True)
-        return host
-    return process.shared("ovn-host", start, stop_method="cleanUp")
+        self.addCleanup(self._forget_connection, impl_idl.NeutronOvsdbIdl)
+
+    @staticmethod
+    def _forget_connection(idl_class):
+        conn = idl_class._ovsdb_connection
+        if conn is not None:
+            conn.stop(timeout=10)
+            idl_class._ovsdb_connection = None

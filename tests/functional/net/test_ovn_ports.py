@@ -47,7 +47,8 @@ class TestOVNPorts(testtools.TestCase):
         super().setUp()
         self.useFixture(fixtures.Timeout(600, gentle=True))
         objects.register_all()
-        self.host = ovs.shared_host()
+        self.host = self.useFixture(ovs.OVNHost())
+        self.useFixture(ovs.OsVif(self.host))
         # the privileged calls (ours and os-vif's) in this root test process
         for context in (privsep.net_admin, os_vif_privsep.vif_plug):
             context.set_client_mode(False)
