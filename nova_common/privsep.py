@@ -39,11 +39,12 @@ def device_exists(dev):
 
 
 @net_admin.entrypoint
-def create_tap(dev, owner_uid, mtu=None, mac=None):
-    """A tap device owned by ``owner_uid``, up, with IPv6 off (idempotent).
+def create_tap(dev, owner_uid, mtu=None, mac=None, disable_ipv6=False):
+    """A tap device owned by ``owner_uid``, up (idempotent).
 
-    IPv6 is disabled as os-vif does for its taps: the host must neither run duplicate
-    address detection on the guest's link nor accept the tenant's router advertisements.
+    ``disable_ipv6`` as os-vif does for the taps of Open vSwitch ports: the host must
+    neither run duplicate address detection on the guest's link nor accept the tenant's
+    router advertisements. (Routed ``tap`` backends such as Calico need IPv6 on the tap.)
     """
     _device(dev)
     out, _err = processutils.execute("ip", "-o", "link", "show", "dev", dev,
@@ -52,7 +53,7 @@ def create_tap(dev, owner_uid, mtu=None, mac=None):
         processutils.execute("ip", "tuntap", "add", "dev", dev, "mode", "tap",
                              "user", str(int(owner_uid)), "vnet_hdr")
     knob = "/proc/sys/net/ipv6/conf/%s/disable_ipv6" % dev
-    if os.path.exists(knob):        # absent when the host has IPv6 off altogether
+    if disable_ipv6 and os.path.exists(knob):   # absent when the host has no IPv6
         with open(knob, "w") as f:
             f.write("1")
     if mtu:

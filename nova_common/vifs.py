@@ -115,7 +115,8 @@ def plug(instance, vif):
         return dev
     obj, info = _to_os_vif(instance, vif)
     made = not privsep.device_exists(dev)
-    privsep.create_tap(dev, os.getuid(), mtu=mtu, mac=_tap_mac(vif["address"]))
+    privsep.create_tap(dev, os.getuid(), mtu=mtu, mac=_tap_mac(vif["address"]),
+                       disable_ipv6=True)
     try:
         os_vif.plug(obj, info)
         if isinstance(obj, osv_vif.VIFBridge):

@@ -86,7 +86,8 @@ class TestVifs(base.TestCase):
         # owned by this process's user (the hypervisor's), with the port's MTU; the tap's
         # own MAC is not the guest's
         self.calls.create_tap.assert_called_once_with(TAP, os.getuid(), mtu=1400,
-                                                      mac="fe:16:3e:00:00:01")
+                                                      mac="fe:16:3e:00:00:01",
+                                                      disable_ipv6=True)
         obj, info = self.calls.os_vif_plug.call_args[0]
         self.assertIsInstance(obj, osv_vif.VIFOpenVSwitch)
         self.assertEqual((TAP, "br-int", "fa:16:3e:00:00:01"),
