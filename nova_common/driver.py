@@ -32,6 +32,7 @@ from nova_common import launcher
 from nova_common import lifecycle
 from nova_common import privsep
 from nova_common import record as rec
+from nova_common import vif_events
 from nova_common import vifs
 from nova_common import volumes
 
@@ -214,7 +215,9 @@ class BaseDriver(driver.ComputeDriver):
             if config_drive:
                 disks.create_config_drive(context, instance, injected_files, admin_password,
                                           network_info, idir.file(instance_dir.CONFIG_DRIVE))
-            self._plug_and_connect(guest, instance, network_info, block_device_info)
+            # Neutron's network-vif-plugged awaited before the guest runs on its ports
+            with vif_events.plugging(self.virtapi, instance, network_info, power_on):
+                self._plug_and_connect(guest, instance, network_info, block_device_info)
             self._save(guest)      # once, before the guest starts
             LOG.info("created the guest's disks and devices", instance=instance)
             if power_on:

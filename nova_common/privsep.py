@@ -8,6 +8,7 @@
 
 Everything takes validated names and runs commands with an argument vector (no shell).
 """
+import os
 import re
 
 from oslo_concurrency import processutils
@@ -48,20 +49,40 @@ def _mac(mac):
     return mac
 
 
+def device_exists(dev):
+    """Whether the network device exists (no privileges needed)."""
+    return os.path.exists(os.path.join("/sys/class/net", _device(dev)))
+
+
 @net_admin.entrypoint
-def create_tap(dev, owner_uid, mtu=None, mac=None):
-    """A tap device owned by ``owner_uid``, up (idempotent)."""
+def create_tap(dev, owner_uid, mtu=None, mac=None, disable_ipv6=False):
+    """A tap device owned by ``owner_uid``, up (idempotent).
+
+    ``disable_ipv6`` as os-vif does for the taps of Open vSwitch ports: the host must
+    neither run duplicate address detection on the guest's link nor accept the tenant's
+    router advertisements. (Routed ``tap`` backends such as Calico need IPv6 on the tap.)
+    """
     _device(dev)
     out, _err = processutils.execute("ip", "-o", "link", "show", "dev", dev,
                                      check_exit_code=[0, 1])
     if not out:
         processutils.execute("ip", "tuntap", "add", "dev", dev, "mode", "tap",
                              "user", str(int(owner_uid)), "vnet_hdr")
+    knob = "/proc/sys/net/ipv6/conf/%s/disable_ipv6" % dev
+    if disable_ipv6 and os.path.exists(knob):   # absent when the host has no IPv6
+        with open(knob, "w") as f:
+            f.write("1")
     if mtu:
         processutils.execute("ip", "link", "set", "dev", dev, "mtu", str(int(mtu)))
     if mac:
         processutils.execute("ip", "link", "set", "dev", dev, "address", _mac(mac))
     processutils.execute("ip", "link", "set", "dev", dev, "up")
+
+
+@net_admin.entrypoint
+def set_master(dev, bridge):
+    """Put ``dev`` on the Linux bridge ``bridge`` (hybrid-plugged OVS ports)."""
+    processutils.execute("ip", "link", "set", "dev", _device(dev), "master", _device(bridge))
 
 
 @net_admin.entrypoint

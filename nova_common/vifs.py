@@ -1,45 +1,170 @@
-"""Network interfaces of instances, as tap devices.
+"""Network interfaces of instances: the host side of Neutron's ports, as tap devices.
 
-Supported: ports Neutron binds as ``tap`` VIFs (the backend, e.g. Calico, wires the tap
-device nova creates; nova 34 has no Linux-bridge VIFs any more). The tap is created for
-the guest process's uid, so the hypervisor process opens it by name without privileges; Open vSwitch
-ports need OVS on the host and are not supported yet.
+Supported port bindings:
+
+- ``tap``: the backend (e.g. Calico) wires the tap device made here.
+- ``ovs`` (Neutron ML2/OVN and ML2/OVS): converted with nova's
+  ``os_vif_util.nova_to_osvif_vif`` and plugged with os-vif's ``ovs`` plugin, which writes
+  the Open vSwitch port with the ``iface-id``/``attached-mac``/``vm-uuid`` external ids
+  that OVN and the OVS agent bind on. With hybrid plug (``ovs_hybrid_plug``, the iptables
+  firewall of ML2/OVS), os-vif makes the ``qbr`` bridge and its veth pair into OVS, and the
+  tap is put on that bridge.
+
+How the tap reaches the hypervisor: it is always made here, through
+``nova_common.privsep``, *owned by the guest process's uid* (its own uid for a confined
+hypervisor, ``nova_common.confine``; nova's user otherwise), before os-vif writes the OVS
+row. The hypervisor process, which runs as that uid without privileges, can then open it
+by name. os-vif's own tap (Neutron's ``ovs_create_tap``) would belong to
+root, and an unprivileged process cannot attach to it; since os-vif makes its tap only
+when none exists, the port gets the same result either way (IPv6 off, MTU, in OVS before
+the guest starts) and os-vif's unplug still removes it. Passing file descriptors from a
+privileged helper would also work, but would need fd passing on every start and hot-plug.
+
+Refused before anything is made, with ``VirtualInterfacePlugException``: ``vhostuser``
+(needs Open vSwitch with DPDK and shared guest memory), ``bridge`` (Linux bridge, gone
+from nova 34), ``binding_failed``/``unbound`` (Neutron could not bind the port), any other
+type, and ``ovs`` ports of non-``normal`` VNIC types (SR-IOV representors, vDPA,
+SmartNIC-managed).
 """
 import os
 
 from nova import exception
 from nova.i18n import _
 from nova.network import model as network_model
+from nova.network import os_vif_util
+import os_vif
+from os_vif import exception as osv_exception
+from os_vif.objects import vif as osv_vif
+from oslo_log import log as logging
+from oslo_utils import excutils
 
 from nova_common import privsep
 
-SUPPORTED = (network_model.VIF_TYPE_TAP,)
+LOG = logging.getLogger(__name__)
+
+SUPPORTED = (network_model.VIF_TYPE_TAP, network_model.VIF_TYPE_OVS)
+
+REFUSED = {
+    network_model.VIF_TYPE_VHOSTUSER: _(
+        "vhost-user ports need Open vSwitch with DPDK and guest memory shared with it; "
+        "this driver does not support them (use an Open vSwitch without DPDK, whose "
+        "ports Neutron binds as 'ovs')"),
+    network_model.VIF_TYPE_BRIDGE: _(
+        "Linux bridge ports are not supported (nova 34 and Neutron removed them)"),
+    network_model.VIF_TYPE_BINDING_FAILED: _("Neutron failed to bind the port"),
+    network_model.VIF_TYPE_UNBOUND: _("the port is not bound by Neutron"),
+}
+
+
+def _refuse(vif, reason):
+    raise exception.VirtualInterfacePlugException(
+        _("cannot plug port %(id)s (VIF type %(type)s): %(reason)s")
+        % {"id": vif["id"], "type": vif["type"], "reason": reason})
 
 
 def check(vif, supported=SUPPORTED):
     """Refuse, before anything is made, a port this driver cannot plug."""
+    kind = vif["type"]
+    if kind in REFUSED:
+        _refuse(vif, REFUSED[kind])
     supported = [t for t in supported if t in SUPPORTED]
-    if vif["type"] not in supported:
-        raise exception.VirtualInterfacePlugException(
-            _("VIF type %(type)s of port %(id)s is not supported (supported: %(ok)s)")
-            % {"type": vif["type"], "id": vif["id"], "ok": ", ".join(supported)})
+    if kind not in supported:
+        _refuse(vif, _("not supported (supported: %s)") % ", ".join(supported))
+    vnic = vif.get("vnic_type") or network_model.VNIC_TYPE_NORMAL
+    if vnic != network_model.VNIC_TYPE_NORMAL:
+        _refuse(vif, _("VNIC type %s is not supported (only normal)") % vnic)
     if not vif.get("devname"):
-        raise exception.VirtualInterfacePlugException(
-            _("port %s has no device name") % vif["id"])
+        _refuse(vif, _("it has no device name"))
+    if kind == network_model.VIF_TYPE_OVS and not (vif.get("network") or {}).get("bridge"):
+        _refuse(vif, _("Neutron gave no integration bridge"))
+
+
+def _mtu(vif):
+    network = vif.get("network")
+    return network.get_meta("mtu") if network else None
+
+
+def _tap_mac(mac):
+    """The tap's own MAC for an OVS port: the guest's with its first byte FE (FA if that
+    is already FE), as libvirt does, so the host never uses the guest's address."""
+    first = "fa" if mac.lower().startswith("fe") else "fe"
+    return first + mac[2:]
+
+
+def _to_os_vif(instance, vif):
+    """The os-vif objects of an ``ovs`` port: (VIF, InstanceInfo)."""
+    os_vif.initialize()     # idempotent; nova-compute has already done it at start
+    obj = os_vif_util.nova_to_osvif_vif(vif)
+    if not isinstance(obj, (osv_vif.VIFOpenVSwitch, osv_vif.VIFBridge)):
+        _refuse(vif, _("os-vif made a %s of it, which this driver cannot plug")
+                % type(obj).__name__)
+    # no libvirt here to write the OVS row: os-vif must (nova sets this for every port
+    # it builds from Neutron's)
+    obj.port_profile.create_port = True
+    if isinstance(obj, osv_vif.VIFBridge):
+        obj.port_profile.create_tap = False     # os-vif makes no tap on a Linux bridge
+    return obj, os_vif_util.nova_to_osvif_instance(instance)
 
 
 def plug(instance, vif, owner=None):
-    """Create the tap device of ``vif`` for the uid ``owner`` (the guest process's;
-    default: this process's) (idempotent); returns its name."""
+    """Make the host side of ``vif`` (idempotent: ``plug_vifs`` runs it again at host
+    start), its tap owned by the uid ``owner`` (the guest process's; default: this
+    process's); returns the name of the tap the hypervisor opens."""
     check(vif)
-    network = vif.get("network") or {}
-    mtu = network.get_meta("mtu") if network else None
-    privsep.create_tap(vif["devname"], os.getuid() if owner is None else owner, mtu=mtu,
-                       mac=vif["details"].get(network_model.VIF_DETAILS_TAP_MAC_ADDRESS))
-    return vif["devname"]
+    dev, mtu = vif["devname"], _mtu(vif)
+    owner = os.getuid() if owner is None else owner
+    if vif["type"] == network_model.VIF_TYPE_TAP:
+        privsep.create_tap(dev, owner, mtu=mtu,
+                           mac=vif["details"].get(network_model.VIF_DETAILS_TAP_MAC_ADDRESS))
+        return dev
+    obj, info = _to_os_vif(instance, vif)
+    made = not privsep.device_exists(dev)
+    privsep.create_tap(dev, owner, mtu=mtu, mac=_tap_mac(vif["address"]),
+                       disable_ipv6=True)
+    try:
+        os_vif.plug(obj, info)
+        if isinstance(obj, osv_vif.VIFBridge):
+            privsep.set_master(dev, obj.bridge_name)
+    except Exception as e:
+        with excutils.save_and_reraise_exception(reraise=False):
+            LOG.error("Plugging port %(id)s failed: %(e)s", {"id": vif["id"], "e": e},
+                      instance=instance)
+            _undo(instance, obj, info, dev if made else None)
+        raise exception.VirtualInterfacePlugException(
+            _("plugging port %(id)s into Open vSwitch failed: %(e)s")
+            % {"id": vif["id"], "e": e})
+    LOG.info("Plugged port %(id)s (tap %(dev)s) into %(how)s", {
+        "id": vif["id"], "dev": dev,
+        "how": ("Linux bridge %s" % obj.bridge_name if isinstance(obj, osv_vif.VIFBridge)
+                else "Open vSwitch bridge %s" % obj.network.bridge)}, instance=instance)
+    return dev
+
+
+def _undo(instance, obj, info, dev):
+    try:
+        os_vif.unplug(obj, info)
+    except osv_exception.ExceptionBase:
+        LOG.exception("Could not unplug %s again", obj.id, instance=instance)
+    if dev:
+        privsep.delete_tap(dev)
 
 
 def unplug(instance, vif):
-    """Remove the tap device (one that is already gone is fine)."""
-    if vif.get("devname"):
-        privsep.delete_tap(vif["devname"])
+    """Remove the host side of ``vif`` (what is already gone is fine). Ports this driver
+    refuses were never plugged: nothing to do."""
+    if vif["type"] not in SUPPORTED or not vif.get("devname"):
+        return
+    if vif["type"] == network_model.VIF_TYPE_OVS:
+        try:
+            obj, info = _to_os_vif(instance, vif)
+        except exception.VirtualInterfacePlugException:
+            obj = None
+        if obj is not None:
+            try:
+                os_vif.unplug(obj, info)
+            except osv_exception.ExceptionBase as e:
+                raise exception.InternalError(
+                    _("unplugging port %(id)s from Open vSwitch failed: %(e)s")
+                    % {"id": vif["id"], "e": e})
+    privsep.delete_tap(vif["devname"])
+    LOG.info("Unplugged port %s", vif["id"], instance=instance)

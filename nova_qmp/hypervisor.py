@@ -52,7 +52,7 @@ class QemuHypervisor(hv_api.Hypervisor):
     description = hv_api.Description(
         hypervisor_type="qemu",
         image_formats=("qcow2", "raw"),
-        vif_types=(network_model.VIF_TYPE_TAP,),
+        vif_types=(network_model.VIF_TYPE_TAP, network_model.VIF_TYPE_OVS),
         optional=hv_api.OPTIONAL,
         confined=True)
 

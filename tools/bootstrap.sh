@@ -28,6 +28,9 @@ PACKAGES=(
     iproute2 openssh-client openssh-server sudo
     # guest confinement: ACLs on instance files, setpriv (util-linux) in tests
     acl util-linux
+    # Open vSwitch (userspace datapath) and OVN carrying the guests' traffic in the
+    # networking tests (started by the tests themselves, never as system services)
+    openvswitch-switch ovn-central ovn-host
     # Python for tox and the test virtualenvs
     python3 python3-venv python3-dev git
 )

@@ -4,7 +4,9 @@ Used for the test guest images themselves and as the base of other guest fixture
 QMP socket is reached with ``qemu.qmp``'s synchronous legacy client.
 """
 import os
+import socket
 import subprocess
+import threading
 import time
 
 import fixtures
@@ -26,8 +28,11 @@ class QemuGuest(fixtures.Fixture):
     :param machine: QEMU machine type.
     """
 
-    def __init__(self, args, machine="pc", memory_mb=256, smp=1, accel="tcg", cpu=None):
+    def __init__(self, args, machine="pc", memory_mb=256, smp=1, accel="tcg", cpu=None,
+                 interactive=False):
+        """:param interactive: the serial port is also a UNIX socket, for ``type()``."""
         super().__init__()
+        self.interactive = interactive
         self.args = list(args) + (["-cpu", cpu] if cpu else [])
         self.accel = accel
         self.machine = machine
@@ -35,6 +40,7 @@ class QemuGuest(fixtures.Fixture):
         self.smp = smp
         self.proc = None
         self._qmp = None
+        self._serial = None
 
     def _setUp(self):
         self.workdir = self.useFixture(fixtures.TempDir()).path
@@ -42,15 +48,49 @@ class QemuGuest(fixtures.Fixture):
         self.qmp_path = os.path.join(self.workdir, "qmp.sock")
         argv = [QEMU, "-machine", self.machine, "-accel", self.accel, "-m", str(self.memory_mb),
                 "-smp", str(self.smp), "-nodefaults", "-display", "none", "-no-reboot",
-                "-sandbox", "on", "-serial", "file:" + self.console,
-                "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path] + self.args
+                "-sandbox", "on", "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
+        if self.interactive:
+            self.serial_path = os.path.join(self.workdir, "serial.sock")
+            argv += ["-chardev", "socket,id=ser0,path=%s,server=on,wait=off,logfile=%s"
+                     % (self.serial_path, self.console), "-serial", "chardev:ser0"]
+        else:
+            argv += ["-serial", "file:" + self.console]
+        argv += self.args
         with open(os.path.join(self.workdir, "qemu.out"), "wb") as out:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT,
                                          preexec_fn=process.die_with_parent)  # noqa: PLW1509
         self.addCleanup(self._stop)
 
+    def type(self, line):
+        """Send ``line`` (and a newline) to the guest's console shell.
+
+        One connection for the guest's lifetime, whose output a thread reads and drops
+        (the log file has it): QEMU stops the console of a client that does not read,
+        and drops what it has not yet passed to the guest when the client goes.
+        """
+        if self._serial is None:
+            self._serial = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._serial.connect(self.serial_path)
+            threading.Thread(target=self._drain, args=(self._serial,), daemon=True).start()
+        self._serial.sendall(line.encode() + b"\n")
+
+    @staticmethod
+    def _drain(sock):
+        try:
+            while sock.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def stop(self):
+        """Stop QEMU now (idempotent; cleanup does it too)."""
+        self._stop()
+
     def _stop(self):
+        if self._serial is not None:
+            self._serial.close()
+            self._serial = None
         if self._qmp is not None:
             try:
                 self._qmp.close()

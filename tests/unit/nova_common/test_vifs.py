@@ -1,35 +1,165 @@
+"""nova_common.vifs: nova's own conversion (os_vif_util) runs for real; the boundaries
+mocked are the privileged side (nova_common.privsep) and os-vif's plug/unplug, which
+drive Open vSwitch (tests/functional/net runs them against a real one)."""
+import os
 from unittest import mock
+import uuid
 
+import fixtures
 from nova import exception
+from nova import objects
 from nova.network import model as network_model
+import os_vif
+from os_vif import exception as osv_exception
+from os_vif.objects import vif as osv_vif
 
 from nova_common import privsep
 from nova_common import vifs
 from tests.unit.nova_common import base
 
+PORT = "12345678-9abc-def0-1234-56789abcdef0"
+TAP = "tap12345678-9a"
 
-def vif(kind="tap", devname="tap12345678-9a", **details):
-    return network_model.VIF(id="12345678-9abc-def0-1234-56789abcdef0", type=kind,
-                             devname=devname, address="fa:16:3e:00:00:01",
-                             details=details,
-                             network=network_model.Network(id="n1", meta={"mtu": 1400}))
+
+def vif(kind="tap", devname=TAP, vnic_type="normal", **details):
+    return network_model.VIF(
+        id=PORT, type=kind, devname=devname, address="fa:16:3e:00:00:01",
+        details=details, vnic_type=vnic_type, ovs_interfaceid=PORT, delegate_create=True,
+        network=network_model.Network(id="2b9e5a0c-51f4-4d0e-9d38-3c4b1f1a0a01",
+                                      bridge="br-int", meta={"mtu": 1400}))
+
+
+def ovn_vif(**details):
+    """What Neutron ML2/OVN binds on a userspace-datapath chassis without DPDK."""
+    d = {"port_filter": True, "connectivity": "l2", "ovs_create_tap": True,
+         "bridge_name": "br-int", "datapath_type": "netdev"}
+    d.update(details)
+    return vif("ovs", **d)
 
 
 class TestVifs(base.TestCase):
-    def test_only_tap_vifs_with_a_device_name(self):
+    def setUp(self):
+        super().setUp()
+        objects.register_all()
+        self.instance = objects.Instance(id=7, uuid=str(uuid.uuid4()), project_id="p1")
+        # the boundaries: privileged calls and os-vif's plugging of Open vSwitch
+        self.calls = mock.Mock()
+        for name in ("create_tap", "delete_tap", "set_master", "device_exists"):
+            self.useFixture(fixtures.MockPatchObject(
+                privsep, name, getattr(self.calls, name)))
+        self.calls.device_exists.return_value = False
+        for name in ("plug", "unplug"):
+            self.useFixture(fixtures.MockPatchObject(
+                os_vif, name, getattr(self.calls, "os_vif_" + name)))
+
+    def names(self):
+        return [c[0] for c in self.calls.mock_calls]
+
+    def test_only_supported_ports_with_a_device_name(self):
         vifs.check(vif())
-        for bad in (vif("ovs"), vif("bridge"), vif(devname=None)):
+        vifs.check(ovn_vif())
+        for bad in (vif("bridge"), vif(devname=None), vif("hw_veb"),
+                    vif("binding_failed"), vif("unbound"), vif("vhostuser"),
+                    vif("ovs", vnic_type="direct"), vif("ovs", vnic_type="remote-managed")):
             self.assertRaises(exception.VirtualInterfacePlugException, vifs.check, bad)
 
-    def test_plug_makes_a_tap_for_nova_s_user(self):
-        with mock.patch.object(privsep, "create_tap") as create:      # privileged boundary
-            self.assertEqual("tap12345678-9a",
-                             vifs.plug(None, vif(mac_address="fe:16:3e:00:00:02")))
-        create.assert_called_once_with("tap12345678-9a", mock.ANY, mtu=1400,
-                                       mac="fe:16:3e:00:00:02")
+    def test_refused_ports_make_nothing_and_say_why(self):
+        e = self.assertRaises(exception.VirtualInterfacePlugException, vifs.plug,
+                              self.instance, vif("vhostuser", vhostuser_mode="server",
+                                                 vhostuser_ovs_plug=True))
+        self.assertIn("DPDK", str(e))
+        self.assertIn(PORT, str(e))
+        e = self.assertRaises(exception.VirtualInterfacePlugException, vifs.plug,
+                              self.instance, vif("binding_failed"))
+        self.assertIn("failed to bind", str(e))
+        self.assertEqual([], self.calls.mock_calls)
 
+    def test_plug_makes_a_tap_for_nova_s_user(self):
+        self.assertEqual(TAP, vifs.plug(None, vif(mac_address="fe:16:3e:00:00:02")))
+        self.calls.create_tap.assert_called_once_with(TAP, mock.ANY, mtu=1400,
+                                                      mac="fe:16:3e:00:00:02")
+        self.calls.os_vif_plug.assert_not_called()
+
+    def test_ovn_port_tap_first_then_os_vif_writes_the_ovs_port(self):
+        self.assertEqual(TAP, vifs.plug(self.instance, ovn_vif()))
+        self.assertEqual(["device_exists", "create_tap", "os_vif_plug"], self.names())
+        # owned by this process's user (the hypervisor's), with the port's MTU; the tap's
+        # own MAC is not the guest's
+        self.calls.create_tap.assert_called_once_with(TAP, os.getuid(), mtu=1400,
+                                                      mac="fe:16:3e:00:00:01",
+                                                      disable_ipv6=True)
+        obj, info = self.calls.os_vif_plug.call_args[0]
+        self.assertIsInstance(obj, osv_vif.VIFOpenVSwitch)
+        self.assertEqual((TAP, "br-int", "fa:16:3e:00:00:01"),
+                         (obj.vif_name, obj.network.bridge, str(obj.address)))
+        self.assertEqual(PORT, obj.port_profile.interface_id)
+        self.assertEqual("netdev", obj.port_profile.datapath_type)
+        self.assertTrue(obj.port_profile.create_port)
+        self.assertEqual(1400, obj.network.mtu)
+        self.assertEqual(self.instance.uuid, info.uuid)
+
+    def test_os_vif_writes_the_ovs_port_even_when_nova_did_not_ask(self):
+        port = ovn_vif()
+        port["delegate_create"] = False
+        vifs.plug(self.instance, port)
+        self.assertTrue(self.calls.os_vif_plug.call_args[0][0].port_profile.create_port)
+
+    def test_ml2_ovs_port_without_create_tap(self):
+        vifs.plug(self.instance, ovn_vif(ovs_create_tap=False, datapath_type="system"))
+        obj = self.calls.os_vif_plug.call_args[0][0]
+        self.assertTrue(obj.port_profile.create_port)
+        self.assertFalse(obj.port_profile.create_tap)
+        self.calls.create_tap.assert_called_once()
+
+    def test_hybrid_plug_puts_the_tap_on_os_vif_s_bridge(self):
+        vifs.plug(self.instance, ovn_vif(ovs_hybrid_plug=True, ovs_create_tap=False))
+        obj = self.calls.os_vif_plug.call_args[0][0]
+        self.assertIsInstance(obj, osv_vif.VIFBridge)
+        self.assertEqual("qbr12345678-9a", obj.bridge_name)
+        self.assertFalse(obj.port_profile.create_tap)
+        self.assertEqual(["device_exists", "create_tap", "os_vif_plug", "set_master"],
+                         self.names())
+        self.calls.set_master.assert_called_once_with(TAP, "qbr12345678-9a")
+
+    def test_failed_plug_leaves_nothing(self):
+        self.calls.os_vif_plug.side_effect = osv_exception.PlugException(
+            vif="v", err="ovsdb unreachable")
+        e = self.assertRaises(exception.VirtualInterfacePlugException, vifs.plug,
+                              self.instance, ovn_vif())
+        self.assertIn("ovsdb unreachable", str(e))
+        self.assertEqual(["device_exists", "create_tap", "os_vif_plug", "os_vif_unplug",
+                          "delete_tap"], self.names())
+        self.calls.delete_tap.assert_called_once_with(TAP)
+
+    def test_failed_replug_keeps_a_tap_it_did_not_make(self):
+        # plug_vifs at host start on a running instance: its tap is in use
+        self.calls.device_exists.return_value = True
+        self.calls.os_vif_plug.side_effect = osv_exception.PlugException(vif="v", err="x")
+        self.assertRaises(exception.VirtualInterfacePlugException, vifs.plug,
+                          self.instance, ovn_vif())
+        self.calls.delete_tap.assert_not_called()
+
+    def test_unplug_ovs_port_through_os_vif_then_the_tap(self):
+        vifs.unplug(self.instance, ovn_vif())
+        self.assertEqual(["os_vif_unplug", "delete_tap"], self.names())
+        obj, info = self.calls.os_vif_unplug.call_args[0]
+        self.assertEqual((TAP, PORT), (obj.vif_name, obj.port_profile.interface_id))
+
+    def test_unplug_of_a_refused_port_does_nothing(self):
+        vifs.unplug(self.instance, vif("vhostuser"))
+        vifs.unplug(self.instance, vif("binding_failed"))
+        self.assertEqual([], self.calls.mock_calls)
+
+    def test_failed_unplug_is_an_error(self):
+        self.calls.os_vif_unplug.side_effect = osv_exception.UnplugException(
+            vif="v", err="ovsdb unreachable")
+        self.assertRaises(exception.InternalError, vifs.unplug, self.instance, ovn_vif())
+
+
+class TestPrivileged(base.TestCase):
     def test_privileged_side_validates_names(self):
         for bad in ("", "a" * 16, "-x", "tap 1", "tap;x", None):
             self.assertRaises(ValueError, privsep._device, bad)
-        self.assertEqual("tap12345678-9a", privsep._device("tap12345678-9a"))
+        self.assertEqual(TAP, privsep._device(TAP))
         self.assertRaises(ValueError, privsep._mac, "fa:16:3e:00:00")
+        self.assertRaises(ValueError, privsep.device_exists, "../x")

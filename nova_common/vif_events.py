@@ -1,0 +1,63 @@
+"""Waiting for Neutron's ``network-vif-plugged`` events, as nova's libvirt driver does.
+
+The ports are plugged inside the ``with`` block; nova-compute collects the events of the
+ports Neutron has not yet reported active, and the block's exit waits for them (for at
+most ``[DEFAULT]vif_plugging_timeout``). The tap and its OVS row exist as soon as
+``vifs.plug`` returns, so OVN or the OVS agent can wire the port before the hypervisor
+process exists: the caller starts the guest after the block, and its CPU never runs on an
+unwired port (libvirt has to start its guest paused instead, as it makes the tap itself).
+"""
+import contextlib
+
+from nova import exception
+import nova.conf
+from nova.network import model as network_model
+from oslo_log import log as logging
+
+CONF = nova.conf.CONF
+LOG = logging.getLogger(__name__)
+
+
+def expected(network_info):
+    """The events to wait for: one per port Neutron has not reported active yet (ports
+    whose state is unknown are taken as active, as nova does, so nothing stale blocks)."""
+    return [("network-vif-plugged", vif["id"]) for vif in network_info or []
+            if vif.get("active", True) is False
+            and vif.get("vnic_type") != network_model.VNIC_TYPE_REMOTE_MANAGED]
+
+
+def _failed(event_name, instance):
+    LOG.error("Neutron reported a failure on event %s", event_name, instance=instance)
+    if CONF.vif_plugging_is_fatal:
+        raise exception.VirtualInterfaceCreateException()
+
+
+@contextlib.contextmanager
+def plugging(virtapi, instance, network_info, power_on=True):
+    """Plug inside this block; its exit waits for the ports' ``network-vif-plugged``.
+
+    :raises VirtualInterfaceCreateException: Neutron reported a failure, or the events
+        did not come in time, and ``[DEFAULT]vif_plugging_is_fatal`` is set (the caller
+        undoes what it made, as after any failed spawn). Otherwise a warning is logged
+        and the guest starts anyway.
+    """
+    timeout = CONF.vif_plugging_timeout
+    events = expected(network_info) if power_on and timeout else []
+    if not events:
+        yield
+        return
+    try:
+        with virtapi.wait_for_instance_event(instance, events, timeout=timeout,
+                                             error_callback=_failed):
+            yield
+    except exception.InstanceEventTimeout:
+        if CONF.vif_plugging_is_fatal:
+            LOG.error("Neutron did not report ports %s plugged within %ss",
+                      [e[1] for e in events], timeout, instance=instance)
+            raise exception.VirtualInterfaceCreateException()
+        LOG.warning("Neutron did not report ports %s plugged within %ss; starting the "
+                    "guest anyway (vif_plugging_is_fatal is off)",
+                    [e[1] for e in events], timeout, instance=instance)
+    if events:
+        LOG.info("Neutron reported ports %s plugged", [e[1] for e in events],
+                 instance=instance)
