@@ -13,11 +13,16 @@ import os
 import shlex
 import subprocess
 
+import fixtures
 from nova import utils
+from oslo_privsep import daemon as privsep_daemon
 from oslo_privsep import priv_context
 
 from nova_common import confine
 
+# nova's test base forbids starting privsep helpers (PrivsepNoHelperFixture): this
+# scenario exists to start them, as nova-compute does
+REAL_CHANNEL = privsep_daemon.RootwrapClientChannel
 CONTEXTS = ("nova_common.privsep.net_admin", "nova_common.privsep.guest_admin")
 
 
@@ -58,6 +63,8 @@ class ComputeAsUser(base.QMPServerTestBase):
 
     def _privsep(self):
         # what nova/cmd/compute.py does: privsep daemons through nova's root helper
+        self.useFixture(fixtures.MonkeyPatch(
+            "oslo_privsep.daemon.RootwrapClientChannel", REAL_CHANNEL))
         priv_context.init(root_helper=shlex.split(utils.get_root_helper()))
 
     def test_a_server_with_a_port_and_a_volume(self):
