@@ -108,7 +108,7 @@ class Driver(driver.BaseDriver):
 
 def vif(port="3f4c8e2a-1b5d-4c6e-8f7a-9b0c1d2e3f4a", dev="tap3f4c8e2a-1b"):
     return network_model.VIF(id=port, address="fa:16:3e:00:00:01", type="tap",
-                             devname=dev, details={},
+                             devname=dev, details={}, active=True,
                              network=network_model.Network(id="n"))
 
 

@@ -90,7 +90,7 @@ class TestTun(base.TestCase):
         self.addCleanup(os.chmod, launcher.TUN, mode)
         os.chmod(launcher.TUN, 0o600)
         self.assertRaises(launcher.Refused, launcher.grant_tun, 4242)
-        probe = ("python3", "-c", "open('/dev/net/tun', 'r+b')")
+        probe = ("/usr/bin/python3", "-c", "import os; os.open('/dev/net/tun', os.O_RDWR)")
         self.assertNotEqual(0, as_uid(GUEST, *probe).returncode)
         launcher.grant_tun(GID)
         self.assertEqual(0, as_uid(GUEST, *probe).returncode)
