@@ -61,11 +61,20 @@ class ComputeAsUser(base.QMPServerTestBase):
             raise RuntimeError("this scenario runs as the unprivileged service user")
         super().setUp()
 
+    def _instances_path(self):
+        # the one the privileged side's nova.conf names (it checks paths against it)
+        return os.environ["HCI_DEPLOY_INSTANCES"]
+
     def _privsep(self):
         # what nova/cmd/compute.py does: privsep daemons through nova's root helper
         self.useFixture(fixtures.MonkeyPatch(
             "oslo_privsep.daemon.RootwrapClientChannel", REAL_CHANNEL))
+        # the daemons' sockets where nova-compute's go (one directory below /tmp, as
+        # the sudoers rule allows), not in the test framework's nested temporary dirs
+        self.useFixture(fixtures.MonkeyPatch("tempfile.tempdir", "/tmp"))
         priv_context.init(root_helper=shlex.split(utils.get_root_helper()))
+        # and nova's configuration files given to them, as nova-compute's are
+        self.flags(config_file=[os.environ["HCI_DEPLOY_NOVA_CONF"]])
 
     def test_a_server_with_a_port_and_a_volume(self):
         port = self.neutron.port_1

@@ -9,6 +9,7 @@ runs in-process. Cleanup removes the user, the files, the loop device, and any g
 failure left (by its pidfile).
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,14 +38,19 @@ class TestNovaComputeAsServiceUser(testtools.TestCase):
         self.loop = subprocess.run(["losetup", "--find", "--show", backing.name],
                                    check=True, capture_output=True, text=True).stdout.strip()
         self.addCleanup(subprocess.run, ["losetup", "--detach", self.loop], check=False)
+        # nova.conf as the privsep daemons read it: the instances path they check
+        self.instances = tempfile.mkdtemp(prefix="q", dir="/tmp")
+        self.addCleanup(shutil.rmtree, self.instances, True)
+        os.chown(self.instances, self.user.uid, self.user.gid)
+        self.nova_conf = "/etc/nova/nova.conf"
+        self.useFixture(deployment.OwnFile(self.nova_conf, "# %s\n[DEFAULT]\n"
+                                           "instances_path = %s\n"
+                                           % (deployment.MARKER, self.instances)))
         self.addCleanup(self._reap)
 
     def _reap(self):
-        """Guests a failed scenario left: by the pidfiles under the user's /tmp dirs."""
-        for top in os.listdir("/tmp"):
-            path = os.path.join("/tmp", top)
-            if not top.startswith("q") or os.stat(path).st_uid != self.user.uid:
-                continue
+        """Guests a failed scenario left: by their pidfiles."""
+        for path in (self.instances,):
             for root, _dirs, files in os.walk(path):
                 if "qemu.pid" in files:
                     with open(os.path.join(root, "qemu.pid")) as f:
@@ -62,7 +68,9 @@ class TestNovaComputeAsServiceUser(testtools.TestCase):
         code, out = self.user.run(
             [sys.executable, "-m", "testtools.run",
              CHILD + ".test_a_server_with_a_port_and_a_volume"],
-            env={"HCI_DEPLOY_LOOP": self.loop, "OS_NOVA_DISABLE_EVENTLET_PATCHING": "1"})
+            env={"HCI_DEPLOY_LOOP": self.loop, "HCI_DEPLOY_INSTANCES": self.instances,
+                 "HCI_DEPLOY_NOVA_CONF": self.nova_conf,
+                 "OS_NOVA_DISABLE_EVENTLET_PATCHING": "1"})
         self.addDetail("service-output", content.text_content(out))
         self.assertEqual(0, code, out[-8000:])
         self.assertIn("OK", out.splitlines()[-1])

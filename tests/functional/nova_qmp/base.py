@@ -54,9 +54,7 @@ class QMPServerTestBase(integrated_helpers._IntegratedTestBase):
     microversion = "latest"
 
     def _setup_compute_service(self):
-        # short: UNIX socket paths (QMP, VNC) must stay under 108 bytes
-        self.instances = tempfile.mkdtemp(prefix="q", dir="/tmp")
-        self.addCleanup(shutil.rmtree, self.instances, True)
+        self.instances = self._instances_path()
         self.flags(compute_driver="qmp.QMPDriver", instances_path=self.instances,
                    shutdown_timeout=5, reboot_timeout=5, force_config_drive=False)
         self.flags(accelerator="tcg", group="qmp")      # q35, the default machine
@@ -93,6 +91,12 @@ class QMPServerTestBase(integrated_helpers._IntegratedTestBase):
 
         self.stub_out("nova.image.glance.API.update", update)
         return self._start_compute("compute")
+
+    def _instances_path(self):
+        # short: UNIX socket paths (QMP, VNC) must stay under 108 bytes
+        path = tempfile.mkdtemp(prefix="q", dir="/tmp")
+        self.addCleanup(shutil.rmtree, path, True)
+        return path
 
     def _privsep(self):
         """os-brick's and our privileged calls in this (root) process, as nova's are
