@@ -28,6 +28,7 @@ from oslo_utils import versionutils
 
 from nova_common import disks
 from nova_common import host
+from nova_common import imagecache
 from nova_common import instance_dir
 from nova_common import lifecycle
 from nova_common import ports
@@ -63,6 +64,7 @@ EVENTS = {"STOP": virtevent.EVENT_LIFECYCLE_PAUSED,
 class QMPDriver(driver.ComputeDriver):
     capabilities = dict(
         driver.ComputeDriver.capabilities,
+        has_imagecache=True,
         supports_image_type_qcow2=True,
         supports_image_type_raw=True,
         supports_image_type_aki=False,
@@ -86,6 +88,7 @@ class QMPDriver(driver.ComputeDriver):
         self._quiet = set()        # instances whose QEMU exit the driver itself causes
         self._version = None
         self._image_api = glance.API()
+        self._image_cache = imagecache.ImageCacheManager()
 
     # -- service start ----------------------------------------------------------------------
     def init_host(self, host):
@@ -222,12 +225,13 @@ class QMPDriver(driver.ComputeDriver):
         try:
             if root_volume is None:
                 disks.create_root_disk(context, instance, idir.file(qemu.ROOT_DISK))
+            local = disks.create_local_disks(instance, idir.path, block_device_info)
             with_config = configdrive.required_by(instance)
             if with_config:
                 disks.create_config_drive(context, instance, injected_files, admin_password,
                                           network_info, idir.file(qemu.CONFIG_DRIVE))
             meta = self._launch_meta(instance, idir, machine, with_config,
-                                     root_disk=root_volume is None)
+                                     root_disk=root_volume is None, local_disks=local)
             self._attach_devices(instance, idir, meta, network_info, block_device_info)
             if power_on:
                 self._start(instance, idir)
@@ -244,14 +248,14 @@ class QMPDriver(driver.ComputeDriver):
         idir.remove()
 
     @staticmethod
-    def _launch_meta(instance, idir, machine, config_drive, root_disk):
+    def _launch_meta(instance, idir, machine, config_drive, root_disk, local_disks=()):
         """An instance's launch metadata: its QEMU command line for its current flavor
         (consoles as nova's console proxies are configured) and what it uses."""
         argv = qemu.command_line(
             CONF, instance, idir, machine, config_drive=config_drive,
             serial_ports=(ports.parse_range(CONF.serial_console.port_range)
                           if CONF.serial_console.enabled else None),
-            vnc_tcp=CONF.vnc.enabled, root_disk=root_disk)
+            vnc_tcp=CONF.vnc.enabled, root_disk=root_disk, local_disks=local_disks)
         return {"name": instance.name, "argv": argv, "vcpus": instance.flavor.vcpus,
                 "memory_mb": instance.flavor.memory_mb}
 
@@ -503,13 +507,15 @@ class QMPDriver(driver.ComputeDriver):
             for name in (qemu.ROOT_DISK, qemu.CONFIG_DRIVE, qemu.CONSOLE_LOG):
                 if os.path.exists(old.file(name)):
                     shutil.copy2(old.file(name), idir.file(name))
+            local = disks.copy_local_disks(old.path, idir.path)
             root_gb = instance.flavor.root_gb
             if resize_instance and root_gb and os.path.exists(idir.file(qemu.ROOT_DISK)):
                 processutils.execute("qemu-img", "resize", "-q", idir.file(qemu.ROOT_DISK),
                                      str(root_gb * disks.GiB))
             meta = self._launch_meta(instance, idir, qemu.machine_of(meta["argv"]),
                                      os.path.exists(idir.file(qemu.CONFIG_DRIVE)),
-                                     root_disk=qemu.ROOT_DEVICE in meta["argv"])
+                                     root_disk=qemu.ROOT_DEVICE in meta["argv"],
+                                     local_disks=local)
             self._attach_devices(instance, idir, meta, network_info, block_device_info)
             if power_on:
                 self._start(instance, idir)
@@ -781,6 +787,10 @@ class QMPDriver(driver.ComputeDriver):
                 raise exception.InternalError(_("snapshot of %s did not complete")
                                               % instance.uuid)
             time.sleep(0.05)
+
+    # -- image cache ------------------------------------------------------------------------
+    def manage_image_cache(self, context, all_instances):
+        self._image_cache.update(context, all_instances)
 
     # -- consoles ---------------------------------------------------------------------------
     def get_vnc_console(self, context, instance):

@@ -97,7 +97,7 @@ def machine_type(conf, instance, image_meta):
 
 
 def command_line(conf, instance, idir, machine, config_drive=False, serial_ports=None,
-                 vnc_tcp=False, root_disk=True):
+                 vnc_tcp=False, root_disk=True, local_disks=()):
     """The QEMU argument vector of an instance (its flavor, disks and sockets)."""
     q = conf.qmp
     for sock in (QMP_SOCKET, VNC_SOCKET):
@@ -124,6 +124,7 @@ def command_line(conf, instance, idir, machine, config_drive=False, serial_ports
         argv += ["-drive", "file=%s,if=none,id=root,format=qcow2,discard=unmap"
                  % idir.file(ROOT_DISK),
                  "-device", ROOT_DEVICE]
+    argv += local_disk_args(idir, local_disks)
     for port in hotplug_ports(machine):
         argv += ["-device", "pcie-root-port,id=%s,chassis=%d,bus=pcie.0"
                  % (port, 16 + int(port[2:]))]
@@ -134,6 +135,18 @@ def command_line(conf, instance, idir, machine, config_drive=False, serial_ports
     if q.sandbox:
         argv += ["-sandbox", SANDBOX]
     return argv + list(q.extra_args)
+
+
+def local_disk_args(idir, names):
+    """Ephemeral and swap disks (``nova_common.disks``), right after the root disk so
+    the guest names them in nova's order (vdb, vdc, ...)."""
+    argv = []
+    for name in names:
+        drive = name.split(".", 1)[1]             # disk.eph0 -> eph0, disk.swap -> swap
+        argv += ["-drive", "file=%s,if=none,id=%s,format=raw,discard=unmap"
+                 % (idir.file(name), drive),
+                 "-device", "virtio-blk-pci,drive=%s,id=%s-disk" % (drive, drive)]
+    return argv
 
 
 def check_binary(conf):

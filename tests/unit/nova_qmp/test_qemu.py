@@ -66,6 +66,20 @@ class TestCommandLine(base.TestCase):
             {"enabled": True, "family": "unix", "service": "/x"},
             [{"label": "console", "filename": "null"}]))
 
+    def test_ephemeral_and_swap_disks_right_after_the_root_disk(self):
+        argv = self.argv(local_disks=["disk.eph0", "disk.eph1", "disk.swap"])
+        devices = [a for a in argv if a.startswith("virtio-blk-pci,")]
+        self.assertEqual(["virtio-blk-pci,drive=root,id=root-disk,bootindex=1",
+                          "virtio-blk-pci,drive=eph0,id=eph0-disk",
+                          "virtio-blk-pci,drive=eph1,id=eph1-disk",
+                          "virtio-blk-pci,drive=swap,id=swap-disk"], devices)
+        self.assertIn("file=%s,if=none,id=swap,format=raw,discard=unmap"
+                      % self.idir.file("disk.swap"), argv)
+        # the guest names disks in PCI order: the local disks before the config drive
+        argv = self.argv(local_disks=["disk.eph0"], config_drive=True)
+        self.assertLess(argv.index("virtio-blk-pci,drive=eph0,id=eph0-disk"),
+                        argv.index("virtio-blk-pci,drive=config,id=config-drive"))
+
     def test_volumes_on_the_command_line_and_hotplug_ports(self):
         ports = [a for a in self.argv() if a.startswith("pcie-root-port,")]
         self.assertEqual(qemu.HOTPLUG_PORTS, len(ports))
