@@ -26,6 +26,7 @@ from oslo_concurrency import processutils
 from oslo_log import log as logging
 from oslo_utils import versionutils
 
+from nova_common import consolelog
 from nova_common import disks
 from nova_common import host
 from nova_common import imagecache
@@ -41,7 +42,6 @@ from nova_qmp import qemu
 CONF = nova.conf.CONF
 opts.register(CONF)
 LOG = logging.getLogger(__name__)
-CONSOLE_TAIL = 100 * 1024
 
 # QMP query-status -> nova power state
 STATUS = {"running": power_state.RUNNING, "paused": power_state.PAUSED,
@@ -805,11 +805,4 @@ class QMPDriver(driver.ComputeDriver):
             raise exception.ConsoleTypeUnavailable(console_type="serial")
         return ctype.ConsoleSerial(host=CONF.serial_console.proxyclient_address, port=port)
     def get_console_output(self, context, instance):
-        idir = self._idir(instance)
-        try:
-            with open(idir.file(qemu.CONSOLE_LOG), "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - CONSOLE_TAIL))
-                return f.read()
-        except FileNotFoundError:
-            return b""
+        return consolelog.tail(self._idir(instance).path, consolelog.MAX_CONSOLE_BYTES)

@@ -8,11 +8,14 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 
 from nova import exception
 from nova.i18n import _
 from oslo_concurrency import processutils
+
+from nova_common import consolelog
 
 QMP_SOCKET = "qmp.sock"
 PIDFILE = "qemu.pid"
@@ -40,14 +43,15 @@ def arch_of(binary):
 def console_args(conf, idir, serial_ports=None, vnc_tcp=False):
     """Serial console and VNC display arguments.
 
-    The serial port always logs to the console log (nova's console output); with
+    The serial port always logs to the console log (nova's console output), through the
+    FIFO of its bounded logger (``nova_common.consolelog``); with
     ``serial_ports`` (a range) it is also a raw TCP server for nova's serial console proxy
     on the first free port of the range. VNC listens on ``[vnc]server_listen`` on the first
     free port from 5900 with ``vnc_tcp``, else on a UNIX socket in the instance directory.
     QEMU picks the free ports itself when it binds them (no race with other processes);
     ``listening_ports()`` reads them back.
     """
-    log = "logfile=%s,logappend=on" % idir.file(CONSOLE_LOG)
+    log = "logfile=%s,logappend=on" % idir.file(consolelog.FIFO)
     if serial_ports:
         serial = ("socket,id=console,host=%s,port=%d,to=%d,server=on,wait=off,telnet=off,%s"
                   % (conf.serial_console.proxyclient_address, serial_ports.start,
@@ -247,10 +251,17 @@ def vif_args(vifs):
 def start(conf, instance, argv):
     """Run QEMU; returns once it has daemonized (its QMP socket is listening)."""
     check_binary(conf)
+    directory = os.path.dirname(argv[argv.index("-pidfile") + 1])
     old = os.umask(0o077)     # sockets, pidfile and console log private to this user
     try:
+        if any(a.endswith("logfile=%s,logappend=on" % os.path.join(directory,
+                                                                    consolelog.FIFO))
+               for a in argv):
+            # the console log's reader first: QEMU opens the FIFO as it starts
+            consolelog.start(directory, conf.qmp.console_log_max_bytes)
         processutils.execute(*argv, timeout=conf.qmp.start_timeout)
-    except (processutils.ProcessExecutionError, OSError) as e:
+    except (processutils.ProcessExecutionError, OSError,
+            subprocess.SubprocessError) as e:
         raise exception.InstanceDeployFailure(
             reason=_("QEMU failed to start: %s") % getattr(e, "stderr", e),
             instance_id=instance.uuid)
@@ -258,7 +269,7 @@ def start(conf, instance, argv):
         os.umask(old)
     # QEMU sets its own umask (027) when it daemonizes: what it created since is private
     for name in PRIVATE_FILES:
-        path = os.path.join(os.path.dirname(argv[argv.index("-pidfile") + 1]), name)
+        path = os.path.join(directory, name)
         if os.path.exists(path):
             os.chmod(path, 0o600)
 

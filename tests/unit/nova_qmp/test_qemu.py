@@ -8,6 +8,7 @@ from nova import exception
 from nova import objects
 from oslo_utils import uuidutils
 
+from nova_common import consolelog
 from nova_common import instance_dir
 from nova_qmp import opts
 from nova_qmp import qemu
@@ -56,7 +57,8 @@ class TestCommandLine(base.TestCase):
         argv = self.argv(serial_ports=range(10000, 10010), vnc_tcp=True)
         serial = argv[argv.index("-chardev") + 1]
         self.assertIn("host=127.0.0.1,port=10000,to=10009,server=on", serial)
-        self.assertIn("logfile=%s" % self.idir.file(qemu.CONSOLE_LOG), serial)
+        # through the bounded console logger's FIFO (nova_common.consolelog)
+        self.assertIn("logfile=%s" % self.idir.file(consolelog.FIFO), serial)
         self.assertEqual("127.0.0.1:0,to=59635", argv[argv.index("-vnc") + 1])
         self.assertEqual({"vnc_port": 5901, "serial_port": 10003}, qemu.listening_ports(
             {"enabled": True, "family": "ipv4", "service": "5901"},
