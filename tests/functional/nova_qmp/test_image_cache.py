@@ -79,7 +79,7 @@ class TestImageCache(base.QMPServerTestBase):
         self.wait_console(server, self.guest.marker("ready"))
         self.api.post_server_action(server["id"], {"rescue": {
             "rescue_image_ref": self.images["raw"]}})
-        server = self._wait_for_state_change(server, "RESCUE")
+        server = self._wait_for_state_change(server, "RESCUE", max_retries=240)
         # the rescue image is no server's image: its base is in use by the rescue disk
         rescue_base = self._base("raw")
         self._age(rescue_base, 10 * DAY)

@@ -14,8 +14,7 @@ GiB_SECTORS = 2 * 1024 * 1024
 class TestLocalDisks(base.QMPServerTestBase):
     def _boot(self, server):
         server = self.api.post_server({"server": server})
-        # up to 2 minutes (nova's helper waits 5 s: too short on a loaded 2-core machine)
-        return self._wait_for_state_change(server, "ACTIVE", max_retries=240)
+        return self._wait_for_state_change(server, "ACTIVE", max_retries=240)   # as boot()
 
     def test_flavor_ephemeral_and_swap_disks_are_formatted_and_usable(self):
         flavor = self._create_flavor(memory_mb=512, vcpu=1, disk=1, ephemeral=1, swap=32)
