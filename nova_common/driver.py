@@ -24,9 +24,11 @@ from oslo_log import log as logging
 from oslo_utils import excutils
 
 from nova_common import confine
+from nova_common import consolelog
 from nova_common import disks
 from nova_common import host
 from nova_common import hypervisor as hv_api
+from nova_common import imagecache
 from nova_common import instance_dir
 from nova_common import launcher
 from nova_common import lifecycle
@@ -38,11 +40,11 @@ from nova_common import volumes
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
-CONSOLE_TAIL = 100 * 1024
 ALL_IMAGE_FORMATS = ("qcow2", "raw", "aki", "ami", "ari", "iso", "vdi", "vhd", "vhdx",
                      "vmdk", "ploop")
 # files of an instance directory a resize carries over
-CARRIED = (instance_dir.ROOT_DISK, instance_dir.CONFIG_DRIVE, instance_dir.CONSOLE_LOG)
+CARRIED = (instance_dir.ROOT_DISK, instance_dir.CONFIG_DRIVE, instance_dir.CONSOLE_LOG,
+           consolelog.ROTATED)
 
 
 def capabilities_of(description):
@@ -55,7 +57,7 @@ def capabilities_of(description):
         supports_extend_volume=description.has(hv_api.DISK_RESIZE),
         supports_multiattach=False,
         supports_device_tagging=False,
-        has_imagecache=False,
+        has_imagecache=description.has(hv_api.IMAGE_CACHE),
     )
     return caps
 
@@ -74,6 +76,8 @@ class BaseDriver(driver.ComputeDriver):
         self._events = lifecycle.Dispatcher(self.emit_event)
         self._quiet = set()        # instances whose stop the driver itself causes
         self._image_api = glance.API()
+        self._image_cache = (imagecache.ImageCacheManager()
+                             if self._desc.has(hv_api.IMAGE_CACHE) else None)
 
     @property
     def _desc(self):
@@ -200,6 +204,11 @@ class BaseDriver(driver.ComputeDriver):
             disks.check_image(instance, image_meta, self._desc.image_formats)
         for vif in network_info or []:
             vifs.check(vif, self._desc.vif_types)
+        if not self._desc.has(hv_api.LOCAL_DISKS) and \
+                disks.local_disks(instance, block_device_info):
+            raise exception.InstanceDeployFailure(
+                reason=_("ephemeral and swap disks are not supported by the %s driver")
+                % self._desc.hypervisor_type, instance_id=instance.uuid)
         config_drive = configdrive.required_by(instance)
         spec = self.hv.launch_spec(instance, image_meta, root_disk=root_volume is None,
                                    config_drive=config_drive)
@@ -212,6 +221,9 @@ class BaseDriver(driver.ComputeDriver):
         try:
             if root_volume is None:
                 disks.create_root_disk(context, instance, idir.file(instance_dir.ROOT_DISK))
+            if self._desc.has(hv_api.LOCAL_DISKS):
+                guest.record.spec["local_disks"] = disks.create_local_disks(
+                    instance, idir.path, block_device_info)
             if config_drive:
                 disks.create_config_drive(context, instance, injected_files, admin_password,
                                           network_info, idir.file(instance_dir.CONFIG_DRIVE))
@@ -504,6 +516,8 @@ class BaseDriver(driver.ComputeDriver):
                 instance, image_meta, root_disk=os.path.exists(root),
                 config_drive=os.path.exists(idir.file(instance_dir.CONFIG_DRIVE)),
                 previous=kept.spec)
+            if self._desc.has(hv_api.LOCAL_DISKS):
+                kept.spec["local_disks"] = disks.copy_local_disks(old.path, idir.path)
             self._plug_and_connect(guest, instance, network_info, block_device_info)
             self._save(guest)
             if power_on:
@@ -779,11 +793,10 @@ class BaseDriver(driver.ComputeDriver):
                                    port=self._console_port(instance, "serial"))
 
     def get_console_output(self, context, instance):
-        guest = self._guest(instance)
-        try:
-            with open(guest.idir.file(instance_dir.CONSOLE_LOG), "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - CONSOLE_TAIL))
-                return f.read()
-        except FileNotFoundError:
-            return b""
+        return consolelog.tail(self._guest(instance).idir.path, consolelog.MAX_CONSOLE_BYTES)
+
+    # -- image cache ------------------------------------------------------------------------
+    def manage_image_cache(self, context, all_instances):
+        """nova's periodic image cache pass: unused bases in ``_base`` are removed."""
+        self._optional(hv_api.IMAGE_CACHE)
+        self._image_cache.update(context, all_instances)

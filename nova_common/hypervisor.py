@@ -29,8 +29,10 @@ DISK_RESIZE = "disk_resize"      # resize_disk on a running guest
 NIC_HOTPLUG = "nic_hotplug"      # attach_nic/detach_nic on a running guest
 EXPORT_ROOT = "export_root"      # export_root_disk of a running guest (live snapshot)
 RESCUE = "rescue"                # start honours Record.rescued (rescue disk first)
+LOCAL_DISKS = "local_disks"      # start attaches spec["local_disks"] (ephemeral, swap)
+IMAGE_CACHE = "image_cache"      # root disks backed by the shared _base (nova's manager)
 OPTIONAL = frozenset({PAUSE, NMI, SAVE_RESTORE, DISK_HOTPLUG, DISK_RESIZE, NIC_HOTPLUG,
-                      EXPORT_ROOT, RESCUE})
+                      EXPORT_ROOT, RESCUE, LOCAL_DISKS, IMAGE_CACHE})
 
 
 @dataclasses.dataclass(frozen=True)

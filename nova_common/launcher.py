@@ -70,10 +70,17 @@ def launcher_mode():
     return mode
 
 
-def start_guest(uuid, argv, uid, log_path):
-    """Start ``argv`` as ``uid``:``[hci_guests]gid``; returns the launcher used."""
+def start_guest(uuid, argv, uid, log_path, console_max=None, pidfile=None):
+    """Start ``argv`` as ``uid``:``[hci_guests]gid``; with ``console_max``, its
+    supervisor keeps the serial console's FIFO read into a console.log bounded at that
+    many bytes (``nova_common.consolelog``); with ``pidfile`` (a file of the instance)
+    it writes the hypervisor's pid there. Returns the launcher used."""
     _uuid(uuid)
     _uid(uid)
+    if console_max is not None and (not isinstance(console_max, int) or
+                                    isinstance(console_max, bool) or
+                                    not 65536 <= console_max <= 2 ** 31):
+        raise Refused("console log size %r is not 64 KiB..2 GiB" % (console_max,))
     argv = _argv(uuid, argv)
     log_path = _instance_file(uuid, log_path)
     gid = CONF.hci_guests.gid
@@ -81,6 +88,10 @@ def start_guest(uuid, argv, uid, log_path):
     mode = launcher_mode()
     supervisor = [sys.executable, "-m", "nova_common.supervisor", "--uid", str(uid),
                   "--gid", str(gid), "--dir", directory, "--log", log_path]
+    if console_max is not None:
+        supervisor += ["--console-max", str(console_max)]
+    if pidfile is not None:
+        supervisor += ["--pidfile", _instance_file(uuid, pidfile)]
     if mode == "systemd":
         if not SLICE.match(CONF.hci_guests.slice):
             raise Refused("[hci_guests]slice %r is not a slice name" % CONF.hci_guests.slice)

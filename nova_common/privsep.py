@@ -92,8 +92,8 @@ def delete_tap(dev):
 
 
 @guest_admin.entrypoint
-def start_guest(uuid, argv, uid, log_path):
-    return launcher.start_guest(uuid, argv, uid, log_path)
+def start_guest(uuid, argv, uid, log_path, console_max=None, pidfile=None):
+    return launcher.start_guest(uuid, argv, uid, log_path, console_max, pidfile)
 
 
 @guest_admin.entrypoint

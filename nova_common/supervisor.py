@@ -13,7 +13,10 @@ import argparse
 import os
 import signal
 import sys
+import threading
 import time
+
+from nova_common import consolelog
 
 
 def _drop(uid, gid):
@@ -24,12 +27,35 @@ def _drop(uid, gid):
         raise SystemExit("could not drop to uid %d" % uid)
 
 
+def _console_logger(directory, max_bytes):
+    """A fresh console FIFO in the instance directory with a thread copying it into
+    the bounded console log; the hypervisor opens the FIFO for writing as it starts (the
+    reader is already there, so that never blocks)."""
+    fifo = os.path.join(directory, consolelog.FIFO)
+    try:
+        os.unlink(fifo)
+    except FileNotFoundError:
+        pass
+    os.mkfifo(fifo, 0o600)
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    thread = threading.Thread(target=consolelog.run, daemon=True, args=(
+        fd, fifo, os.path.join(directory, consolelog.LOG), max_bytes))
+    thread.start()
+    return thread
+
+
 def main(args=None):
     parser = argparse.ArgumentParser(prog="nova_common.supervisor")
     parser.add_argument("--uid", type=int, required=True)
     parser.add_argument("--gid", type=int, required=True)
     parser.add_argument("--dir", required=True)
     parser.add_argument("--log", required=True)
+    parser.add_argument("--pidfile",
+                        help="where to write the hypervisor's pid (readable by the "
+                             "instance directory's default ACL: nova's user)")
+    parser.add_argument("--console-max", type=int,
+                        help="read the serial console FIFO (console.fifo) into "
+                             "console.log, rotated at this size")
     parser.add_argument("--foreground", action="store_true",
                         help="stay the caller's child (a systemd unit's main process)")
     parser.add_argument("argv", nargs=argparse.REMAINDER)
@@ -50,6 +76,7 @@ def main(args=None):
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.closerange(3, 65536)
+    logger = _console_logger(opts.dir, opts.console_max) if opts.console_max else None
     child = os.fork()
     if child == 0:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -57,6 +84,12 @@ def main(args=None):
             os.execv(argv[0], argv)
         finally:
             os._exit(127)
+    if opts.pidfile:
+        tmp = opts.pidfile + ".tmp"
+        pfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o660)
+        os.write(pfd, b"%d\n" % child)
+        os.close(pfd)
+        os.rename(tmp, opts.pidfile)
     # forward SIGTERM to the hypervisor; exit when it has exited
     signal.signal(signal.SIGTERM, lambda *_: os.kill(child, signal.SIGTERM))
     while True:
@@ -65,6 +98,8 @@ def main(args=None):
             break
         except InterruptedError:
             continue
+    if logger is not None:
+        logger.join(5)
     how = ("exit status %d" % os.waitstatus_to_exitcode(status)
            if os.WIFEXITED(status) else "signal %d" % os.WTERMSIG(status))
     sys.stderr.write("%s supervisor: %s (pid %d) ended: %s\n"

@@ -30,6 +30,11 @@ qmp_opts = [
     cfg.IntOpt("save_timeout", default=600, min=1,
                help="Seconds saving or restoring a guest's state (suspend, resume) or "
                     "copying its disk for a snapshot may take."),
+    cfg.IntOpt("console_log_max_bytes", default=1024 * 1024, min=64 * 1024,
+               help="Size at which a guest's console log (console.log in its instance "
+                    "directory) is rotated; one older file is kept, so a guest's console "
+                    "output takes at most twice this much of instances_path. The console "
+                    "output nova's API returns is the newest 100 KiB."),
     cfg.IntOpt("stop_timeout", default=10, min=1,
                help="Seconds to wait for a QEMU process to exit after 'quit' before it "
                     "is killed."),

@@ -15,6 +15,7 @@ import time
 from nova import exception
 from nova.i18n import _
 
+from nova_common import consolelog
 from nova_common import instance_dir
 from nova_common import privsep
 
@@ -43,14 +44,15 @@ def arch_of(binary):
 def console_args(conf, idir, serial_ports=None, vnc_tcp=False):
     """Serial console and VNC display arguments.
 
-    The serial port always logs to the console log (nova's console output); with
+    The serial port always logs to the console log (nova's console output), through the
+    FIFO of its bounded logger (``nova_common.consolelog``); with
     ``serial_ports`` (a range) it is also a raw TCP server for nova's serial console proxy
     on the first free port of the range. VNC listens on ``[vnc]server_listen`` on the first
     free port from 5900 with ``vnc_tcp``, else on a UNIX socket in the instance directory.
     QEMU picks the free ports itself when it binds them (no race with other processes);
     ``listening_ports()`` reads them back.
     """
-    log = "logfile=%s,logappend=on" % idir.file(CONSOLE_LOG)
+    log = "logfile=%s,logappend=on" % idir.file(consolelog.FIFO)
     if serial_ports:
         serial = ("socket,id=console,host=%s,port=%d,to=%d,server=on,wait=off,telnet=off,%s"
                   % (conf.serial_console.proxyclient_address, serial_ports.start,
@@ -117,7 +119,6 @@ def command_line(conf, guest, serial_ports=None, vnc_tcp=False):
         "-machine", machine, "-accel", accel, "-cpu", cpu,
         "-smp", str(record.vcpus), "-m", str(record.memory_mb),
         "-nodefaults", "-no-user-config", "-display", "none",
-        "-pidfile", idir.file(PIDFILE),
         "-qmp", "unix:%s,server=on,wait=off" % idir.file(QMP_SOCKET),
     ] + console_args(conf, idir, serial_ports, vnc_tcp) + [
         "-device", "VGA",
@@ -133,6 +134,7 @@ def command_line(conf, guest, serial_ports=None, vnc_tcp=False):
                      "-device", "virtio-blk-pci,drive=rescue,id=rescue-disk,bootindex=1"]
         argv += ["-drive", "file=%s,if=none,id=root,format=qcow2,discard=unmap"
                  % idir.file(ROOT_DISK), "-device", root]
+    argv += local_disk_args(idir, spec.get("local_disks", ()))
     for port in hotplug_ports(machine):
         argv += ["-device", "pcie-root-port,id=%s,chassis=%d,bus=pcie.0"
                  % (port, 16 + int(port[2:]))]
@@ -153,6 +155,18 @@ def extra_args(text):
     except ValueError as e:
         raise exception.InvalidInput(reason=_("[qmp]extra_args %(v)r: %(e)s")
                                      % {"v": text, "e": e})
+
+
+def local_disk_args(idir, names):
+    """Ephemeral and swap disks (``nova_common.disks``), right after the root disk so
+    the guest names them in nova's order (vdb, vdc, ...)."""
+    argv = []
+    for name in names:
+        drive = name.split(".", 1)[1]             # disk.eph0 -> eph0, disk.swap -> swap
+        argv += ["-drive", "file=%s,if=none,id=%s,format=raw,discard=unmap"
+                 % (idir.file(name), drive),
+                 "-device", "virtio-blk-pci,drive=%s,id=%s-disk" % (drive, drive)]
+    return argv
 
 
 def check_binary(conf):
@@ -251,7 +265,11 @@ def start(conf, guest, argv):
     log = idir.file(HYPERVISOR_LOG)
     offset = os.path.getsize(log) if os.path.exists(log) else 0
     try:
-        privsep.start_guest(guest.uuid, argv, guest.record.uid, log)
+        # the supervisor reads the serial console's FIFO into the bounded console.log
+        # (QEMU's own -pidfile would be 0600: unreadable for nova's user)
+        privsep.start_guest(guest.uuid, argv, guest.record.uid, log,
+                            console_max=conf.qmp.console_log_max_bytes,
+                            pidfile=idir.file(PIDFILE))
     except Exception as e:
         raise exception.InstanceDeployFailure(
             reason=_("QEMU could not be started: %s") % e, instance_id=guest.uuid)

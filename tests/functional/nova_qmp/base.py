@@ -111,7 +111,8 @@ class QMPServerTestBase(integrated_helpers._IntegratedTestBase):
         server = self._build_server(image_uuid=image or self.images[fmt], networks=networks)
         server["config_drive"] = config_drive
         server = self.api.post_server({"server": server})
-        return self._wait_for_state_change(server, state)
+        # up to 2 minutes: nova's helper waits 5 s, too short on a loaded 2-core machine
+        return self._wait_for_state_change(server, state, max_retries=240)
 
     def assert_nothing_left(self, server):
         self.assertFalse(os.path.exists(os.path.join(self.instances, server["id"])))

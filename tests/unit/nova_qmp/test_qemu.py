@@ -10,6 +10,7 @@ from nova import objects
 from oslo_utils import uuidutils
 
 from nova_common import confine
+from nova_common import consolelog
 from nova_common import hypervisor
 from nova_common import instance_dir
 from nova_common import privsep
@@ -76,7 +77,8 @@ class TestCommandLine(base.TestCase):
         argv = self.argv(serial_ports=range(10000, 10010), vnc_tcp=True)
         serial = argv[argv.index("-chardev") + 1]
         self.assertIn("host=127.0.0.1,port=10000,to=10009,server=on", serial)
-        self.assertIn("logfile=%s" % self.idir.file(qemu.CONSOLE_LOG), serial)
+        # through the bounded console logger's FIFO (nova_common.consolelog)
+        self.assertIn("logfile=%s" % self.idir.file(consolelog.FIFO), serial)
         self.assertEqual("127.0.0.1:0,to=59635", argv[argv.index("-vnc") + 1])
         self.assertEqual({"vnc_port": 5901, "serial_port": 10003}, qemu.listening_ports(
             {"enabled": True, "family": "ipv4", "service": "5901"},
@@ -85,6 +87,20 @@ class TestCommandLine(base.TestCase):
         self.assertEqual({"vnc_port": None, "serial_port": None}, qemu.listening_ports(
             {"enabled": True, "family": "unix", "service": "/x"},
             [{"label": "console", "filename": "null"}]))
+
+    def test_ephemeral_and_swap_disks_right_after_the_root_disk(self):
+        argv = self.argv(local_disks=["disk.eph0", "disk.eph1", "disk.swap"])
+        devices = [a for a in argv if a.startswith("virtio-blk-pci,")]
+        self.assertEqual(["virtio-blk-pci,drive=root,id=root-disk,bootindex=1",
+                          "virtio-blk-pci,drive=eph0,id=eph0-disk",
+                          "virtio-blk-pci,drive=eph1,id=eph1-disk",
+                          "virtio-blk-pci,drive=swap,id=swap-disk"], devices)
+        self.assertIn("file=%s,if=none,id=swap,format=raw,discard=unmap"
+                      % self.idir.file("disk.swap"), argv)
+        # the guest names disks in PCI order: the local disks before the config drive
+        argv = self.argv(local_disks=["disk.eph0"], config_drive=True)
+        self.assertLess(argv.index("virtio-blk-pci,drive=eph0,id=eph0-disk"),
+                        argv.index("virtio-blk-pci,drive=config,id=config-drive"))
 
     def test_volumes_on_the_command_line_and_hotplug_ports(self):
         ports = [a for a in self.argv() if a.startswith("pcie-root-port,")]
