@@ -108,3 +108,4 @@ def run(fd, fifo, log, max_bytes):
                 return
     finally:
         writer.close()
+        os.close(fd)

@@ -99,7 +99,7 @@ def main(args=None):
         except InterruptedError:
             continue
     if logger is not None:
-        logger.join(5)
+        logger.join(1)           # the last output the hypervisor wrote
     how = ("exit status %d" % os.waitstatus_to_exitcode(status)
            if os.WIFEXITED(status) else "signal %d" % os.WTERMSIG(status))
     sys.stderr.write("%s supervisor: %s (pid %d) ended: %s\n"

@@ -48,7 +48,7 @@ class TestConsoleLog(base.TestCase):
         rotated = os.path.join(self.dir, consolelog.ROTATED)
         self.assertLessEqual(os.path.getsize(log), CAP)
         self.assertEqual(CAP, os.path.getsize(rotated))
-        self.assertEqual(0o660, os.stat(log).st_mode & 0o777)   # group: the ACL mask
+        self.assertEqual(0, os.stat(log).st_mode & 0o007)      # nobody else
         with open(rotated, "rb") as a, open(log, "rb") as b:
             kept = a.read() + b.read()
         self.assertTrue(stream.endswith(kept))     # nothing lost within what is kept

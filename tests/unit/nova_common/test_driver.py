@@ -135,7 +135,8 @@ class TestBaseDriver(base.TestCase):
                                      project_id="p", image_ref="img", task_state=None,
                                      config_drive="", system_metadata={},
                                      flavor=objects.Flavor(vcpus=1, memory_mb=64,
-                                                           root_gb=0))
+                                                           root_gb=0, ephemeral_gb=0,
+                                                           swap=0))
         self.idir = instance_dir.InstanceDir(self.inst.uuid).create()
         record.write(self.idir.path,
                      record.Record("instance-00000001", 1, 64, {"root_disk": False}))

@@ -39,10 +39,12 @@ class TestCommandLine(base.TestCase):
         self.inst = instance()
         self.idir = instance_dir.InstanceDir(self.inst.uuid)
 
-    def argv(self, root_disk=True, rescued=False, volumes=None, **kw):
+    def argv(self, root_disk=True, rescued=False, volumes=None, local_disks=(),
+             config_drive=False, **kw):
         guest = hypervisor.Guest(self.inst.uuid, self.idir, record.Record(
             name="instance-1", vcpus=2, memory_mb=256,
-            spec={"machine": "q35", "root_disk": root_disk, "config_drive": False},
+            spec={"machine": "q35", "root_disk": root_disk, "config_drive": config_drive,
+                  "local_disks": list(local_disks)},
             volumes=volumes or {}, rescued=rescued))
         return qemu.command_line(base.CONF, guest, **kw)
 
@@ -227,7 +229,7 @@ class TestProcesses(base.TestCase):
                 break
             time.sleep(0.05)
         self.assertFalse(qemu.alive(pid, uuid))
-        for _ in range(100):                      # and logs how it ended
+        for _ in range(200):                      # and logs how it ended
             with open(idir.file(qemu.HYPERVISOR_LOG)) as f:
                 log = f.read()
             if "ended" in log:
