@@ -45,7 +45,8 @@ EVENTS = {"STOP": virtevent.EVENT_LIFECYCLE_PAUSED,
           "SUSPEND": virtevent.EVENT_LIFECYCLE_SUSPENDED,   # the guest's own ACPI S3
           "DISCONNECTED": virtevent.EVENT_LIFECYCLE_STOPPED}
 SNAPSHOT_JOB = "hci-snapshot-"
-DETACH_RETRY = 5          # seconds between device_del requests a guest has not answered
+DETACH_RETRY = 10   # seconds between device_del requests (more than a PCIe slot's 5 s
+#                    attention-button window, in which a second press would cancel)
 
 
 class QemuHypervisor(hv_api.Hypervisor):

@@ -3,6 +3,7 @@ SeaBIOS finds nothing to boot and nothing answers the ACPI power button, so a so
 power-off has to fall back to stopping QEMU)."""
 import os
 import signal
+import subprocess
 import time
 
 import fixtures
@@ -21,7 +22,9 @@ from tests.unit.nova_qmp import test_qemu
 objects.register_all()
 
 
-class TestDriver(base.TestCase):
+class DriverCase(base.TestCase):
+    """A QMPDriver on this host's QEMU (privsep in-process) and one instance's record."""
+
     def setUp(self):
         super().setUp()
         self.useFixture(test_qemu.InProcessPrivsep())
@@ -45,6 +48,8 @@ class TestDriver(base.TestCase):
     def state(self):
         return self.drv.get_info(self.inst).state
 
+
+class TestDriver(DriverCase):
     def test_power_off_falls_back_to_stopping_qemu_after_the_timeout(self):
         self.drv.power_on(None, self.inst, None)
         self.assertEqual(power_state.RUNNING, self.state())
@@ -156,3 +161,49 @@ class TestDriver(base.TestCase):
         self.flags(qemu_binary=qemu_binary, group="qmp")
         self.drv.finish_revert_migration(None, self.inst, [], None, power_on=True)
         self.assertEqual(power_state.RUNNING, self.state())
+
+
+class TestSnapshotJobs(DriverCase):
+    """The live snapshot's block job (blockdev-backup) on a real QEMU with a root disk."""
+
+    def setUp(self):
+        super().setUp()
+        data = self.idir.file("data.raw")
+        with open(data, "wb") as f:
+            f.write(os.urandom(4 * 1024 * 1024))     # incompressible, all allocated
+        subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", data,
+                        self.idir.file(qemu.ROOT_DISK)], check=True)
+        os.unlink(data)
+        record.write(self.idir.path, record.Record(
+            name="i-1", vcpus=1, memory_mb=64,
+            spec={"machine": "pc", "root_disk": True, "config_drive": False}))
+        self.drv.power_on(None, self.inst, None)
+        self.guest = self.drv._guest(self.inst)
+
+    def jobs_and_nodes(self):
+        jobs = self.drv.hv._qmp(self.guest, "query-jobs")
+        nodes = [n["node-name"] for n in
+                 self.drv.hv._qmp(self.guest, "query-named-block-nodes")
+                 if n["node-name"].startswith("snap")]
+        return jobs, nodes
+
+    def test_a_copy_is_a_standalone_image_and_leaves_no_job(self):
+        target = self.idir.file("snap.qcow2")
+        self.drv.hv.export_root_disk(self.guest, target)
+        info = subprocess.run(["qemu-img", "info", "--output=json", target], check=True,
+                              capture_output=True, text=True).stdout
+        self.assertNotIn("backing-filename", info)
+        self.assertEqual(0, subprocess.run(["qemu-img", "compare", "-q", "-U", target,
+                                            self.idir.file(qemu.ROOT_DISK)]).returncode)
+        self.assertEqual(([], []), self.jobs_and_nodes())
+
+    def test_a_job_that_fails_reports_why_and_leaves_no_job(self):
+        small = self.useFixture(fixtures.TempDir()).path
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs", small],
+                       check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", small], check=False)
+        e = self.assertRaises(exception.InternalError, self.drv.hv.export_root_disk,
+                              self.guest, os.path.join(small, "snap.qcow2"))
+        self.assertIn("No space left on device", str(e))
+        self.assertEqual(([], []), self.jobs_and_nodes())
+        self.assertEqual(power_state.RUNNING, self.state())      # the guest goes on
