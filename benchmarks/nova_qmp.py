@@ -170,6 +170,10 @@ def child_qmp(work, n):
 
     from nova_qmp import driver
     conf.set_override("accelerator", "tcg", group="qmp")
+    # the driver's privsep daemons (taps, confined guests) as root runs them here
+    for group in ("nova_common_privileged", "nova_common_guest_admin"):
+        conf.set_override("helper_command",
+                          os.path.join(sys.prefix, "bin", "privsep-helper"), group=group)
     ctx = context.RequestContext("u", "p", is_admin=True)
     drv = driver.QMPDriver(fake.FakeVirtAPI())
     drv.init_host("bench")
