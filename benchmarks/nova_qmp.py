@@ -51,7 +51,12 @@ def setup_nova(work, driver_name):
 
     conf = nova.conf.CONF
     logging.register_options(conf)
-    conf([], project="nova", default_config_files=[])
+    # a nova.conf of the run's own, as nova-compute has one: the driver's privsep daemons
+    # read it (they check instance paths against its instances_path)
+    conf_file = os.path.join(work, "nova.conf")
+    with open(conf_file, "w") as f:
+        f.write("[DEFAULT]\ninstances_path = %s\n" % os.path.join(work, "i"))
+    conf(["--config-file", conf_file], project="nova", default_config_files=[])
     conf.set_override("log_file", os.path.join(work, "nova.log"))
     logging.setup(conf, "nova")
     objects.register_all()
@@ -170,10 +175,12 @@ def child_qmp(work, n):
 
     from nova_qmp import driver
     conf.set_override("accelerator", "tcg", group="qmp")
-    # the driver's privsep daemons (taps, confined guests) as root runs them here
+    # the driver's privsep daemons (taps, confined guests) as root runs them here, with
+    # the run's nova.conf (an explicit helper_command gets no --config-file by itself)
     for group in ("nova_common_privileged", "nova_common_guest_admin"):
-        conf.set_override("helper_command",
-                          os.path.join(sys.prefix, "bin", "privsep-helper"), group=group)
+        conf.set_override("helper_command", "%s --config-file %s" % (
+            os.path.join(sys.prefix, "bin", "privsep-helper"),
+            os.path.join(work, "nova.conf")), group=group)
     ctx = context.RequestContext("u", "p", is_admin=True)
     drv = driver.QMPDriver(fake.FakeVirtAPI())
     drv.init_host("bench")
@@ -214,37 +221,51 @@ def child_qmp(work, n):
 
 def child_floor(work, n):
     """The QMP driver's own QEMU command line, run by hand: exec -> QMP 'running'."""
-    from nova import objects
+    conf = setup_nova(work, "qmp.QMPDriver")      # before anything imports eventlet
     from oslo_utils import uuidutils
     from qemu.qmp.legacy import QEMUMonitorProtocol
 
+    from nova_common import hypervisor
     from nova_common import instance_dir
+    from nova_common import record
     from nova_qmp import opts
     from nova_qmp import qemu
-    conf = setup_nova(work, "qmp.QMPDriver")
     opts.register(conf)
     conf.set_override("accelerator", "tcg", group="qmp")
     out = {"floor": [], "ready": []}
     base = os.path.join(work, "base.raw")
     shutil.copyfile(os.environ["BENCH_IMAGE"], base)
-    for i in range(n):
+    for _i in range(n):
         uuid = uuidutils.generate_uuid()
-        inst = objects.Instance(id=i + 1, uuid=uuid,
-                                flavor=objects.Flavor(vcpus=1, memory_mb=256))
         idir = instance_dir.InstanceDir(uuid).create()
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base,
                         idir.file(qemu.ROOT_DISK)], check=True)
-        argv = qemu.command_line(conf, inst, idir, conf.qmp.machine_type)
+        guest = hypervisor.Guest(uuid, idir, record.Record(
+            name="floor", vcpus=1, memory_mb=256,
+            spec={"machine": conf.qmp.machine_type, "root_disk": True}))
+        argv = qemu.command_line(conf, guest)
+        # the serial log straight into a file (the driver's supervisor reads a FIFO)
+        argv = [a.replace(idir.file("console.fifo"), idir.file(qemu.CONSOLE_LOG))
+                for a in argv]
         t0 = time.monotonic()
-        subprocess.run(argv, check=True, capture_output=True)
-        qmp = QEMUMonitorProtocol(idir.file(qemu.QMP_SOCKET))
-        qmp.connect()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sock = idir.file(qemu.QMP_SOCKET)
+        while True:                 # until QEMU listens (it never daemonizes now)
+            try:
+                qmp = QEMUMonitorProtocol(sock)
+                qmp.connect()
+                break
+            except Exception:       # noqa: B902 - not there yet, or not listening yet
+                if proc.poll() is not None or time.monotonic() - t0 > 60:
+                    raise
+                time.sleep(0.005)
         status = qmp.cmd("query-status")["status"]
         out["floor"].append(time.monotonic() - t0)
         assert status == "running", status
         out["ready"].append(wait_ready(idir.file(qemu.CONSOLE_LOG), t0))
         qmp.close()
-        qemu.kill(qemu.read_pid(idir), uuid, 10)
+        proc.kill()
+        proc.wait()
         idir.remove()
     return out
 
@@ -255,6 +276,7 @@ CHILDREN = {"libvirt": child_libvirt, "qmp": child_qmp, "floor": child_floor}
 # -- parent side ----------------------------------------------------------------------------
 def run_child(name, n):
     work = tempfile.mkdtemp(prefix="nb-", dir="/tmp")     # short: UNIX socket paths
+    os.chmod(work, 0o711)     # guests (their own uids) pass through to instances_path
     try:
         proc = subprocess.run([sys.executable, __file__, "--child", name, "-n", str(n),
                                "--work", work], stdout=subprocess.PIPE, timeout=3600)

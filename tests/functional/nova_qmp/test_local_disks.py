@@ -27,7 +27,7 @@ class TestLocalDisks(base.QMPServerTestBase):
         idir = instance_dir.InstanceDir(server["id"], root=self.instances)
         for name in (disks.EPHEMERAL_DISK % 0, disks.SWAP_DISK):
             st = os.stat(idir.file(name))
-            self.assertEqual(0o600, st.st_mode & 0o777)
+            self.assert_private(server, idir.file(name))   # nova's user and the guest's
             self.assertLess(st.st_blocks * 512, 16 * 1024 ** 2)     # sparse
 
         conn = self.serial(server)
