@@ -35,23 +35,22 @@ def proc(pid):
 
 
 def privsep_daemons():
-    """{context: uid} of the privsep daemons of ours descending from this process."""
+    """{context: uid} of the privsep daemons of ours started for this scenario (they
+    detach from sudo: found by their command line, which names this test's nova.conf)."""
     found = {}
+    conf = os.environ["HCI_DEPLOY_NOVA_CONF"]
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
-            uid, ppid, argv = proc(int(name))
-            ancestors = []
-            while ppid > 1:
-                ancestors.append(ppid)
-                ppid = proc(ppid)[1]
+            uid, _ppid, argv = proc(int(name))
         except (OSError, ValueError, KeyError):
             continue
-        if os.getpid() in ancestors and "privsep-helper" in " ".join(argv[:2]):
-            for context in CONTEXTS:
-                if context in argv:
-                    found[context] = uid
+        if "privsep-helper" not in " ".join(argv[:2]) or conf not in argv:
+            continue
+        for context in CONTEXTS:
+            if context in argv:
+                found[context] = uid
     return found
 
 
