@@ -38,6 +38,9 @@ class TestNovaComputeAsServiceUser(testtools.TestCase):
         self.loop = subprocess.run(["losetup", "--find", "--show", backing.name],
                                    check=True, capture_output=True, text=True).stdout.strip()
         self.addCleanup(subprocess.run, ["losetup", "--detach", self.loop], check=False)
+        # a loop device node keeps its ACL across uses: none from an earlier run, none after
+        subprocess.run(["setfacl", "-b", self.loop], check=True)
+        self.addCleanup(subprocess.run, ["setfacl", "-b", self.loop], check=False)
         # nova.conf as the privsep daemons read it: the instances path they check
         self.instances = tempfile.mkdtemp(prefix="q", dir="/tmp")
         self.addCleanup(shutil.rmtree, self.instances, True)

@@ -52,6 +52,9 @@ class TestConfinement(base.QMPServerTestBase):
         loop = subprocess.run(["losetup", "--find", "--show", backing], check=True,
                               capture_output=True, text=True).stdout.strip()
         self.addCleanup(subprocess.run, ["losetup", "--detach", loop], check=False)
+        # a loop device node keeps its ACL across uses: none from an earlier test run
+        subprocess.run(["setfacl", "-b", loop], check=True)
+        self.addCleanup(subprocess.run, ["setfacl", "-b", loop], check=False)
         self.cinder.VOLUME_CONNECTION_INFO = dict(self.cinder.VOLUME_CONNECTION_INFO, **{
             volume_id: {"driver_volume_type": "local", "data": {"device_path": loop}}})
         read = ("dd", "if=" + loop, "bs=11", "count=1", "status=none")

@@ -257,9 +257,11 @@ class TestServerLifecycle(base.QMPServerTestBase):
 
     def test_resize_on_this_host_revert_and_confirm(self):
         self.flags(allow_resize_to_same_host=True)
+        # booted before the bigger flavor exists: nova's helper takes the first flavor
+        # listed, and a new flavor's random id may sort first
+        server = self.boot("qcow2")
         bigger = self.api.post_flavor({"flavor": {
             "name": "bigger", "ram": 640, "vcpus": 2, "disk": 2}})
-        server = self.boot("qcow2")
         out = self.wait_console(server, self.guest.marker("ready"))
         self.assertIn("DISK vda sectors=2097152", out)
         idir = instance_dir.InstanceDir(server["id"], root=self.instances)

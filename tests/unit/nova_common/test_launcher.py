@@ -105,6 +105,8 @@ class TestDeviceAccess(base.TestCase):
         loop = subprocess.run(["losetup", "--find", "--show", backing], check=True,
                               capture_output=True, text=True).stdout.strip()
         self.addCleanup(subprocess.run, ["losetup", "--detach", loop], check=False)
+        subprocess.run(["setfacl", "-b", loop], check=True)     # none from earlier uses
+        self.addCleanup(subprocess.run, ["setfacl", "-b", loop], check=False)
         read = ("dd", "if=" + loop, "bs=11", "count=1", "status=none")
         self.assertNotEqual(0, as_uid(GUEST, *read).returncode)
         launcher.grant_device(loop, GUEST)
