@@ -16,6 +16,7 @@ from nova.i18n import _
 from oslo_log import log as logging
 
 from nova_cloudhypervisor import client
+from nova_common import pids
 
 LOG = logging.getLogger(__name__)
 API_SOCKET = "ch.sock"
@@ -127,11 +128,7 @@ def log_tail(idir, size=2000):
 
 
 def read_pid(idir):
-    try:
-        with open(idir.file(PIDFILE)) as f:
-            return int(f.read().strip())
-    except (FileNotFoundError, ValueError):
-        return None
+    return pids.read_pid(idir.file(PIDFILE))
 
 
 def alive(pid, uuid):
@@ -142,15 +139,9 @@ def alive(pid, uuid):
     if child is not None and child.poll() is not None:
         del _children[pid]      # reaped
         return False
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            cmdline = f.read()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
     # the command line names the instance directory (pids are reused)
-    return state not in ("Z", "X") and uuid.encode() in cmdline
+    cmdline = pids.live_cmdline(pid)
+    return cmdline is not None and uuid.encode() in cmdline
 
 
 def wait_gone(pid, uuid, timeout):

@@ -17,6 +17,7 @@ from nova.i18n import _
 
 from nova_common import consolelog
 from nova_common import instance_dir
+from nova_common import pids
 from nova_common import privsep
 
 QMP_SOCKET = "qmp.sock"
@@ -301,25 +302,14 @@ def _log_since(path, offset):
 
 
 def read_pid(idir):
-    try:
-        with open(idir.file(PIDFILE)) as f:
-            return int(f.read().strip())
-    except (FileNotFoundError, ValueError):
-        return None
+    return pids.read_pid(idir.file(PIDFILE))
 
 
 def alive(pid, uuid):
-    """Whether ``pid`` is a live (not zombie) QEMU of instance ``uuid``."""
-    if not pid:
-        return False
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            cmdline = f.read().split(b"\0")
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X") and uuid.encode() in cmdline
+    """Whether ``pid`` is a live (not zombie) QEMU of instance ``uuid`` (its UUID one of
+    the arguments)."""
+    cmdline = pids.live_cmdline(pid)
+    return cmdline is not None and uuid.encode() in cmdline.split(b"\0")
 
 
 def kill(pid, uuid, timeout):
