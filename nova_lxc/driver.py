@@ -1,7 +1,7 @@
 """Nova compute driver for system containers on liblxc (no libvirt, no LXD).
 
-Loaded with ``compute_driver = liblxc.LXCDriver`` (the ``nova.virt.liblxc`` shim; not
-``lxc``, which would read as nova's libvirt LXC mode). A binding of the compute base
+Loaded with ``compute_driver = lxc.LXCDriver`` (the ``nova.virt.lxc`` shim; the
+``nova.virt.liblxc`` shim names the same class). A binding of the compute base
 (``nova_common.driver.BaseDriver``) to ``nova_lxc.hypervisor.LXCHypervisor``; it replaces
 the base where containers differ from disk-image guests:
 

@@ -53,7 +53,7 @@ class LXCServerTestBase(integrated_helpers._IntegratedTestBase):
         self.instances = tempfile.mkdtemp(prefix="lxcn", dir="/tmp")
         self.addCleanup(shutil.rmtree, self.instances, True)
         os.chmod(self.instances, 0o711)
-        self.flags(compute_driver="liblxc.LXCDriver", instances_path=self.instances,
+        self.flags(compute_driver="lxc.LXCDriver", instances_path=self.instances,
                    shutdown_timeout=5, reboot_timeout=5, force_config_drive=False)
         self.flags(apparmor_profile="unconfined", group="lxc_native")  # no AppArmor here
         self.flags(api_paste_config=os.path.join(sys.prefix, "etc", "nova", "api-paste.ini"),
