@@ -91,6 +91,41 @@ class TestOVNServer(base.QMPServerTestBase):
         self.assert_nothing_left(server)
         self.assertEqual([], self.ovs_interfaces(port["id"]))
 
+    def test_hard_reboot_waits_for_network_vif_plugged_when_configured(self):
+        """With ``[workarounds]wait_for_vif_plugged_event_during_hard_reboot`` (as for
+        libvirt): the port is unplugged (OVN sees it go) and plugged again, and the
+        guest starts only after Neutron's event."""
+        port, ip = self.ovn_port()
+        server = self.boot("qcow2", networks=[{"port": port["id"]}])
+        old_pid = self.qemu_pid(server)
+        before = self.host.find(self.host.vsctl, "Interface",
+                                "external_ids:iface-id=" + port["id"], columns=("_uuid",))
+        self.assertEqual(1, len(before))
+        self.flags(vif_plugging_timeout=300, vif_plugging_is_fatal=True)
+        self.flags(group="workarounds",
+                   wait_for_vif_plugged_event_during_hard_reboot=["normal"])
+        self.api.post_server_action(server["id"], {"reboot": {"type": "HARD"}})
+
+        def replugged():
+            rows = self.host.find(self.host.vsctl, "Interface",
+                                  "external_ids:iface-id=" + port["id"],
+                                  columns=("_uuid",))
+            return rows and rows != before and \
+                self.host.nbctl("lsp-get-up", port["id"]).strip() == "up"
+        self.host.wait(replugged, "the port plugged again and claimed by OVN",
+                       timeout=120)
+        # waiting for the event: the old guest is gone, no new one yet
+        self.assertEqual("HARD_REBOOT", self.api.get_server(server["id"])["status"])
+        self.assertIsNone(self.qemu_pid(server))
+        self.api.api_post("/os-server-external-events", {"events": [{
+            "name": "network-vif-plugged", "server_uuid": server["id"],
+            "tag": port["id"], "status": "completed"}]})
+        server = self._wait_for_state_change(server, "ACTIVE")
+        self.assertNotIn(self.qemu_pid(server), (None, old_pid))
+        self._delete_server(server)
+        self.assert_nothing_left(server)
+        self.assertEqual([], self.ovs_interfaces(port["id"]))
+
     def test_no_event_in_time_fails_the_boot_and_leaves_nothing(self):
         port, ip = self.ovn_port(status="DOWN")
         self.flags(vif_plugging_timeout=3, vif_plugging_is_fatal=True)
