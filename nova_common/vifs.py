@@ -107,10 +107,9 @@ def _to_os_vif(instance, vif):
     return obj, os_vif_util.nova_to_osvif_instance(instance)
 
 
-def _max_tap_queues():
-    """The queues a tap takes: 8 on Linux 3.x, 256 (the kernel's MAX_TAP_QUEUES) since
-    4.0, the limits nova's libvirt driver knows."""
-    return 8 if int(os.uname().release.split(".")[0]) <= 3 else 256
+# the queues a tap takes (the kernel's MAX_TAP_QUEUES since Linux 4.0; nova's libvirt
+# driver knows the same limit)
+MAX_TAP_QUEUES = 256
 
 
 def queues(instance):
@@ -123,7 +122,7 @@ def queues(instance):
         image_meta.name = instance.image_ref or None
     if not hardware.get_vif_multiqueue_constraint(instance.flavor, image_meta):
         return 1
-    return min(instance.flavor.vcpus, _max_tap_queues())
+    return min(instance.flavor.vcpus, MAX_TAP_QUEUES)
 
 
 def plug(instance, vif, owner=None, queues=1):

@@ -60,6 +60,17 @@ class OVNHost(fixtures.Fixture):
 
     def _setUp(self):
         self._lock()
+        # another userspace datapath of this network namespace (the previous test's goes
+        # within moments of its ovs-vswitchd), e.g. a deployed OVS: ours could not open
+        # its datapath
+        try:
+            self.wait(lambda: not os.path.exists("/sys/class/net/ovs-netdev"),
+                      "ovs-netdev to go", timeout=20)
+        except TimeoutError:
+            raise RuntimeError(
+                "another Open vSwitch userspace datapath holds ovs-netdev in this network "
+                "namespace; run the tests in one of their own (README: Networking)"
+            ) from None
         # short: UNIX socket paths must stay under 108 bytes
         self.dir = self.useFixture(fixtures.TempDir(rootdir="/tmp")).path
         d = self.dir
