@@ -272,6 +272,13 @@ class TestBaseDriver(base.TestCase):
         self.drv.finish_revert_migration(None, self.inst, [down], None)
         self.assertEqual(2, [c[0] for c in self.hv.calls].count("start"))
 
+    def test_plug_vifs_at_host_start_keeps_a_port_multi_queue(self):
+        rec = self.rec()
+        rec.vifs = {vif()["id"]: {"tap": "tap3f4c8e2a-1b", "mac": "m", "queues": 2}}
+        record.write(self.idir.path, rec)
+        self.drv.plug_vifs(self.inst, [vif()])
+        self.assertEqual([("add-mq", "tap3f4c8e2a-1b")], self.taps)
+
     def test_a_failed_volume_attach_disconnects_and_keeps_the_record(self):
         self.drv.power_on(None, self.inst, [])
         cause = exception.InternalError("device_add failed")
