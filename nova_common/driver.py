@@ -312,9 +312,24 @@ class BaseDriver(driver.ComputeDriver):
 
     def _rebuild(self, guest, instance, network_info, block_device_info):
         """Start the guest again from the current configuration and what nova says it has
-        now (volumes reconnected, interfaces plugged again), as libvirt's hard reboot."""
+        now (volumes reconnected, interfaces plugged again), as libvirt's hard reboot;
+        the ports ``[workarounds]wait_for_vif_plugged_event_during_hard_reboot`` asks
+        for are unplugged first, and their ``network-vif-plugged`` awaited before the
+        guest starts (``vif_events``)."""
         self._stop(guest, instance)
-        self._plug_and_connect(guest, instance, network_info, block_device_info)
+        events = vif_events.on_hard_reboot(network_info)
+        waited = {e[1] for e in events}
+        for vif in network_info or []:
+            if vif["id"] in waited:        # down, so that Neutron reports it up again
+                vifs.unplug(instance, vif)
+        try:
+            with vif_events.plugging(self.virtapi, instance, network_info, events=events):
+                self._plug_and_connect(guest, instance, network_info, block_device_info)
+        except exception.VirtualInterfaceCreateException:
+            with excutils.save_and_reraise_exception():
+                LOG.warning("the ports were not reported plugged; the guest stays off "
+                            "and its ports unplugged", instance=instance)
+                self.unplug_vifs(instance, network_info)
         self._save(guest)
         self._start(guest, instance)
 
@@ -518,6 +533,8 @@ class BaseDriver(driver.ComputeDriver):
                 previous=kept.spec)
             if self._desc.has(hv_api.LOCAL_DISKS):
                 kept.spec["local_disks"] = disks.copy_local_disks(old.path, idir.path)
+            # no network-vif-plugged awaited, as libvirt: Neutron may not have seen the
+            # ports unplugged by migrate_disk_and_power_off, so no event would come
             self._plug_and_connect(guest, instance, network_info, block_device_info)
             self._save(guest)
             if power_on:
@@ -546,7 +563,16 @@ class BaseDriver(driver.ComputeDriver):
                 idir.remove()
             os.rename(self._resize_dir(instance), idir.path)
         guest = self._guest(instance)
-        self._plug_and_connect(guest, instance, network_info, block_device_info)
+        try:
+            # the ports not yet active, as libvirt waits here (its ports were unplugged
+            # by migrate_disk_and_power_off)
+            with vif_events.plugging(self.virtapi, instance, network_info, power_on):
+                self._plug_and_connect(guest, instance, network_info, block_device_info)
+        except exception.VirtualInterfaceCreateException:
+            with excutils.save_and_reraise_exception():
+                LOG.warning("the ports were not reported plugged; the reverted guest "
+                            "stays off and its ports unplugged", instance=instance)
+                self.unplug_vifs(instance, network_info)
         self._save(guest)
         if power_on:
             self._start(guest, instance)
@@ -688,8 +714,11 @@ class BaseDriver(driver.ComputeDriver):
         """Plug ``vif``'s host side into ``guest.record`` (not written)."""
         if slot is None:
             slot = self.hv.free_slot(guest)
-        tap = vifs.plug(instance, vif, owner=guest.record.uid or None)
+        queues = vifs.queues(instance) if self._desc.has(hv_api.MULTIQUEUE) else 1
+        tap = vifs.plug(instance, vif, owner=guest.record.uid or None, queues=queues)
         guest.record.vifs[vif["id"]] = {"tap": tap, "mac": vif["address"], "slot": slot}
+        if queues > 1:
+            guest.record.vifs[vif["id"]]["queues"] = queues
         return guest.record.vifs[vif["id"]]
 
     def plug_vifs(self, instance, network_info):
@@ -701,7 +730,9 @@ class BaseDriver(driver.ComputeDriver):
             LOG.error("%s", e, instance=instance)
             raise exception.VirtualInterfacePlugException(str(e))
         for vif in network_info or []:
-            vifs.plug(instance, vif, owner=(guest.record.uid or None) if guest else None)
+            entry = guest.record.vifs.get(vif["id"], {}) if guest else {}
+            vifs.plug(instance, vif, owner=(guest.record.uid or None) if guest else None,
+                      queues=entry.get("queues", 1))
 
     def unplug_vifs(self, instance, network_info):
         for vif in network_info or []:

@@ -312,9 +312,11 @@ class QemuHypervisor(hv_api.Hypervisor):
 
     def attach_nic(self, guest, vif_id, vif):
         netdev = qemu.vif_ids(vif_id)[0]
-        self._qmp(guest, "netdev_add", **qemu.vif_netdev(vif_id, vif["tap"]))
+        queues = vif.get("queues", 1)
+        self._qmp(guest, "netdev_add", **qemu.vif_netdev(vif_id, vif["tap"], queues))
         try:
-            self._qmp(guest, "device_add", **qemu.vif_device(vif_id, vif["mac"], vif["slot"]))
+            self._qmp(guest, "device_add", **qemu.vif_device(vif_id, vif["mac"], vif["slot"],
+                                                             queues))
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._qmp(guest, "netdev_del", id=netdev)

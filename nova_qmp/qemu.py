@@ -226,33 +226,50 @@ def vif_ids(vif_id):
     return "n" + vif_id.replace("-", "")[:24], "vif-" + vif_id
 
 
-def vif_netdev(vif_id, tap):
+def vif_netdev(vif_id, tap, queues=1):
+    """The tap backend; with ``queues`` > 1 QEMU attaches that many queues of the
+    (multi-queue) tap, opening it once per queue by name as its owner."""
     netdev, _dev = vif_ids(vif_id)
-    return {"type": "tap", "id": netdev, "ifname": tap, "script": "no",
-            "downscript": "no"}
+    netdev = {"type": "tap", "id": netdev, "ifname": tap, "script": "no",
+              "downscript": "no"}
+    if queues > 1:
+        netdev["queues"] = int(queues)
+    return netdev
 
 
-def vif_device(vif_id, mac, port=None):
+def vif_device(vif_id, mac, port=None, queues=1):
+    """The virtio-net device; with ``queues`` > 1 multi-queue, with the MSI-X vectors
+    libvirt gives it (one per queue of each direction, config and control: 2N + 2)."""
     netdev, dev = vif_ids(vif_id)
     device = {"driver": "virtio-net-pci", "netdev": netdev, "id": dev, "mac": mac}
+    if queues > 1:
+        device.update(mq=True, vectors=2 * int(queues) + 2)
     if port:
         device["bus"] = port
     return device
 
 
+def _arg(value):
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return value
+
+
 def _device_arg(device):
-    return ",".join([device["driver"]] + ["%s=%s" % (k, v) for k, v in device.items()
-                                          if k != "driver"])
+    return ",".join([device["driver"]] + ["%s=%s" % (k, _arg(v))
+                                          for k, v in device.items() if k != "driver"])
 
 
 def vif_args(vifs):
     """Command-line arguments for the interfaces recorded in an instance's metadata."""
     argv = []
     for vif_id, vif in sorted(vifs.items()):
-        netdev = vif_netdev(vif_id, vif["tap"])
+        queues = vif.get("queues", 1)
+        netdev = vif_netdev(vif_id, vif["tap"], queues)
         argv += ["-netdev", ",".join(["tap"] + ["%s=%s" % (k, v) for k, v in netdev.items()
                                                 if k != "type"])]
-        argv += ["-device", _device_arg(vif_device(vif_id, vif["mac"], vif.get("slot")))]
+        argv += ["-device", _device_arg(vif_device(vif_id, vif["mac"], vif.get("slot"),
+                                                   queues))]
     return argv
 
 

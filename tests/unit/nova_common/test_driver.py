@@ -2,10 +2,12 @@
 boundary; the real hypervisors are exercised in the functional tests), with os-brick and
 the tap privsep calls as the other boundaries."""
 import os
+from unittest import mock
 
 import fixtures
 from nova import exception
 from nova import objects
+from nova.compute import manager
 from nova.compute import power_state
 from nova.compute import task_states
 from nova.network import model as network_model
@@ -118,7 +120,8 @@ class TestBaseDriver(base.TestCase):
         self.taps = []
         self.useFixture(fixtures.MockPatch(
             "nova_common.privsep.create_tap",
-            lambda dev, uid, mtu=None, mac=None: self.taps.append(("add", dev))))
+            lambda dev, uid, mtu=None, mac=None, multiqueue=False: self.taps.append(
+                ("add", dev) if not multiqueue else ("add-mq", dev))))
         self.useFixture(fixtures.MockPatch(
             "nova_common.privsep.delete_tap", lambda dev: self.taps.append(("del", dev))))
         self.connected, self.disconnected = [], []
@@ -207,6 +210,74 @@ class TestBaseDriver(base.TestCase):
         starts = [c for c in self.hv.calls if c[0] == "start"]
         self.assertEqual(["v1"], list(starts[-1][1]))           # the guest gets the volume
         self.assertEqual({"v1"}, set(self.rec().volumes))
+
+    def _neutron_wires_plugged_taps(self):
+        """nova-compute's real virtapi; Neutron's event comes once a tap is made."""
+        compute = mock.Mock(instance_events=manager.InstanceEvents())
+        self.drv.virtapi = manager.ComputeVirtAPI(compute)
+        self.inst.vm_state = "active"          # (logged by nova on a timeout)
+        self.wired = True
+        def create_tap(dev, uid, mtu=None, mac=None, multiqueue=False):
+            self.taps.append(("add", dev))
+            if self.wired:
+                event = objects.InstanceExternalEvent(
+                    name="network-vif-plugged", tag=vif()["id"], status="completed")
+                compute.instance_events.pop_instance_event(self.inst, event).set(event)
+        self.useFixture(fixtures.MockPatch("nova_common.privsep.create_tap", create_tap))
+
+    def test_hard_reboot_replugs_and_waits_when_configured(self):
+        self._neutron_wires_plugged_taps()
+        self.flags(vif_plugging_timeout=2, vif_plugging_is_fatal=True)
+        self.flags(group="workarounds",
+                   wait_for_vif_plugged_event_during_hard_reboot=["normal"])
+        self.drv.power_on(None, self.inst, [vif()])
+        self.drv.reboot(None, self.inst, [vif()], "HARD")
+        # unplugged, so that Neutron reports it up again, then plugged before the start
+        self.assertEqual([("add", "tap3f4c8e2a-1b"), ("del", "tap3f4c8e2a-1b"),
+                          ("add", "tap3f4c8e2a-1b")], self.taps[1:])
+        self.assertEqual(2, [c[0] for c in self.hv.calls].count("start"))
+        # no event: the guest stays off, its port unplugged
+        self.wired = False
+        self.assertRaises(exception.VirtualInterfaceCreateException, self.drv.reboot,
+                          None, self.inst, [vif()], "HARD")
+        self.assertEqual(2, [c[0] for c in self.hv.calls].count("start"))
+        self.assertEqual(("del", "tap3f4c8e2a-1b"), self.taps[-1])
+        self.assertEqual(power_state.SHUTDOWN, self.drv.get_info(self.inst).state)
+
+    def test_hard_reboot_does_not_wait_by_default(self):
+        self._neutron_wires_plugged_taps()
+        self.wired = False
+        self.flags(vif_plugging_timeout=2, vif_plugging_is_fatal=True)
+        down = vif()
+        down["active"] = False
+        self.drv.power_on(None, self.inst, [down])
+        self.drv.reboot(None, self.inst, [down], "HARD")
+        self.assertEqual([("add", "tap3f4c8e2a-1b")] * 2, self.taps)   # no unplug
+        self.assertEqual(2, [c[0] for c in self.hv.calls].count("start"))
+
+    def test_a_revert_waits_for_the_ports_not_yet_active(self):
+        self._neutron_wires_plugged_taps()
+        self.wired = False
+        self.flags(vif_plugging_timeout=1, vif_plugging_is_fatal=True)
+        down = vif()
+        down["active"] = False
+        self.drv.power_on(None, self.inst, [down])       # (power-on does not wait)
+        self.drv.migrate_disk_and_power_off(None, self.inst, driver.CONF.host,
+                                            self.inst.flavor, [down])
+        self.assertRaises(exception.VirtualInterfaceCreateException,
+                          self.drv.finish_revert_migration, None, self.inst, [down], None)
+        self.assertEqual(1, [c[0] for c in self.hv.calls].count("start"))
+        self.assertEqual(("del", "tap3f4c8e2a-1b"), self.taps[-1])
+        self.wired = True
+        self.drv.finish_revert_migration(None, self.inst, [down], None)
+        self.assertEqual(2, [c[0] for c in self.hv.calls].count("start"))
+
+    def test_plug_vifs_at_host_start_keeps_a_port_multi_queue(self):
+        rec = self.rec()
+        rec.vifs = {vif()["id"]: {"tap": "tap3f4c8e2a-1b", "mac": "m", "queues": 2}}
+        record.write(self.idir.path, rec)
+        self.drv.plug_vifs(self.inst, [vif()])
+        self.assertEqual([("add-mq", "tap3f4c8e2a-1b")], self.taps)
 
     def test_a_failed_volume_attach_disconnects_and_keeps_the_record(self):
         self.drv.power_on(None, self.inst, [])

@@ -120,6 +120,23 @@ class TestCommandLine(base.TestCase):
         self.assertEqual(["-device", "virtio-blk-pci,drive=%s,id=%s,serial=%s,bus=hp3"
                           % (node, dev, vol[:20])], argv[2:])
 
+    def test_interfaces_single_and_multi_queue(self):
+        port = "0e8f1c2a-7b3d-4e5f-9a6b-1c2d3e4f5a6b"
+        netdev, dev = qemu.vif_ids(port)
+        one = {"tap": "tap0e8f1c2a-7b", "mac": "fa:16:3e:00:00:01", "slot": "hp1"}
+        self.assertEqual(
+            ["-netdev", "tap,id=%s,ifname=tap0e8f1c2a-7b,script=no,downscript=no" % netdev,
+             "-device", "virtio-net-pci,netdev=%s,id=%s,mac=fa:16:3e:00:00:01,bus=hp1"
+             % (netdev, dev)], qemu.vif_args({port: one}))
+        argv = qemu.vif_args({port: dict(one, queues=4)})
+        self.assertTrue(argv[1].endswith(",queues=4"), argv[1])
+        self.assertIn(",mq=on,vectors=10,", argv[3])
+        # QMP (hot-plug) gets typed values
+        self.assertEqual({"mq": True, "vectors": 10},
+                         {k: v for k, v in qemu.vif_device(port, "m", "hp1", 4).items()
+                          if k in ("mq", "vectors")})
+        self.assertEqual(4, qemu.vif_netdev(port, "t", 4)["queues"])
+
     def test_boot_volume_replaces_the_image_disk(self):
         self.assertIn("virtio-blk-pci,drive=root,id=root-disk,bootindex=1", self.argv())
         argv = self.argv(root_disk=False)
