@@ -4,8 +4,10 @@ import os
 import re
 import sys
 
+import fixtures
 from oslo_config import cfg
 from oslo_config import fixture as config_fixture
+from oslo_privsep import capabilities
 from oslo_privsep import priv_context
 from oslo_rootwrap import wrapper
 import testtools
@@ -86,3 +88,26 @@ class TestLXCAdminThroughNovaRootwrap(testtools.TestCase):
         for argv in refused:
             self.assertFalse(filters_admit(argv), argv)
             self.assertFalse(sudoers_admit(argv), argv)
+
+
+class TestCapabilities(testtools.TestCase):
+    def status(self, bnd):
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path, "status")
+        with open(path, "w") as f:
+            f.write("Name:\tx\nCapInh:\t0000000000000000\nCapBnd:\t%s\n" % bnd)
+        return path
+
+    def test_capabilities_outside_the_bounding_set_are_not_asked_for(self):
+        full = self.status("000001ffffffffff")
+        self.assertEqual(list(privsep.CAPABILITIES),
+                         privsep.bounded(privsep.CAPABILITIES, full))
+        # a host that is a container without CAP_SYS_RESOURCE (24), as this test machine
+        no_resource = self.status("000001fffeffffff")
+        kept = privsep.bounded(privsep.CAPABILITIES, no_resource)
+        self.assertNotIn(capabilities.CAP_SYS_RESOURCE, kept)
+        self.assertEqual(len(privsep.CAPABILITIES) - 1, len(kept))
+        self.assertIn(capabilities.CAP_SYS_ADMIN, kept)
+
+    def test_an_unreadable_status_keeps_the_list(self):
+        self.assertEqual(list(privsep.CAPABILITIES),
+                         privsep.bounded(privsep.CAPABILITIES, "/nonexistent/status"))
