@@ -42,6 +42,7 @@ lxc_admin = priv_context.PrivContext(
 
 
 # imported here (not at the top) so the entry points below are all in this module
+from nova_lxc import blockdev  # noqa: E402
 from nova_lxc import container  # noqa: E402
 from nova_lxc import images  # noqa: E402
 
@@ -126,3 +127,13 @@ def signal_init(name, lxcpath, signame):
 @lxc_admin.entrypoint
 def write_seed(name, lxcpath, files, owner):
     container.write_seed(name, lxcpath, dict(files), owner)
+
+
+@lxc_admin.entrypoint
+def attach_block(name, lxcpath, source, node, volume_id, owner):
+    return blockdev.attach(name, lxcpath, source, node, volume_id, owner)
+
+
+@lxc_admin.entrypoint
+def detach_block(name, lxcpath, source, node, volume_id, owner):
+    blockdev.detach(name, lxcpath, source, node, volume_id, owner)

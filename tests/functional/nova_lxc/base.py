@@ -57,6 +57,12 @@ class LXCServerTestBase(integrated_helpers._IntegratedTestBase):
         self.flags(api_paste_config=os.path.join(sys.prefix, "etc", "nova", "api-paste.ini"),
                    group="wsgi")
         self._privsep()
+        # nova's harness forbids the host discovery behind os-brick's connector
+        # properties (/sys, network interfaces); what cinder would be told is fixed here
+        self.useFixture(fixtures.MockPatch(
+            "os_brick.initiator.connector.get_connector_properties",
+            return_value={"host": "compute", "ip": "127.0.0.1", "multipath": False,
+                          "platform": "x86_64", "os_type": "linux"}))
         work = tempfile.mkdtemp(prefix="lxcimg", dir="/tmp")
         self.addCleanup(shutil.rmtree, work, True)
         self.images = {}

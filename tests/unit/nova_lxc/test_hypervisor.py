@@ -153,7 +153,6 @@ class TestDriver(base.TestCase):
                      lambda: self.drv.rescue(None, inst, [], image(), "pw", None, None),
                      lambda: self.drv.get_vnc_console(None, inst),
                      lambda: self.drv.get_serial_console(None, inst),
-                     lambda: self.drv.attach_volume(None, {}, inst, "/dev/vdb"),
                      lambda: self.drv.live_migration(None, inst, "h", None, None)):
             self.assertRaises(NotImplementedError, call)
 
