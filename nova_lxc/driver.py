@@ -13,7 +13,7 @@ the base where containers differ from disk-image guests:
   and the console go through the privileged side.
 
 Operations containers cannot do (suspend to disk, rescue, live migration, VNC/SPICE/serial
-consoles) and those not done yet (volumes at spawn, interface hot-plug, config drive) raise
+consoles) and those not done yet (volumes at spawn, config drive) raise
 ``NotImplementedError`` or are refused before anything is made.
 """
 import os

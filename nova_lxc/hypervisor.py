@@ -148,7 +148,7 @@ class LXCHypervisor(hv_api.Hypervisor):
         hypervisor_type="lxc",
         image_formats=("raw", "qcow2"),      # root tarballs and ext4 filesystem images
         vif_types=(network_model.VIF_TYPE_TAP,),
-        optional=frozenset({hv_api.PAUSE, hv_api.DISK_HOTPLUG}),
+        optional=frozenset({hv_api.PAUSE, hv_api.DISK_HOTPLUG, hv_api.NIC_HOTPLUG}),
         vm_mode="exe")
 
     def __init__(self):
@@ -361,6 +361,19 @@ class LXCHypervisor(hv_api.Hypervisor):
                                  start[0] if start else None)
         except container.ContainerError as e:
             raise exception.InternalError(str(e)) from e
+
+    # -- interfaces: a veth pair into the running container ------------------------------
+    def attach_nic(self, guest, vif_id, vif):
+        try:
+            privsep.attach_nic(guest.uuid, lxcpath(), vif["tap"], vif["slot"], vif["mac"],
+                               vif["mtu"], vif["ipv4"], vif["gateway"])
+        except container.ContainerError as e:
+            raise exception.InterfaceAttachFailed(instance_uuid=guest.uuid) from e
+        LOG.info("interface %(v)s in the container as eth%(s)d",
+                 {"v": vif_id, "s": vif["slot"]}, instance_uuid=guest.uuid)
+
+    def detach_nic(self, guest, vif_id, vif):
+        privsep.detach_nic(guest.uuid, lxcpath(), vif["tap"])
 
     # -- beyond the contract: files, console, snapshots ---------------------------------------
     def seed(self, guest, instance):

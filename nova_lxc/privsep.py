@@ -45,6 +45,7 @@ lxc_admin = priv_context.PrivContext(
 from nova_lxc import blockdev  # noqa: E402
 from nova_lxc import container  # noqa: E402
 from nova_lxc import images  # noqa: E402
+from nova_lxc import nics  # noqa: E402
 
 
 @lxc_admin.entrypoint
@@ -137,3 +138,13 @@ def attach_block(name, lxcpath, source, node, volume_id, owner):
 @lxc_admin.entrypoint
 def detach_block(name, lxcpath, source, node, volume_id, owner):
     blockdev.detach(name, lxcpath, source, node, volume_id, owner)
+
+
+@lxc_admin.entrypoint
+def attach_nic(name, lxcpath, host_dev, slot, mac, mtu, ipv4, gateway):
+    nics.attach(name, lxcpath, host_dev, slot, mac, mtu, [tuple(a) for a in ipv4], gateway)
+
+
+@lxc_admin.entrypoint
+def detach_nic(name, lxcpath, host_dev):
+    nics.detach(name, lxcpath, host_dev)

@@ -145,7 +145,7 @@ class TestDriver(base.TestCase):
         self.assertTrue(caps["supports_image_type_raw"])
         self.assertTrue(caps["supports_image_type_qcow2"])
         self.assertFalse(caps["supports_image_type_vmdk"])
-        self.assertFalse(caps["supports_attach_interface"])
+        self.assertTrue(caps["supports_attach_interface"])
 
     def test_what_containers_cannot_do(self):
         inst = instance()
