@@ -590,7 +590,7 @@ class BaseDriver(driver.ComputeDriver):
 
     # -- volumes ----------------------------------------------------------------------------
     def get_volume_connector(self, instance):
-        return volumes.connector_properties()
+        return self.hv.volume_connector(volumes.connector_properties())
 
     @staticmethod
     def _volume_id(connection_info):
@@ -601,6 +601,11 @@ class BaseDriver(driver.ComputeDriver):
         volume_id = self._volume_id(connection_info)
         if slot is None and not boot:
             slot = self.hv.free_slot(guest)
+        if self.hv.connects_volume(connection_info):
+            vol = dict(self.hv.connect_volume(guest, volume_id, connection_info),
+                       slot=slot, boot=boot)
+            guest.record.volumes[volume_id] = vol
+            return volume_id, vol
         path, device_info = volumes.connect(connection_info)
         try:
             volumes.grant(path, guest.record.uid)
@@ -618,12 +623,19 @@ class BaseDriver(driver.ComputeDriver):
             info = bdm["connection_info"]
             vol = guest.record.volumes.get(self._volume_id(info), {})
             try:
-                if vol.get("path"):
-                    volumes.revoke(vol["path"], guest.record.uid)
-                volumes.disconnect(info, vol.get("device_info"))
+                self._release_volume(guest, info, vol)
             except Exception:
                 LOG.exception("disconnecting volume %s failed", self._volume_id(info),
                               instance_uuid=guest.uuid)
+
+    def _release_volume(self, guest, connection_info, vol):
+        """Undo ``_connect_volume`` on this host (nothing for a volume the hypervisor
+        connected itself)."""
+        if self.hv.connects_volume(connection_info):
+            return
+        if vol.get("path"):
+            volumes.revoke(vol["path"], guest.record.uid)
+        volumes.disconnect(connection_info, vol.get("device_info"))
 
     def attach_volume(self, context, connection_info, instance, mountpoint, disk_bus=None,
                       device_type=None, encryption=None):
@@ -650,8 +662,8 @@ class BaseDriver(driver.ComputeDriver):
                 with excutils.save_and_reraise_exception():
                     LOG.warning("attaching volume %s failed; disconnecting it", volume_id,
                                 instance=instance)
-                    volumes.revoke(vol["path"], guest.record.uid)
-                    volumes.disconnect(connection_info, vol["device_info"])
+                    guest.record.volumes.pop(volume_id, None)
+                    self._release_volume(guest, connection_info, vol)
         LOG.info("volume %s attached", volume_id, instance=instance)
 
     def detach_volume(self, context, connection_info, instance, mountpoint,
@@ -667,8 +679,7 @@ class BaseDriver(driver.ComputeDriver):
                 self.hv.detach_disk(guest, volume_id, vol)
             del guest.record.volumes[volume_id]
             self._save(guest)
-        volumes.revoke(vol["path"], guest.record.uid)
-        volumes.disconnect(connection_info, vol.get("device_info"))
+        self._release_volume(guest, connection_info, vol)
         LOG.info("volume %s detached", volume_id, instance=instance)
 
     def extend_volume(self, context, connection_info, instance, requested_size):
@@ -677,7 +688,8 @@ class BaseDriver(driver.ComputeDriver):
         vol = guest.record.volumes.get(volume_id)
         if vol is None:
             raise exception.DiskNotFound(location=volume_id)
-        size = volumes.extend(connection_info, vol["path"]) or requested_size
+        size = (vol.get("path") and volumes.extend(connection_info, vol["path"])) or \
+            requested_size
         if self.hv.running(guest):
             self._optional(hv_api.DISK_RESIZE)
             self.hv.resize_disk(guest, volume_id, vol, int(size))

@@ -189,3 +189,18 @@ class Hypervisor(abc.ABC):
     def free_slot(self, guest):
         """A hot-plug slot for a new device (None: the hypervisor picks)."""
         return None
+
+    # -- volumes the hypervisor connects itself (no host connection) ----------------------
+    def volume_connector(self, props):
+        """The connector properties nova sends cinder (os-brick's ``props``), adjusted."""
+        return props
+
+    def connects_volume(self, connection_info):
+        """True if the hypervisor connects this volume itself (e.g. QEMU's own iSCSI
+        initiator) instead of os-brick on the host."""
+        return False
+
+    def connect_volume(self, guest, volume_id, connection_info):
+        """The ``guest.record.volumes`` entry (JSON-able, no secrets in clear) of a volume
+        ``connects_volume`` accepted; ``attach_disk``/``start`` then use it."""
+        raise NotImplementedError()

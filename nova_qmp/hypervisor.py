@@ -22,6 +22,7 @@ from oslo_utils import versionutils
 from nova_common import confine
 from nova_common import hypervisor as hv_api
 from nova_common import ports
+from nova_qmp import iscsi
 from nova_qmp import monitor
 from nova_qmp import qemu
 
@@ -290,20 +291,58 @@ class QemuHypervisor(hv_api.Hypervisor):
             raise exception.TooManyDiskDevices(maximum=qemu.HOTPLUG_PORTS)
         return free[0]
 
+    # volumes QEMU connects itself: nova_qmp.iscsi
+    def volume_connector(self, props):
+        return iscsi.connector_properties(CONF, props)
+
+    def connects_volume(self, connection_info):
+        return iscsi.enabled(CONF) and \
+            connection_info.get("driver_volume_type") == iscsi.KIND
+
+    def connect_volume(self, guest, volume_id, connection_info):
+        key = iscsi.master_key(guest.idir, guest.record.uid)
+        return iscsi.target(volume_id, connection_info, key)
+
+    def _add_secret(self, guest, node, volume):
+        """The QEMU secret objects an iSCSI volume with CHAP needs (the instance's master
+        key first, if this QEMU was started without it); True if one was added."""
+        secret = iscsi.secret_object(node, volume)
+        if secret is None:
+            return False
+        objects = {o["name"] for o in self._qmp(guest, "qom-list", path="/objects")}
+        if iscsi.MASTER_ID not in objects:
+            self._qmp(guest, "object-add", **iscsi.master_key_object(guest.idir))
+        self._qmp(guest, "object-add", **secret)
+        return True
+
+    def _blockdev(self, node, volume_id, volume):
+        if volume.get("kind") == iscsi.KIND:
+            return iscsi.blockdev(node, volume, iscsi.initiator_name(CONF))
+        return qemu.volume_blockdev(volume_id, volume["path"], volume["block"])
+
     def attach_disk(self, guest, volume_id, volume):
         node = qemu.volume_ids(volume_id)[0]
-        self._qmp(guest, "blockdev-add",
-                  **qemu.volume_blockdev(volume_id, volume["path"], volume["block"]))
+        secret = volume.get("kind") == iscsi.KIND and self._add_secret(guest, node, volume)
+        try:
+            self._qmp(guest, "blockdev-add", **self._blockdev(node, volume_id, volume))
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                if secret:
+                    self._qmp(guest, "object-del", id=iscsi.secret_id(node))
         try:
             self._qmp(guest, "device_add", **qemu.volume_device(volume_id, volume["slot"]))
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._qmp(guest, "blockdev-del", **{"node-name": node})
+                if secret:
+                    self._qmp(guest, "object-del", id=iscsi.secret_id(node))
 
     def detach_disk(self, guest, volume_id, volume):
         node, dev = qemu.volume_ids(volume_id)
         self._device_del(guest, dev, ("blockdev-del", {"node-name": node}))
         self._qmp(guest, "blockdev-del", **{"node-name": node})
+        if "password" in volume:
+            self._qmp(guest, "object-del", id=iscsi.secret_id(node))
 
     def resize_disk(self, guest, volume_id, volume, size):
         # a file grows to the size; a block device must already have it
