@@ -25,6 +25,7 @@ from oslo_utils import excutils
 
 from nova_common import confine
 from nova_common import consolelog
+from nova_common import diagnostics
 from nova_common import disks
 from nova_common import host
 from nova_common import hypervisor as hv_api
@@ -587,6 +588,27 @@ class BaseDriver(driver.ComputeDriver):
             os.unlink(rescue)
         self._start(guest, instance)
         LOG.info("unrescued", instance=instance)
+
+    # -- diagnostics ------------------------------------------------------------------------
+    def _diagnostics(self, instance):
+        if type(self.hv).diagnostics is hv_api.Hypervisor.diagnostics:
+            raise NotImplementedError()
+        guest = self._guest(instance)
+        stats = None
+        state = power_state.SHUTDOWN
+        if self.hv.running(guest):
+            state = self.hv.state(guest)
+            stats = self.hv.diagnostics(guest)
+        return guest, stats, diagnostics.build(
+            instance, state, guest.record, stats, self._desc.hypervisor_type,
+            guest.record.spec.get("config_drive"))
+
+    def get_instance_diagnostics(self, instance):
+        return self._diagnostics(instance)[2]
+
+    def get_diagnostics(self, instance):
+        guest, stats, diags = self._diagnostics(instance)
+        return diagnostics.legacy(diags, guest.record, stats)
 
     # -- volumes ----------------------------------------------------------------------------
     def get_volume_connector(self, instance):

@@ -190,6 +190,10 @@ class Hypervisor(abc.ABC):
         """A hot-plug slot for a new device (None: the hypervisor picks)."""
         return None
 
+    def diagnostics(self, guest):
+        """Counters of a running guest, as ``nova_common.diagnostics`` takes them."""
+        raise NotImplementedError()
+
     # -- volumes the hypervisor connects itself (no host connection) ----------------------
     def volume_connector(self, props):
         """The connector properties nova sends cinder (os-brick's ``props``), adjusted."""

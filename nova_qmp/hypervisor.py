@@ -25,6 +25,7 @@ from nova_common import ports
 from nova_qmp import iscsi
 from nova_qmp import monitor
 from nova_qmp import qemu
+from nova_qmp import stats
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
@@ -290,6 +291,10 @@ class QemuHypervisor(hv_api.Hypervisor):
         if not free:
             raise exception.TooManyDiskDevices(maximum=qemu.HOTPLUG_PORTS)
         return free[0]
+
+    def diagnostics(self, guest):
+        return stats.collect(lambda command, **kw: self._qmp(guest, command, **kw),
+                             qemu.read_pid(guest.idir))
 
     # volumes QEMU connects itself: nova_qmp.iscsi
     def volume_connector(self, props):
