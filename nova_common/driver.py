@@ -56,7 +56,7 @@ def capabilities_of(description):
     caps.update(
         supports_attach_interface=description.has(hv_api.NIC_HOTPLUG),
         supports_extend_volume=description.has(hv_api.DISK_RESIZE),
-        supports_multiattach=False,
+        supports_multiattach=description.has(hv_api.MULTIATTACH),
         supports_device_tagging=False,
         has_imagecache=description.has(hv_api.IMAGE_CACHE),
     )
@@ -623,9 +623,12 @@ class BaseDriver(driver.ComputeDriver):
         volume_id = self._volume_id(connection_info)
         if slot is None and not boot:
             slot = self.hv.free_slot(guest)
+        shared = {"shared": True} if connection_info.get("multiattach") else {}
+        if shared and not self._desc.has(hv_api.MULTIATTACH):
+            raise exception.MultiattachNotSupportedByVirtDriver(volume_id=volume_id)
         if self.hv.connects_volume(connection_info):
             vol = dict(self.hv.connect_volume(guest, volume_id, connection_info),
-                       slot=slot, boot=boot)
+                       slot=slot, boot=boot, **shared)
             guest.record.volumes[volume_id] = vol
             return volume_id, vol
         path, device_info = volumes.connect(connection_info)
@@ -635,7 +638,7 @@ class BaseDriver(driver.ComputeDriver):
             with excutils.save_and_reraise_exception():
                 volumes.disconnect(connection_info, device_info)
         vol = {"path": path, "block": volumes.is_block_device(path), "slot": slot,
-               "boot": boot, "device_info": device_info}
+               "boot": boot, "device_info": device_info, **shared}
         guest.record.volumes[volume_id] = vol
         return volume_id, vol
 
@@ -657,7 +660,17 @@ class BaseDriver(driver.ComputeDriver):
             return
         if vol.get("path"):
             volumes.revoke(vol["path"], guest.record.uid)
+        if connection_info.get("multiattach") and self._volume_users(
+                self._volume_id(connection_info), guest.uuid):
+            LOG.info("volume %s stays connected on this host: other instances use it",
+                     self._volume_id(connection_info), instance_uuid=guest.uuid)
+            return
         volumes.disconnect(connection_info, vol.get("device_info"))
+
+    def _volume_users(self, volume_id, but):
+        """Other instances on this host whose records have the volume (multiattach)."""
+        return [g.uuid for g in self._records()
+                if g.uuid != but and volume_id in g.record.volumes]
 
     def attach_volume(self, context, connection_info, instance, mountpoint, disk_bus=None,
                       device_type=None, encryption=None):

@@ -31,8 +31,9 @@ EXPORT_ROOT = "export_root"      # export_root_disk of a running guest (live sna
 RESCUE = "rescue"                # start honours Record.rescued (rescue disk first)
 LOCAL_DISKS = "local_disks"      # start attaches spec["local_disks"] (ephemeral, swap)
 IMAGE_CACHE = "image_cache"      # root disks backed by the shared _base (nova's manager)
+MULTIATTACH = "multiattach"      # volumes with "shared" set used by several guests at once
 OPTIONAL = frozenset({PAUSE, NMI, SAVE_RESTORE, DISK_HOTPLUG, DISK_RESIZE, NIC_HOTPLUG,
-                      EXPORT_ROOT, RESCUE, LOCAL_DISKS, IMAGE_CACHE})
+                      EXPORT_ROOT, RESCUE, LOCAL_DISKS, IMAGE_CACHE, MULTIATTACH})
 
 
 @dataclasses.dataclass(frozen=True)

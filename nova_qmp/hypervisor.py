@@ -56,7 +56,7 @@ class QemuHypervisor(hv_api.Hypervisor):
         hypervisor_type="qemu",
         image_formats=("qcow2", "raw"),
         vif_types=(network_model.VIF_TYPE_TAP, network_model.VIF_TYPE_OVS),
-        optional=hv_api.OPTIONAL,
+        optional=hv_api.OPTIONAL,               # multiattach: share-rw=on devices
         confined=True)
 
     def __init__(self):
@@ -335,7 +335,8 @@ class QemuHypervisor(hv_api.Hypervisor):
                 if secret:
                     self._qmp(guest, "object-del", id=iscsi.secret_id(node))
         try:
-            self._qmp(guest, "device_add", **qemu.volume_device(volume_id, volume["slot"]))
+            self._qmp(guest, "device_add", **qemu.volume_device(
+                volume_id, volume["slot"], shared=volume.get("shared", False)))
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._qmp(guest, "blockdev-del", **{"node-name": node})

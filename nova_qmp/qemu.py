@@ -200,10 +200,12 @@ def volume_blockdev(volume_id, path, block_device):
                      "filename": path, "node-name": node + "f"}}
 
 
-def volume_device(volume_id, port=None, boot=False):
+def volume_device(volume_id, port=None, boot=False, shared=False):
     node, dev = volume_ids(volume_id)
     device = {"driver": "virtio-blk-pci", "drive": node, "id": dev,
               "serial": volume_id[:20]}
+    if shared:              # a multiattach volume: other guests write to it too
+        device["share-rw"] = True
     if port:
         device["bus"] = port
     if boot:
@@ -228,7 +230,8 @@ def volume_args(volumes, idir=None, conf=None):
             blockdev = volume_blockdev(volume_id, vol["path"], vol["block"])
         argv += ["-blockdev", json.dumps(blockdev)]
         argv += ["-device", _device_arg(volume_device(volume_id, vol.get("slot"),
-                                                      vol.get("boot", False)))]
+                                                      vol.get("boot", False),
+                                                      vol.get("shared", False)))]
     return argv
 
 
@@ -252,8 +255,9 @@ def vif_device(vif_id, mac, port=None):
 
 
 def _device_arg(device):
-    return ",".join([device["driver"]] + ["%s=%s" % (k, v) for k, v in device.items()
-                                          if k != "driver"])
+    return ",".join([device["driver"]] + [
+        "%s=%s" % (k, ("on" if v else "off") if isinstance(v, bool) else v)
+        for k, v in device.items() if k != "driver"])
 
 
 def vif_args(vifs):
