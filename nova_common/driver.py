@@ -717,6 +717,40 @@ class BaseDriver(driver.ComputeDriver):
         self._release_volume(guest, connection_info, vol)
         LOG.info("volume %s detached", volume_id, instance=instance)
 
+    def swap_volume(self, context, old_connection_info, new_connection_info, instance,
+                    mountpoint, resize_to):
+        """Cinder's migration or retype of an attached volume: the new volume connected,
+        the guest's disk copied to it and switched over while the guest runs (the
+        hypervisor's ``swap_disk``), the old one disconnected."""
+        old_id = self._volume_id(old_connection_info)
+        with self._lock(instance):
+            guest = self._guest(instance)
+            old = guest.record.volumes.get(old_id)
+            if old is None:
+                raise exception.DiskNotFound(location=old_id)
+            self._optional(hv_api.DISK_SWAP)
+            if not self.hv.running(guest):
+                raise exception.InstanceNotRunning(instance_id=instance.uuid)
+            new_id, new = self._connect_volume(guest, new_connection_info,
+                                               boot=old.get("boot", False),
+                                               slot=old.get("slot"))
+            try:
+                self.hv.swap_disk(guest, old_id, old, new_id, new)
+            except Exception:
+                with excutils.save_and_reraise_exception():
+                    LOG.warning("swapping volume %s for %s failed; the guest keeps the "
+                                "old one", old_id, new_id, instance=instance)
+                    guest.record.volumes.pop(new_id, None)
+                    guest.record.volumes[old_id] = old
+                    self._release_volume(guest, new_connection_info, new)
+            if old_id != new_id:
+                guest.record.volumes.pop(old_id, None)
+            self._save(guest)
+            if resize_to:
+                self.hv.resize_disk(guest, new_id, new, resize_to * 1024 ** 3)
+        self._release_volume(guest, old_connection_info, old)
+        LOG.info("volume %s swapped for %s", old_id, new_id, instance=instance)
+
     def extend_volume(self, context, connection_info, instance, requested_size):
         volume_id = self._volume_id(connection_info)
         guest = self._guest(instance)

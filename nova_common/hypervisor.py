@@ -32,8 +32,10 @@ RESCUE = "rescue"                # start honours Record.rescued (rescue disk fir
 LOCAL_DISKS = "local_disks"      # start attaches spec["local_disks"] (ephemeral, swap)
 IMAGE_CACHE = "image_cache"      # root disks backed by the shared _base (nova's manager)
 MULTIATTACH = "multiattach"      # volumes with "shared" set used by several guests at once
+DISK_SWAP = "disk_swap"          # swap_disk: a running guest's volume copied to another
 OPTIONAL = frozenset({PAUSE, NMI, SAVE_RESTORE, DISK_HOTPLUG, DISK_RESIZE, NIC_HOTPLUG,
-                      EXPORT_ROOT, RESCUE, LOCAL_DISKS, IMAGE_CACHE, MULTIATTACH})
+                      EXPORT_ROOT, RESCUE, LOCAL_DISKS, IMAGE_CACHE, MULTIATTACH,
+                      DISK_SWAP})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +175,13 @@ class Hypervisor(abc.ABC):
         raise NotImplementedError()
 
     def resize_disk(self, guest, volume_id, volume, size):
+        raise NotImplementedError()
+
+    def swap_disk(self, guest, old_id, old, new_id, new):
+        """Copy the running guest's volume ``old`` to ``new`` (connected on the host, not
+        yet in use) while the guest runs, then switch the guest's disk to it; ``old`` is
+        no longer used by the hypervisor afterwards. May record in ``new`` what it needs
+        later (e.g. the device's id)."""
         raise NotImplementedError()
 
     def attach_nic(self, guest, vif_id, vif):

@@ -200,10 +200,13 @@ def volume_blockdev(volume_id, path, block_device):
                      "filename": path, "node-name": node + "f"}}
 
 
-def volume_device(volume_id, port=None, boot=False, shared=False):
+def volume_device(volume_id, port=None, boot=False, shared=False, qdev=None):
+    """``qdev``: the device's id when it is not the volume's own (after a swap the guest
+    keeps its disk, and serial, with the new volume behind it)."""
     node, dev = volume_ids(volume_id)
-    device = {"driver": "virtio-blk-pci", "drive": node, "id": dev,
-              "serial": volume_id[:20]}
+    serial = (qdev[len("vol-"):] if qdev else volume_id)[:20]
+    device = {"driver": "virtio-blk-pci", "drive": node, "id": qdev or dev,
+              "serial": serial}
     if shared:              # a multiattach volume: other guests write to it too
         device["share-rw"] = True
     if port:
@@ -231,7 +234,8 @@ def volume_args(volumes, idir=None, conf=None):
         argv += ["-blockdev", json.dumps(blockdev)]
         argv += ["-device", _device_arg(volume_device(volume_id, vol.get("slot"),
                                                       vol.get("boot", False),
-                                                      vol.get("shared", False)))]
+                                                      vol.get("shared", False),
+                                                      vol.get("qdev")))]
     return argv
 
 
