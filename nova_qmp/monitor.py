@@ -110,9 +110,9 @@ class Monitor:
             clients, self._clients = list(self._clients.values()), {}
             for client in clients:
                 await self._close(client)
-            current = asyncio.current_task()
-            tasks = [t for ts in self._tasks.values() for t in ts] + list(self._calls)
-            tasks = [t for t in tasks if t is not current and not t.done()]
+            # the connections' tasks; calls (this one's runner among them) end with
+            # their connections
+            tasks = [t for ts in self._tasks.values() for t in ts if not t.done()]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

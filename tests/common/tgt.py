@@ -43,23 +43,16 @@ class Target(fixtures.Fixture):
                               text=True).stdout
 
     def _setUp(self):
-        self.port = self._free_port()
-        self.control = random.randint(1000, 60000)
         self.log = open(os.path.join(self.workdir, "tgtd.log"), "ab")
         self.addCleanup(self.log.close)
-        self.proc = subprocess.Popen(
-            [TGTD, "-f", "-C", str(self.control), "--iscsi",
-             "portal=127.0.0.1:%d" % self.port], stdout=self.log, stderr=self.log)
+        self.proc = None
         self.addCleanup(self._stop)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self.adm("--op", "show", "--mode", "sys")
+        for _attempt in range(3):       # a port taken meanwhile: another pair of ports
+            if self._start():
                 break
-            except subprocess.CalledProcessError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("tgtd did not start (see %s)" % self.log.name)
-                time.sleep(0.2)
+        else:
+            with open(self.log.name, "rb") as f:
+                raise RuntimeError("tgtd did not start: %s" % f.read()[-2000:])
         self.adm("--op", "new", "--mode", "target", "--tid", "1", "-T", self.iqn)
         for lun, path in enumerate(self.luns, start=1):
             self.adm("--op", "new", "--mode", "logicalunit", "--tid", "1",
@@ -72,8 +65,25 @@ class Target(fixtures.Fixture):
                      "--user", self.user)
         self.portal = "127.0.0.1:%d" % self.port
 
+    def _start(self):
+        self._stop()
+        self.port = self._free_port()
+        self.control = random.randint(1000, 30000)     # tgtd takes at most 32767
+        self.proc = subprocess.Popen(
+            [TGTD, "-f", "-C", str(self.control), "--iscsi",
+             "portal=127.0.0.1:%d" % self.port], stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.adm("--op", "show", "--mode", "sys")
+                return True
+            except subprocess.CalledProcessError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    return False
+                time.sleep(0.2)
+
     def _stop(self):
-        if self.proc.poll() is None:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(10)
