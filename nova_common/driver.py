@@ -25,6 +25,7 @@ from oslo_utils import excutils
 
 from nova_common import confine
 from nova_common import consolelog
+from nova_common import diagnostics
 from nova_common import disks
 from nova_common import host
 from nova_common import hypervisor as hv_api
@@ -55,7 +56,7 @@ def capabilities_of(description):
     caps.update(
         supports_attach_interface=description.has(hv_api.NIC_HOTPLUG),
         supports_extend_volume=description.has(hv_api.DISK_RESIZE),
-        supports_multiattach=False,
+        supports_multiattach=description.has(hv_api.MULTIATTACH),
         supports_device_tagging=False,
         has_imagecache=description.has(hv_api.IMAGE_CACHE),
     )
@@ -614,9 +615,30 @@ class BaseDriver(driver.ComputeDriver):
         self._start(guest, instance)
         LOG.info("unrescued", instance=instance)
 
+    # -- diagnostics ------------------------------------------------------------------------
+    def _diagnostics(self, instance):
+        if type(self.hv).diagnostics is hv_api.Hypervisor.diagnostics:
+            raise NotImplementedError()
+        guest = self._guest(instance)
+        stats = None
+        state = power_state.SHUTDOWN
+        if self.hv.running(guest):
+            state = self.hv.state(guest)
+            stats = self.hv.diagnostics(guest)
+        return guest, stats, diagnostics.build(
+            instance, state, guest.record, stats, self._desc.hypervisor_type,
+            guest.record.spec.get("config_drive"))
+
+    def get_instance_diagnostics(self, instance):
+        return self._diagnostics(instance)[2]
+
+    def get_diagnostics(self, instance):
+        guest, stats, diags = self._diagnostics(instance)
+        return diagnostics.legacy(diags, guest.record, stats)
+
     # -- volumes ----------------------------------------------------------------------------
     def get_volume_connector(self, instance):
-        return volumes.connector_properties()
+        return self.hv.volume_connector(volumes.connector_properties())
 
     @staticmethod
     def _volume_id(connection_info):
@@ -627,6 +649,14 @@ class BaseDriver(driver.ComputeDriver):
         volume_id = self._volume_id(connection_info)
         if slot is None and not boot:
             slot = self.hv.free_slot(guest)
+        shared = {"shared": True} if connection_info.get("multiattach") else {}
+        if shared and not self._desc.has(hv_api.MULTIATTACH):
+            raise exception.MultiattachNotSupportedByVirtDriver(volume_id=volume_id)
+        if self.hv.connects_volume(connection_info):
+            vol = dict(self.hv.connect_volume(guest, volume_id, connection_info),
+                       slot=slot, boot=boot, **shared)
+            guest.record.volumes[volume_id] = vol
+            return volume_id, vol
         path, device_info = volumes.connect(connection_info)
         try:
             volumes.grant(path, guest.record.uid)
@@ -634,7 +664,7 @@ class BaseDriver(driver.ComputeDriver):
             with excutils.save_and_reraise_exception():
                 volumes.disconnect(connection_info, device_info)
         vol = {"path": path, "block": volumes.is_block_device(path), "slot": slot,
-               "boot": boot, "device_info": device_info}
+               "boot": boot, "device_info": device_info, **shared}
         guest.record.volumes[volume_id] = vol
         return volume_id, vol
 
@@ -644,12 +674,29 @@ class BaseDriver(driver.ComputeDriver):
             info = bdm["connection_info"]
             vol = guest.record.volumes.get(self._volume_id(info), {})
             try:
-                if vol.get("path"):
-                    volumes.revoke(vol["path"], guest.record.uid)
-                volumes.disconnect(info, vol.get("device_info"))
+                self._release_volume(guest, info, vol)
             except Exception:
                 LOG.exception("disconnecting volume %s failed", self._volume_id(info),
                               instance_uuid=guest.uuid)
+
+    def _release_volume(self, guest, connection_info, vol):
+        """Undo ``_connect_volume`` on this host (nothing for a volume the hypervisor
+        connected itself)."""
+        if self.hv.connects_volume(connection_info):
+            return
+        if vol.get("path"):
+            volumes.revoke(vol["path"], guest.record.uid)
+        if connection_info.get("multiattach") and self._volume_users(
+                self._volume_id(connection_info), guest.uuid):
+            LOG.info("volume %s stays connected on this host: other instances use it",
+                     self._volume_id(connection_info), instance_uuid=guest.uuid)
+            return
+        volumes.disconnect(connection_info, vol.get("device_info"))
+
+    def _volume_users(self, volume_id, but):
+        """Other instances on this host whose records have the volume (multiattach)."""
+        return [g.uuid for g in self._records()
+                if g.uuid != but and volume_id in g.record.volumes]
 
     def attach_volume(self, context, connection_info, instance, mountpoint, disk_bus=None,
                       device_type=None, encryption=None):
@@ -676,8 +723,8 @@ class BaseDriver(driver.ComputeDriver):
                 with excutils.save_and_reraise_exception():
                     LOG.warning("attaching volume %s failed; disconnecting it", volume_id,
                                 instance=instance)
-                    volumes.revoke(vol["path"], guest.record.uid)
-                    volumes.disconnect(connection_info, vol["device_info"])
+                    guest.record.volumes.pop(volume_id, None)
+                    self._release_volume(guest, connection_info, vol)
         LOG.info("volume %s attached", volume_id, instance=instance)
 
     def detach_volume(self, context, connection_info, instance, mountpoint,
@@ -693,9 +740,42 @@ class BaseDriver(driver.ComputeDriver):
                 self.hv.detach_disk(guest, volume_id, vol)
             del guest.record.volumes[volume_id]
             self._save(guest)
-        volumes.revoke(vol["path"], guest.record.uid)
-        volumes.disconnect(connection_info, vol.get("device_info"))
+        self._release_volume(guest, connection_info, vol)
         LOG.info("volume %s detached", volume_id, instance=instance)
+
+    def swap_volume(self, context, old_connection_info, new_connection_info, instance,
+                    mountpoint, resize_to):
+        """Cinder's migration or retype of an attached volume: the new volume connected,
+        the guest's disk copied to it and switched over while the guest runs (the
+        hypervisor's ``swap_disk``), the old one disconnected."""
+        old_id = self._volume_id(old_connection_info)
+        with self._lock(instance):
+            guest = self._guest(instance)
+            old = guest.record.volumes.get(old_id)
+            if old is None:
+                raise exception.DiskNotFound(location=old_id)
+            self._optional(hv_api.DISK_SWAP)
+            if not self.hv.running(guest):
+                raise exception.InstanceNotRunning(instance_id=instance.uuid)
+            new_id, new = self._connect_volume(guest, new_connection_info,
+                                               boot=old.get("boot", False),
+                                               slot=old.get("slot"))
+            try:
+                self.hv.swap_disk(guest, old_id, old, new_id, new)
+            except Exception:
+                with excutils.save_and_reraise_exception():
+                    LOG.warning("swapping volume %s for %s failed; the guest keeps the "
+                                "old one", old_id, new_id, instance=instance)
+                    guest.record.volumes.pop(new_id, None)
+                    guest.record.volumes[old_id] = old
+                    self._release_volume(guest, new_connection_info, new)
+            if old_id != new_id:
+                guest.record.volumes.pop(old_id, None)
+            self._save(guest)
+            if resize_to:
+                self.hv.resize_disk(guest, new_id, new, resize_to * 1024 ** 3)
+        self._release_volume(guest, old_connection_info, old)
+        LOG.info("volume %s swapped for %s", old_id, new_id, instance=instance)
 
     def extend_volume(self, context, connection_info, instance, requested_size):
         volume_id = self._volume_id(connection_info)
@@ -703,7 +783,8 @@ class BaseDriver(driver.ComputeDriver):
         vol = guest.record.volumes.get(volume_id)
         if vol is None:
             raise exception.DiskNotFound(location=volume_id)
-        size = volumes.extend(connection_info, vol["path"]) or requested_size
+        size = (vol.get("path") and volumes.extend(connection_info, vol["path"])) or \
+            requested_size
         if self.hv.running(guest):
             self._optional(hv_api.DISK_RESIZE)
             self.hv.resize_disk(guest, volume_id, vol, int(size))

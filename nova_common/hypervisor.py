@@ -32,8 +32,11 @@ RESCUE = "rescue"                # start honours Record.rescued (rescue disk fir
 LOCAL_DISKS = "local_disks"      # start attaches spec["local_disks"] (ephemeral, swap)
 IMAGE_CACHE = "image_cache"      # root disks backed by the shared _base (nova's manager)
 MULTIQUEUE = "multiqueue"        # start/attach_nic honour a vif entry's "queues" (> 1)
+MULTIATTACH = "multiattach"      # volumes with "shared" set used by several guests at once
+DISK_SWAP = "disk_swap"          # swap_disk: a running guest's volume copied to another
 OPTIONAL = frozenset({PAUSE, NMI, SAVE_RESTORE, DISK_HOTPLUG, DISK_RESIZE, NIC_HOTPLUG,
-                      EXPORT_ROOT, RESCUE, LOCAL_DISKS, IMAGE_CACHE, MULTIQUEUE})
+                      EXPORT_ROOT, RESCUE, LOCAL_DISKS, IMAGE_CACHE, MULTIQUEUE,
+                      MULTIATTACH, DISK_SWAP})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,6 +178,13 @@ class Hypervisor(abc.ABC):
     def resize_disk(self, guest, volume_id, volume, size):
         raise NotImplementedError()
 
+    def swap_disk(self, guest, old_id, old, new_id, new):
+        """Copy the running guest's volume ``old`` to ``new`` (connected on the host, not
+        yet in use) while the guest runs, then switch the guest's disk to it; ``old`` is
+        no longer used by the hypervisor afterwards. May record in ``new`` what it needs
+        later (e.g. the device's id)."""
+        raise NotImplementedError()
+
     def attach_nic(self, guest, vif_id, vif):
         """Hot-plug ``guest.record.vifs[vif_id]`` (its host side already plugged)."""
         raise NotImplementedError()
@@ -190,3 +200,22 @@ class Hypervisor(abc.ABC):
     def free_slot(self, guest):
         """A hot-plug slot for a new device (None: the hypervisor picks)."""
         return None
+
+    def diagnostics(self, guest):
+        """Counters of a running guest, as ``nova_common.diagnostics`` takes them."""
+        raise NotImplementedError()
+
+    # -- volumes the hypervisor connects itself (no host connection) ----------------------
+    def volume_connector(self, props):
+        """The connector properties nova sends cinder (os-brick's ``props``), adjusted."""
+        return props
+
+    def connects_volume(self, connection_info):
+        """True if the hypervisor connects this volume itself (e.g. QEMU's own iSCSI
+        initiator) instead of os-brick on the host."""
+        return False
+
+    def connect_volume(self, guest, volume_id, connection_info):
+        """The ``guest.record.volumes`` entry (JSON-able, no secrets in clear) of a volume
+        ``connects_volume`` accepted; ``attach_disk``/``start`` then use it."""
+        raise NotImplementedError()

@@ -38,6 +38,19 @@ qmp_opts = [
     cfg.IntOpt("stop_timeout", default=10, min=1,
                help="Seconds to wait for a QEMU process to exit after 'quit' before it "
                     "is killed."),
+    cfg.StrOpt("iscsi_initiator", default="os-brick", choices=["os-brick", "qemu"],
+               help="Who connects cinder's 'iscsi' volumes: 'os-brick' logs in from the "
+                    "host (open-iscsi, the iscsi_tcp kernel module) and gives QEMU the "
+                    "block device; 'qemu' lets each guest's QEMU connect with its own "
+                    "iSCSI initiator (libiscsi, Debian's qemu-block-extra): no host "
+                    "session, no kernel module, CHAP passed to QEMU encrypted. With "
+                    "'qemu', multipath portals are not used together: the first that "
+                    "answers is."),
+    cfg.StrOpt("iscsi_initiator_name", default=None,
+               help="iSCSI initiator name (IQN) QEMU's initiator uses and nova sends "
+                    "cinder with iscsi_initiator = qemu. Unset: the host's open-iscsi name "
+                    "(/etc/iscsi/initiatorname.iscsi), else "
+                    "'iqn.2026-12.org.openstack.hci:<[DEFAULT] host>'."),
 ]
 
 

@@ -114,7 +114,7 @@ def vif(port="3f4c8e2a-1b5d-4c6e-8f7a-9b0c1d2e3f4a", dev="tap3f4c8e2a-1b"):
                              network=network_model.Network(id="n"))
 
 
-class TestBaseDriver(base.TestCase):
+class DriverTestCase(base.TestCase):
     def setUp(self):
         super().setUp()
         self.taps = []
@@ -155,6 +155,9 @@ class TestBaseDriver(base.TestCase):
                 "driver_volume_type": "local", "serial": "v1",
                 "data": {"device_path": self.volume, "volume_id": "v1"}}}]}
 
+
+
+class TestBaseDriver(DriverTestCase):
     def test_capabilities_derive_from_the_description(self):
         caps = self.drv.capabilities
         self.assertTrue(caps["supports_image_type_raw"])
@@ -332,3 +335,80 @@ class TestBaseDriver(base.TestCase):
         self.drv.destroy(None, self.inst, [])
         self.assertFalse(resized.exists())
         self.assertFalse(self.idir.exists())
+
+
+class SharingRecorder(Recorder):
+    description = hypervisor.Description(
+        hypervisor_type="test", image_formats=("raw",),
+        vif_types=(network_model.VIF_TYPE_TAP,),
+        optional=frozenset({hypervisor.DISK_HOTPLUG, hypervisor.MULTIATTACH,
+                            hypervisor.DISK_SWAP}))
+
+    def swap_disk(self, guest, old_id, old, new_id, new):
+        self._call("swap_disk", old_id, new_id)
+
+
+class SharingDriver(driver.BaseDriver):
+    hypervisor_class = SharingRecorder
+
+
+class TestSharedAndSwappedVolumes(DriverTestCase):
+    def setUp(self):
+        super().setUp()
+        self.drv = SharingDriver(virtapi=None)
+        self.hv = self.drv.hv
+
+    def info(self, volume_id="v1", path=None, **kw):
+        return dict({"driver_volume_type": "local", "serial": volume_id,
+                     "data": {"device_path": path or self.volume,
+                              "volume_id": volume_id}}, **kw)
+
+    def test_multiattach_keeps_the_host_connection_while_another_instance_uses_it(self):
+        other = objects.Instance(uuid=uuidutils.generate_uuid(), id=2, project_id="p",
+                                 image_ref="img", task_state=None, config_drive="",
+                                 system_metadata={}, flavor=self.inst.flavor)
+        record.write(instance_dir.InstanceDir(other.uuid).create().path,
+                     record.Record("instance-00000002", 1, 64, {"root_disk": False}))
+        info = self.info(multiattach=True)
+        for inst in (self.inst, other):
+            self.drv.power_on(None, inst, [])
+            self.drv.attach_volume(None, info, inst, "/dev/vdb")
+        self.assertTrue(self.rec().volumes["v1"]["shared"])
+        self.drv.detach_volume(None, info, self.inst, "/dev/vdb")
+        self.assertEqual([], self.disconnected)          # the other instance uses it
+        self.drv.detach_volume(None, info, other, "/dev/vdb")
+        self.assertEqual(1, len(self.disconnected))
+
+    def test_multiattach_refused_where_the_hypervisor_cannot_share(self):
+        drv = Driver(virtapi=None)
+        drv.power_on(None, self.inst, [])
+        self.assertRaises(exception.MultiattachNotSupportedByVirtDriver,
+                          drv.attach_volume, None, self.info(multiattach=True),
+                          self.inst, "/dev/vdb")
+        self.assertEqual([], self.connected)
+
+    def test_swap_connects_the_new_volume_and_disconnects_the_old(self):
+        new_path = os.path.join(self.instances, "vol2")
+        open(new_path, "wb").close()
+        self.drv.power_on(None, self.inst, [])
+        self.drv.attach_volume(None, self.info(), self.inst, "/dev/vdb")
+        slot = self.rec().volumes["v1"]["slot"]
+        self.drv.swap_volume(None, self.info(), self.info("v2", new_path), self.inst,
+                             "/dev/vdb", None)
+        self.assertIn(("swap_disk", "v1", "v2"), self.hv.calls)
+        self.assertEqual(["v2"], list(self.rec().volumes))
+        self.assertEqual((new_path, slot), (self.rec().volumes["v2"]["path"],
+                                            self.rec().volumes["v2"]["slot"]))
+        self.assertEqual([self.volume], [d["device_path"] for d in self.disconnected])
+
+    def test_a_failed_swap_keeps_the_old_volume(self):
+        new_path = os.path.join(self.instances, "vol2")
+        open(new_path, "wb").close()
+        self.drv.power_on(None, self.inst, [])
+        self.drv.attach_volume(None, self.info(), self.inst, "/dev/vdb")
+        self.hv.fail["swap_disk"] = exception.InternalError("mirror failed")
+        self.assertRaises(exception.InternalError, self.drv.swap_volume, None,
+                          self.info(), self.info("v2", new_path), self.inst, "/dev/vdb",
+                          None)
+        self.assertEqual(["v1"], list(self.rec().volumes))
+        self.assertEqual([new_path], [d["device_path"] for d in self.disconnected])

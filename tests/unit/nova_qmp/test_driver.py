@@ -110,7 +110,7 @@ class TestDriver(DriverCase):
         self.assertFalse(caps["supports_image_type_vmdk"])
         self.assertTrue(caps["supports_attach_interface"])
         self.assertTrue(caps["supports_extend_volume"])
-        self.assertFalse(caps["supports_multiattach"])
+        self.assertTrue(caps["supports_multiattach"])
         for call in (lambda: self.drv.check_can_live_migrate_destination(
                          None, self.inst, None, None),
                      lambda: self.drv.set_admin_password(self.inst, "secret")):

@@ -48,6 +48,23 @@ class TestCommandLine(base.TestCase):
             volumes=volumes or {}, rescued=rescued))
         return qemu.command_line(base.CONF, guest, **kw)
 
+    def test_a_swapped_volume_keeps_its_device(self):
+        old, new = "0ld" + "0" * 29, "new" + "1" * 29
+        vol = {"path": "/dev/null", "block": False, "slot": "hp0", "qdev": "vol-" + old}
+        device = [a for a in self.argv(volumes={new: vol})
+                  if a.startswith("virtio-blk-pci,drive=v")][0].split(",")
+        self.assertIn("drive=" + qemu.volume_ids(new)[0], device)
+        self.assertIn("id=vol-" + old, device)
+        self.assertIn("serial=" + old[:20], device)
+
+    def test_a_multiattach_volume_is_shared(self):
+        vol = {"path": "/dev/null", "block": False, "slot": "hp0"}
+        argv = self.argv(volumes={"a" * 8: dict(vol, shared=True), "b" * 8: vol})
+        devices = [a for a in argv if a.startswith("virtio-blk-pci,drive=v")]
+        self.assertIn("share-rw=on", devices[0].split(","))
+        self.assertNotIn("share-rw", devices[1])
+        self.assertIs(True, qemu.volume_device("x", shared=True)["share-rw"])  # QMP: bool
+
     def test_sandboxed_private_sockets_and_flavor(self):
         argv = self.argv()
         self.assertEqual("q35", qemu.machine_of(argv))
