@@ -30,6 +30,7 @@ from zfs_common import executor as zfs_executor
 from zfs_common import opts as zfs_opts
 from zfs_common import properties
 from zfs_common import rootwrap as zfs_rootwrap
+from zfs_common import translation
 from zfs_common import validation
 
 CONF = cfg.CONF
@@ -42,6 +43,13 @@ TUNABLE = frozenset({
     "secondarycache", "redundant_metadata", "volblocksize",
 })
 CREATE_ONLY = frozenset({"volblocksize"})
+
+
+def backend_error(e):
+    """The cinder exception for a ZFS layer error that no method mapped more closely."""
+    if isinstance(e, zfs_exc.InvalidName | zfs_exc.InvalidValue):
+        return exception.InvalidInput(reason=str(e))
+    return exception.VolumeBackendAPIException(data=str(e))
 
 
 @contextlib.contextmanager
@@ -62,6 +70,7 @@ def translated(resource=None, snapshot=False):
 
 
 @interface.volumedriver
+@translation.translate_errors(backend_error)
 class ZFSVolumeDriver(driver.VolumeDriver):
     """Volumes as zvols on a local or remote (SSH) ZFS host."""
 

@@ -15,6 +15,8 @@ from oslo_concurrency import lockutils
 from oslo_concurrency import processutils as putils
 from oslo_utils import importutils
 
+from zfs_common import exception as zfs_exc
+
 # helpers that can serve a remote ZFS host ("fake", cinder's test helper, runs nothing)
 REMOTE_HELPERS = ("lioadm", "fake")
 
@@ -38,7 +40,12 @@ class RemoteLioAdm(lio.LioAdm):
         # rtslib races with itself (LioAdm serialises its calls too): one at a time per host
         argv = [str(c) for c in cmd]
         with lockutils.lock("zfs-cinder-lioadm-%s" % self._remote):
-            res = self._remote.run(argv, timeout=self._timeout)
+            try:
+                res = self._remote.run(argv, timeout=self._timeout)
+            except zfs_exc.ZFSError as e:
+                # unreachable host or a timeout: what LioAdm handles as a failed command
+                raise putils.ProcessExecutionError(stderr=str(e), exit_code=e.exit_code,
+                                                   cmd=shlex.join(argv)) from e
         if res.exit_code != 0 and kwargs.get("check_exit_code", True) is not False:
             raise putils.ProcessExecutionError(stdout=res.stdout, stderr=res.stderr,
                                                exit_code=res.exit_code,

@@ -9,6 +9,7 @@ from tests.unit.zfs_cinder.base import VOL_ID
 from tests.unit.zfs_cinder.base import DriverTestCase
 from tests.unit.zfs_cinder.base import GiB
 from zfs_cinder import driver
+from zfs_common import exception as zfs_exc
 
 ZVOL = "tank/cinder/volume-" + VOL_ID
 SNAP = ZVOL + "@snapshot-" + SNAP_ID
@@ -246,3 +247,33 @@ class TestDetach(DriverTestCase):
         self.drv.target.terminate_connection = mock.Mock()
         self.assertFalse(self.drv.terminate_connection(self.attached({}), None))
         self.drv.target.terminate_connection.assert_not_called()
+
+
+class TestEveryZFSErrorReachesCinder(DriverTestCase):
+    """No ZFSError leaves the driver: each becomes a cinder exception with ZFS's text."""
+
+    def test_unreachable_host_in_every_operation(self):
+        def unreachable(argv):
+            raise zfs_exc.ConnectionFailed("cannot reach ZFS host root@zfs1: "
+                                           "Connection refused")
+        self.ex.respond = unreachable
+        volume, snapshot = self.volume(), self.snapshot()
+        local = {"host": "cinderhost"}
+        calls = [
+            (self.drv.create_volume, volume),
+            (self.drv.delete_volume, volume),
+            (self.drv.extend_volume, volume, 2),
+            (self.drv.create_snapshot, snapshot),
+            (self.drv.delete_snapshot, snapshot),
+            (self.drv.create_volume_from_snapshot, self.volume(id=SNAP_ID), snapshot),
+            (self.drv.create_cloned_volume, self.volume(id=SNAP_ID), volume),
+            (self.drv.revert_to_snapshot, self.ctx, volume, snapshot),
+            (self.drv.initialize_connection, volume, local),
+            (self.drv.create_export, self.ctx, volume, {"host": "other"}),
+            (self.drv.manage_existing, volume, {"source-name": "old"}),
+            (self.drv.get_manageable_volumes, [], None, 10, 0, ["size"], ["asc"]),
+            (self.drv.get_volume_stats, True),
+        ]
+        for func, *args in calls:
+            e = self.assertRaises(exception.CinderException, func, *args)
+            self.assertIn("Connection refused", str(e), func.__name__)

@@ -2,6 +2,7 @@ from cinder import exception
 
 from tests.unit.zfs_cinder.base import DriverTestCase
 from zfs_cinder import target
+from zfs_common import exception as zfs_exc
 
 
 class TestRemoteLio(DriverTestCase):
@@ -29,6 +30,16 @@ class TestRemoteLio(DriverTestCase):
         self.assertRaises(exception.ISCSITargetCreateFailed,
                           self.drv.target.create_iscsi_target,
                           "iqn.2010-10.org.openstack:volume-v1", 0, 0, "/dev/zvol/tank/v1")
+
+    def test_an_unreachable_zfs_host_is_a_cinder_target_error(self):
+        def unreachable(argv):
+            raise zfs_exc.ConnectionFailed("cannot reach ZFS host root@192.0.2.5: "
+                                           "Connection refused")
+        self.ex.respond = unreachable
+        e = self.assertRaises(exception.ISCSITargetCreateFailed,
+                              self.drv.target.create_iscsi_target,
+                              "iqn.2010-10.org.openstack:volume-v1", 0, 0, "/dev/zvol/tank/v1")
+        self.assertIn("volume-v1", str(e))
 
     def test_local_zfs_uses_cinders_helper_unchanged(self):
         drv = self.make_driver(target_helper="fake", zfs_ssh_host=None)
