@@ -1,5 +1,10 @@
 """zfs_common.client against real ZFS: zfs-fuse on this host (local executor through
 privsep) and kernel OpenZFS in the test guest (SSH executor)."""
+from concurrent import futures
+import os
+import random
+import shlex
+
 import fixtures
 import testtools
 
@@ -91,6 +96,36 @@ class ClientTests:
         self.client.retire(self.pool + "/from-b")
         self.assertEqual([self.pool], self.names())
 
+    def test_parents_and_clones_retired_at_once(self):
+        """50 parents each retired while one of its clones is: every retire succeeds,
+        the clones kept alive (every fifth parent has one) keep their data, and nothing
+        is left behind: no dataset, and no snapshot of a parent hidden in a survivor."""
+        pairs, kept = 50, range(0, 50, 5)
+
+        def family(i):
+            parent = "%s/p%d" % (self.pool, i)
+            self.client.create_filesystem(parent)
+            self.write(parent, "parent-%d" % i)
+            self.client.snapshot(parent + "@s")
+            self.client.clone(parent + "@s", "%s/c%d" % (self.pool, i))
+            if i in kept:
+                self.client.clone(parent + "@s", "%s/k%d" % (self.pool, i))
+
+        with futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(family, range(pairs)))
+        for i in kept:
+            self.write("%s/k%d" % (self.pool, i), "kept-%d" % i, name="own")
+        doomed = ["%s/%s%d" % (self.pool, kind, i) for i in range(pairs) for kind in "pc"]
+        random.shuffle(doomed)
+        with futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(self.client.retire, doomed))
+        survivors = ["%s/k%d" % (self.pool, i) for i in kept]
+        self.assertEqual(sorted([self.pool] + survivors), self.names())
+        for i in kept:
+            survivor = "%s/k%d" % (self.pool, i)
+            self.assertEqual("parent-%d" % i, self.read(survivor))
+            self.assertEqual("kept-%d" % i, self.read(survivor, name="own"))
+
     def test_rollback_and_rename(self):
         fs = self.pool + "/r"
         self.client.create_filesystem(fs, {"org.openstack:v": "1"})
@@ -163,6 +198,15 @@ class TestClientOnZfsFuse(ClientTests, testtools.TestCase):
     def new_pool(self):
         return self.useFixture(zfsfuse.FusePool(size=512 * MiB)).name
 
+    def write(self, dataset, text, name="data"):
+        path = os.path.join(self.client.get_one(dataset, "mountpoint"), name)
+        with open(path, "w") as f:
+            f.write(text)
+
+    def read(self, dataset, name="data"):
+        with open(os.path.join(self.client.get_one(dataset, "mountpoint"), name)) as f:
+            return f.read()
+
     def test_space_and_quota_errors(self):
         # zfs-fuse accepts a reservation larger than the pool; check the refquota limit
         fs = self.pool + "/q"
@@ -184,6 +228,14 @@ class TestClientOnOpenZfsGuest(ClientTests, testtools.TestCase):
 
     def new_pool(self):
         return self.useFixture(zfsguest.ZfsPool(self.guest)).name
+
+    def write(self, dataset, text, name="data"):
+        path = os.path.join(self.client.get_one(dataset, "mountpoint"), name)
+        self.guest.run("printf %%s %s > %s && sync" % (shlex.quote(text), shlex.quote(path)))
+
+    def read(self, dataset, name="data"):
+        path = os.path.join(self.client.get_one(dataset, "mountpoint"), name)
+        return self.guest.run("cat %s" % shlex.quote(path)).out
 
     def test_zvols_sparse_thick_clone_and_device_links(self):
         vol = self.pool + "/volume-1"
