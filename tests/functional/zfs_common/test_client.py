@@ -4,6 +4,7 @@ from concurrent import futures
 import os
 import random
 import shlex
+import subprocess
 
 import fixtures
 import testtools
@@ -261,6 +262,35 @@ class TestClientOnOpenZfsGuest(ClientTests, testtools.TestCase):
         self.client.send(vol + "@a", self.client, other + "/v")
         self.client.wait_for_zvol(other + "/v")
         self.assertEqual("hidden", self.client.get_one(other + "/v", "snapdev"))
+
+
+class TestSSHMasterOnTheGuest(testtools.TestCase):
+    """The real OpenSSH master: its socket in the process's one ControlPath directory,
+    stopped and the directory removed when the last executor closes."""
+
+    def test_close_stops_the_master_and_removes_the_directory(self):
+        self.useFixture(fixtures.Timeout(300, gentle=True))
+        guest = zfsguest.shared_guest()
+        tmp = self.useFixture(fixtures.TempDir()).path
+        self.useFixture(fixtures.MonkeyPatch("tempfile.tempdir", tmp))
+        executors = [executor.SSHExecutor(
+            "127.0.0.1", port=guest.ports["ssh"], private_key=guest.ssh_key,
+            strict_host_key_checking="no", known_hosts="/dev/null") for _ in range(3)]
+        for ex in executors:
+            self.addCleanup(ex.close)
+            self.assertEqual(0, ex.run(["zfs", "list", "-H", "-o", "name"]).exit_code)
+        (directory,) = os.listdir(tmp)
+        (socket_name,) = os.listdir(os.path.join(tmp, directory))  # one master, shared
+        check = executors[0]._options() + ["-O", "check", "127.0.0.1"]
+        self.assertEqual(0, subprocess.run(check, capture_output=True).returncode)
+        for ex in executors:
+            ex.close()
+        self.assertEqual([], os.listdir(tmp))
+        # the master is gone, not only its socket
+        out = subprocess.run(["pgrep", "-f", "ControlPath=%s" % os.path.join(tmp, directory)],
+                             capture_output=True, text=True).stdout
+        self.assertEqual("", out)
+        executors[0].close()
 
 
 class TestSendBetweenThisHostAndTheGuest(testtools.TestCase):
