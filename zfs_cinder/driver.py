@@ -10,6 +10,7 @@ destroyed deferred) so no data a clone needs goes and nothing stays behind once 
 import contextlib
 import math
 import socket
+import uuid
 
 from cinder import exception
 from cinder import interface
@@ -311,11 +312,22 @@ class ZFSVolumeDriver(driver.VolumeDriver):
             volume_utils.upload_volume(context, image_service, image_meta,
                                        self._wait_for_zvol(volume), volume)
             return
+        # the ZFS host sends a snapshot's stream: only allocated blocks cross the wire,
+        # and the image is the volume at one moment even while it is in use
+        name = self._zvol(volume)
+        snap = "%s@%s%s" % (name, manageable.UPLOAD_SNAPSHOT_PREFIX, uuid.uuid4().hex)
         with image_utils.temporary_file(prefix="zfs-cinder-") as tmp:
-            device = self._wait_for_zvol(volume)
-            with translated():
-                zfs_executor.copy_bytes(self.zfs.executor, device, None, tmp,
-                                        timeout=self.configuration.zfs_command_timeout * 30)
+            with translated(volume.name):
+                size = self.zfs.get_int(name, "volsize")
+                self.zfs.snapshot(snap)
+                try:
+                    with open(tmp, "r+b") as f:
+                        data = self.zfs.read_zvol(
+                            snap, f.fileno(), size,
+                            timeout=self.configuration.zfs_command_timeout * 30)
+                finally:
+                    self.zfs.destroy(snap, missing_ok=True)
+            LOG.debug("volume %s: %d of %d bytes carry data", volume.id, data, size)
             volume_utils.upload_volume(context, image_service, image_meta, tmp, volume,
                                        run_as_root=False)
 

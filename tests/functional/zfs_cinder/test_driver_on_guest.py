@@ -1,6 +1,7 @@
 """ZFSVolumeDriver on kernel OpenZFS in the test guest, managed over SSH (a remote ZFS
 host): every volume operation, checked with the data on the zvols inside the guest."""
 import concurrent.futures
+import os
 import uuid
 
 from cinder import context
@@ -17,6 +18,7 @@ import testtools
 
 from tests.common import zfsguest
 from zfs_cinder import driver
+from zfs_common import process as zfs_process
 
 objects.register_all()
 GiB = 1024 ** 3
@@ -204,6 +206,52 @@ class TestDriverOnGuest(testtools.TestCase):
         self.drv.create_volume(new)
         self.drv.copy_image_to_volume(self.ctx, new, None, "img")
         self.assertEqual(self.expected("image"), self.digest(new))
+
+    def test_upload_moves_only_the_allocated_data(self):
+        """copy_volume_to_image from a remote ZFS host reads the zvol's send stream: the
+        image file here is sparse, holds the data at its offsets and zeros elsewhere."""
+        vol = self.volume(size=1)
+        self.drv.create_volume(vol)
+        self.write(vol, "head", mib=3)
+        self.guest.run("yes tail | head -c %d | dd of=%s bs=1M seek=700 conv=fsync "
+                       "status=none" % (MiB, self.dev(vol)))
+        seen = {}
+
+        def upload(context, image_service, image_meta, path, volume, **kw):
+            st = os.stat(path)
+            seen.update(size=st.st_size, allocated=st.st_blocks * 512, kw=kw)
+            with open(path, "rb") as f:
+                seen["head"] = f.read(3 * MiB)
+                seen["gap"] = f.read(700 * MiB - 3 * MiB)
+                seen["tail"] = f.read(MiB)
+                seen["end"] = f.read()
+        self.useFixture(fixtures.MockPatchObject(driver.volume_utils, "upload_volume",
+                                                 upload))
+        moved = []
+        run_reading = zfs_process.run_reading
+
+        def counting(argv, consume, timeout=None):
+            def counted(read):
+                def read_counted(n):
+                    data = read(n)
+                    moved.append(len(data))
+                    return data
+                return consume(read_counted)
+            return run_reading(argv, counted, timeout)
+        self.useFixture(fixtures.MockPatchObject(zfs_process, "run_reading", counting))
+        self.drv.copy_volume_to_image(self.ctx, vol, None, {"id": "img"})
+        # what crossed SSH: the 4 MiB of data and the stream's records, not 1 GiB
+        self.assertGreaterEqual(sum(moved), 4 * MiB)
+        self.assertLess(sum(moved), 5 * MiB)
+        self.assertEqual(GiB, seen["size"])
+        self.assertLess(seen["allocated"], 8 * MiB)   # 4 MiB of data, never the 1 GiB
+        self.assertEqual((b"head\n" * MiB)[:3 * MiB], seen["head"])
+        self.assertEqual((b"tail\n" * MiB)[:MiB], seen["tail"])
+        self.assertFalse(seen["gap"].strip(b"\0") or seen["end"].strip(b"\0"))
+        self.assertFalse(seen["kw"].get("run_as_root"))
+        # the snapshot the stream was sent from is gone
+        self.assertEqual("", self.guest.run("zfs list -H -o name -t snapshot -r %s"
+                                            % self.root).out)
 
     # -- manage, retype, stats ------------------------------------------------------------
     def test_manage_and_unmanage(self):

@@ -34,3 +34,22 @@ class TestCLocale(testtools.TestCase):
             code, err = process.run_with_fds(["env"], stdout=w.fileno())
         self.assertEqual(0, code, err)
         self.assertIn(b"LC_ALL=C", os.read(read_end, 1 << 16).splitlines())
+
+
+class TestRunReading(testtools.TestCase):
+    def test_output_goes_to_the_consumer_as_it_comes(self):
+        code, result, err = process.run_reading(
+            ["sh", "-c", "printf abc; echo oops >&2; exit 3"], lambda read: read(10))
+        self.assertEqual((3, b"abc", "oops\n"), (code, result, err))
+
+    def test_a_consumer_failure_kills_the_command(self):
+        def consume(read):
+            read(1)
+            raise ValueError("bad stream")
+        self.assertRaises(ValueError, process.run_reading, ["yes"], consume)
+
+    def test_timeout(self):
+        code, result, err = process.run_reading(["sleep", "30"], lambda read: read(),
+                                                timeout=0.3)
+        self.assertIsNone(code)
+        self.assertIn("timed out", err)
