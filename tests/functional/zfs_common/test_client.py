@@ -101,6 +101,7 @@ class ClientTests:
         """50 parents each retired while one of its clones is: every retire succeeds,
         the clones kept alive (every fifth parent has one) keep their data, and nothing
         is left behind: no dataset, and no snapshot of a parent hidden in a survivor."""
+        self.useFixture(fixtures.Timeout(900, gentle=True))     # 500 commands or so
         pairs, kept = 50, range(0, 50, 5)
 
         def family(i):
