@@ -688,9 +688,12 @@ class BaseDriver(driver.ComputeDriver):
         """Plug ``vif``'s host side into ``guest.record`` (not written)."""
         if slot is None:
             slot = self.hv.free_slot(guest)
-        tap = vifs.plug(instance, vif, owner=guest.record.uid or None)
+        tap = vifs.plug(instance, vif, owner=self._tap_owner(guest))
         guest.record.vifs[vif["id"]] = {"tap": tap, "mac": vif["address"], "slot": slot}
         return guest.record.vifs[vif["id"]]
+
+    def _tap_owner(self, guest):
+        return (guest.record.uid or None) if self._desc.guest_opens_taps else None
 
     def plug_vifs(self, instance, network_info):
         # after a host reboot the taps are gone: make them again (idempotent); an
@@ -701,7 +704,7 @@ class BaseDriver(driver.ComputeDriver):
             LOG.error("%s", e, instance=instance)
             raise exception.VirtualInterfacePlugException(str(e))
         for vif in network_info or []:
-            vifs.plug(instance, vif, owner=(guest.record.uid or None) if guest else None)
+            vifs.plug(instance, vif, owner=self._tap_owner(guest) if guest else None)
 
     def unplug_vifs(self, instance, network_info):
         for vif in network_info or []:
