@@ -62,7 +62,7 @@ def _serial_bridge(opts):
                                  opts.console_max, listener)
     thread = threading.Thread(target=bridge.run, daemon=True)
     thread.start()
-    return thread
+    return bridge, thread
 
 
 def main(args=None):
@@ -103,8 +103,9 @@ def main(args=None):
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.closerange(3, 65536)
+    bridge = None
     if opts.console_max and opts.serial_socket:
-        logger = _serial_bridge(opts)
+        bridge, logger = _serial_bridge(opts)
     elif opts.console_max:
         logger = _console_logger(opts.dir, opts.console_max)
     else:
@@ -132,6 +133,10 @@ def main(args=None):
             break
         except InterruptedError:
             continue
+    if bridge is not None:
+        # its round in progress takes the last output; then no reconnecting to the
+        # serial socket of this instance's next hypervisor (it may be starting already)
+        bridge.stopped = True
     if logger is not None:
         logger.join(1)           # the last output the hypervisor wrote
     how = ("exit status %d" % os.waitstatus_to_exitcode(status)
