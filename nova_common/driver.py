@@ -796,11 +796,14 @@ class BaseDriver(driver.ComputeDriver):
         if slot is None:
             slot = self.hv.free_slot(guest)
         queues = vifs.queues(instance) if self._desc.has(hv_api.MULTIQUEUE) else 1
-        tap = vifs.plug(instance, vif, owner=guest.record.uid or None, queues=queues)
+        tap = vifs.plug(instance, vif, owner=self._tap_owner(guest), queues=queues)
         guest.record.vifs[vif["id"]] = {"tap": tap, "mac": vif["address"], "slot": slot}
         if queues > 1:
             guest.record.vifs[vif["id"]]["queues"] = queues
         return guest.record.vifs[vif["id"]]
+
+    def _tap_owner(self, guest):
+        return (guest.record.uid or None) if self._desc.guest_opens_taps else None
 
     def plug_vifs(self, instance, network_info):
         # after a host reboot the taps are gone: make them again (idempotent); an
@@ -812,7 +815,7 @@ class BaseDriver(driver.ComputeDriver):
             raise exception.VirtualInterfacePlugException(str(e))
         for vif in network_info or []:
             entry = guest.record.vifs.get(vif["id"], {}) if guest else {}
-            vifs.plug(instance, vif, owner=(guest.record.uid or None) if guest else None,
+            vifs.plug(instance, vif, owner=self._tap_owner(guest) if guest else None,
                       queues=entry.get("queues", 1))
 
     def unplug_vifs(self, instance, network_info):

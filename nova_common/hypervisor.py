@@ -51,6 +51,10 @@ class Description:
     # through the privileged launcher; the base then allocates the uid, sets the ACLs and
     # makes taps and volume devices the guest uid's
     confined: bool = False
+    # the guest's process opens its taps itself (QEMU), so a confined guest's taps are
+    # its uid's; False: nova-compute opens them and hands the descriptors over (Cloud
+    # Hypervisor's vm.add-net), so they stay nova's user's
+    guest_opens_taps: bool = True
 
     def __post_init__(self):
         unknown = set(self.optional) - OPTIONAL

@@ -96,8 +96,10 @@ def delete_tap(dev):
 
 
 @guest_admin.entrypoint
-def start_guest(uuid, argv, uid, log_path, console_max=None, pidfile=None):
-    return launcher.start_guest(uuid, argv, uid, log_path, console_max, pidfile)
+def start_guest(uuid, argv, uid, log_path, console_max=None, pidfile=None,
+                serial_socket=None):
+    return launcher.start_guest(uuid, argv, uid, log_path, console_max, pidfile,
+                                serial_socket)
 
 
 @guest_admin.entrypoint
