@@ -32,6 +32,7 @@ from nova_common import imagecache
 from nova_common import instance_dir
 from nova_common import launcher
 from nova_common import lifecycle
+from nova_common import migration
 from nova_common import privsep
 from nova_common import record as rec
 from nova_common import vif_events
@@ -62,7 +63,7 @@ def capabilities_of(description):
     return caps
 
 
-class BaseDriver(driver.ComputeDriver):
+class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
     hypervisor_class = None       # a nova_common.hypervisor.Hypervisor subclass
 
     def __init_subclass__(cls, **kw):
@@ -94,6 +95,7 @@ class BaseDriver(driver.ComputeDriver):
 
     # -- service start ----------------------------------------------------------------------
     def init_host(self, host):
+        self._host = host          # nova's service host (two services: two names)
         self.hv.check_host()       # nova-compute does not start without its hypervisor
         os.makedirs(CONF.instances_path, exist_ok=True)
         if self._desc.confined:
@@ -177,7 +179,7 @@ class BaseDriver(driver.ComputeDriver):
         return hardware.InstanceInfo(state=self.hv.state(guest))
 
     def get_available_nodes(self, refresh=False):
-        return [CONF.host]
+        return [getattr(self, "_host", None) or CONF.host]
 
     def get_available_resource(self, nodename):
         vcpus = sum(g.record.vcpus for g in self._records())

@@ -31,8 +31,9 @@ EXPORT_ROOT = "export_root"      # export_root_disk of a running guest (live sna
 RESCUE = "rescue"                # start honours Record.rescued (rescue disk first)
 LOCAL_DISKS = "local_disks"      # start attaches spec["local_disks"] (ephemeral, swap)
 IMAGE_CACHE = "image_cache"      # root disks backed by the shared _base (nova's manager)
+LIVE_MIGRATION = "live_migration"  # prepare_incoming ... migrate (nova_common.migration)
 OPTIONAL = frozenset({PAUSE, NMI, SAVE_RESTORE, DISK_HOTPLUG, DISK_RESIZE, NIC_HOTPLUG,
-                      EXPORT_ROOT, RESCUE, LOCAL_DISKS, IMAGE_CACHE})
+                      EXPORT_ROOT, RESCUE, LOCAL_DISKS, IMAGE_CACHE, LIVE_MIGRATION})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,3 +190,46 @@ class Hypervisor(abc.ABC):
     def free_slot(self, guest):
         """A hot-plug slot for a new device (None: the hypervisor picks)."""
         return None
+
+    # -- live migration (LIVE_MIGRATION; the flow: nova_common.migration) ----------------
+    def migration_address(self):
+        """The address other hosts reach this one's incoming migrations on."""
+        raise NotImplementedError()
+
+    def migration_drives(self, guest):
+        """Ids of the guest's local disks a block migration copies."""
+        raise NotImplementedError()
+
+    def prepare_incoming(self, guest, address, drives):
+        """Destination: start the guest's process waiting for a migration on
+        ``address``, ``drives`` (new, empty) exported for the source to write; returns
+        (migration port, disk export port or 0). Nothing left running on failure."""
+        raise NotImplementedError()
+
+    def wait_incoming(self, guest):
+        """Destination: block until the incoming migration ends; when it completed,
+        the guest runs here. Returns the final status."""
+        raise NotImplementedError()
+
+    def finish_incoming(self, guest):
+        """Destination: the guest runs, nothing of the migration left (idempotent)."""
+        raise NotImplementedError()
+
+    def migrate(self, guest, address, port, export_port, drives, on_progress):
+        """Source: copy ``drives`` and the RAM to the destination; returns when the
+        guest runs there (this process stopped). ``on_progress(dict)`` gets nova's
+        ``memory_*``/``disk_*`` counters. Raises ``MigrationError`` with the guest
+        still running here."""
+        raise NotImplementedError()
+
+    def migration_aborted(self, guest):
+        """Whether the guest's last outgoing migration ended by ``abort_migration``."""
+        raise NotImplementedError()
+
+    def abort_migration(self, guest):
+        """Cancel the running outgoing migration (``NoActiveMigrationForInstance``)."""
+        raise NotImplementedError()
+
+    def force_complete_migration(self, guest):
+        """Make the running outgoing migration converge (post-copy or a pause)."""
+        raise NotImplementedError()
