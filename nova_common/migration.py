@@ -34,9 +34,9 @@ import tempfile
 import threading
 
 from nova import exception
+from nova import objects
 import nova.conf
 from nova.i18n import _
-from nova import objects
 from oslo_log import log as logging
 from oslo_utils import excutils
 
@@ -80,6 +80,7 @@ class LiveMigration:
         return data
 
     def cleanup_live_migration_destination_check(self, context, dest_check_data):
+        self._optional(hv_api.LIVE_MIGRATION)
         name = dest_check_data.filename if "filename" in dest_check_data else None
         if name and name.startswith(PROBE_PREFIX) and "/" not in name:
             try:
@@ -125,6 +126,7 @@ class LiveMigration:
         return data
 
     def get_instance_disk_info(self, instance, block_device_info=None):
+        self._optional(hv_api.LIVE_MIGRATION)
         guest = self._guest(instance)
         files = []
         for name in [instance_dir.ROOT_DISK] + list(
@@ -189,6 +191,7 @@ class LiveMigration:
 
     def post_live_migration_at_destination(self, context, instance, network_info,
                                            block_migration=False, block_device_info=None):
+        self._optional(hv_api.LIVE_MIGRATION)
         guest = self._guest(instance)
         self.hv.finish_incoming(guest)   # in case the waiter has not run yet
         self._quiet.discard(guest.uuid)
@@ -199,6 +202,7 @@ class LiveMigration:
     def rollback_live_migration_at_destination(self, context, instance, network_info,
                                                block_device_info, destroy_disks=True,
                                                migrate_data=None):
+        self._optional(hv_api.LIVE_MIGRATION)
         try:
             guest = self._load(instance.uuid)
         except rec.CorruptRecord:
@@ -215,6 +219,7 @@ class LiveMigration:
     # -- source -----------------------------------------------------------------------------
     def live_migration(self, context, instance, dest, post_method, recover_method,
                        block_migration=False, migrate_data=None):
+        self._optional(hv_api.LIVE_MIGRATION)
         guest = self._guest(instance)
         migration = migrate_data.migration if "migration" in migrate_data else None
         port, nbd_port = migrate_data.serial_listen_ports
@@ -251,17 +256,21 @@ class LiveMigration:
         post_method(context, instance, dest, block_migration, migrate_data)
 
     def live_migration_abort(self, instance):
+        self._optional(hv_api.LIVE_MIGRATION)
         self.hv.abort_migration(self._guest(instance))
 
     def live_migration_force_complete(self, instance):
+        self._optional(hv_api.LIVE_MIGRATION)
         self.hv.force_complete_migration(self._guest(instance))
 
     def post_live_migration(self, context, instance, block_device_info,
                             migrate_data=None):
+        self._optional(hv_api.LIVE_MIGRATION)
         guest = self._guest(instance)
         self._disconnect_volumes(guest, block_device_info)
 
     def post_live_migration_at_source(self, context, instance, network_info):
+        self._optional(hv_api.LIVE_MIGRATION)
         self.unplug_vifs(instance, network_info)
 
     def check_instance_shared_storage_local(self, context, instance):

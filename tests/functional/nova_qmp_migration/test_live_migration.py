@@ -84,3 +84,26 @@ class LiveMigrationTest(base.TwoHostsTestBase):
         self.wait_console(server, "tick-%d" % (before + 2))
         conn = self.serial_on("compute", server)
         self.shell(conn, "cat /run/mark", "mem-42")
+
+    def test_forced_completion_pauses_the_guest_and_it_runs_on_the_destination(self):
+        self.flags(live_migration_bandwidth=2, group="qmp")     # RAM at 2 MiB/s
+        server = self._counting_guest()
+        before = max(self._ticks(self.console(server)))
+        self.api.post_server_action(server["id"], {"os-migrateLive": {
+            "host": "compute2", "block_migration": "auto"}})
+        migration = self._wait_for_migration_status(server, ["running"])
+        deadline = time.monotonic() + 120
+        while not self.running_on("compute2", server):
+            self.assertLess(time.monotonic(), deadline, "no QEMU on compute2")
+            time.sleep(0.2)
+        self.api.force_complete_migration(server["id"], migration["id"])
+        migration = self._wait_for_migration_status(server, ["completed", "error",
+                                                             "failed"])
+        self.assertEqual("completed", migration["status"])
+        server = self._wait_for_server_parameter(
+            server, {"OS-EXT-SRV-ATTR:host": "compute2", "status": "ACTIVE"},
+            max_retries=240)
+        self.assertIn("paused so that the migration completes", self.stdlog.logger.output)
+        out = self.wait_console(server, "tick-%d" % (before + 3))
+        self.assertNotIn(self.guest.marker("ready"), out)
+        self.shell(self.serial_on("compute2", server), "cat /run/mark", "mem-42")
