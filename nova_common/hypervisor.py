@@ -193,7 +193,13 @@ class Hypervisor(abc.ABC):
 
     # -- live migration (LIVE_MIGRATION; the flow: nova_common.migration) ----------------
     def migration_address(self):
-        """The address other hosts reach this one's incoming migrations on."""
+        """The address other hosts reach this one's incoming migrations on
+        (``MigrationPreCheckError`` if this host cannot receive one)."""
+        raise NotImplementedError()
+
+    def check_outgoing_migration(self, guest):
+        """``MigrationPreCheckError`` if this host cannot send the guest (e.g. no
+        credentials for the transport)."""
         raise NotImplementedError()
 
     def migration_drives(self, guest):

@@ -63,6 +63,7 @@ class LiveMigration:
                 "hypervisor_type"):
             raise exception.MigrationPreCheckError(
                 reason=_("the source runs another hypervisor type"))
+        address = self.hv.migration_address()        # this host can receive
         os.makedirs(CONF.instances_path, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=CONF.instances_path)
         os.close(fd)
@@ -74,7 +75,7 @@ class LiveMigration:
         data.graphics_listen_addr_vnc = None
         data.graphics_listen_addr_spice = None
         data.serial_listen_addr = None
-        data.target_connect_addr = self.hv.migration_address()
+        data.target_connect_addr = address
         if block_migration is not None:
             data.block_migration = bool(block_migration)
         return data
@@ -95,6 +96,7 @@ class LiveMigration:
         if not self.hv.running(guest):
             raise exception.MigrationPreCheckError(
                 reason=_("the instance is not running"))
+        self.hv.check_outgoing_migration(guest)
         data = dest_check_data
         name = data.filename if "filename" in data else ""
         shared_path = bool(name) and "/" not in name and os.path.exists(

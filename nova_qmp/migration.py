@@ -16,6 +16,7 @@ the migration is aborted or forced to complete. A failure or an abort cancels th
 mirrors and the migration: QEMU resumes the guest on this host.
 """
 import dataclasses
+import os
 import socket
 import threading
 import time
@@ -36,6 +37,9 @@ EXPORT = "hci-mig-"        # block export ids on the destination
 POLL = 0.1                 # seconds between progress reads
 FINISHED = ("completed", "failed", "cancelled")
 NBD_PORT_TRIES = 5
+TLS_ID = "hci-mig-tls"     # the tls-creds-x509 object of a migration
+TLS_FILES = {"server": ("ca-cert.pem", "server-cert.pem", "server-key.pem"),
+             "client": ("ca-cert.pem", "client-cert.pem", "client-key.pem")}
 UNLIMITED_MIB = 8388607    # QEMU's default is 128 MiB/s; "unlimited" as libvirt sets it
 
 
@@ -49,7 +53,37 @@ class Settings:
     timeout_action: str = "abort"   # or "force_complete"
     bandwidth_mib: int = 0          # MiB/s; 0: unlimited
     permit_post_copy: bool = False
-    tls_creds: str = None           # id of a tls-creds-x509 object, None: plain TCP
+    tls_dir: str = None             # X.509 files; None: plain TCP
+
+    @property
+    def tls_creds(self):
+        return TLS_ID if self.tls_dir else None
+
+
+def check_tls(settings, endpoint):
+    """``MigrationPreCheckError`` unless the TLS files of ``endpoint`` (server: this
+    host receives, client: it sends) are there (or plain TCP is configured)."""
+    if not settings.tls_dir:
+        return
+    missing = [f for f in TLS_FILES[endpoint]
+               if not os.path.isfile(os.path.join(settings.tls_dir, f))]
+    if missing:
+        raise exception.MigrationPreCheckError(reason=_(
+            "live migration over TLS needs %(files)s in [qmp]live_migration_tls_dir "
+            "(%(dir)s); or set [qmp]live_migration_plain_tcp") % {
+            "files": ", ".join(missing), "dir": settings.tls_dir})
+
+
+def add_tls(hv, guest, settings, endpoint):
+    """The guest's QEMU gets the TLS credentials object (again: no error)."""
+    if not settings.tls_dir:
+        return
+    existing = [o["name"] for o in hv._qmp(guest, "qom-list", path="/objects")]
+    if TLS_ID in existing:
+        return
+    hv._qmp(guest, "object-add", **{"qom-type": "tls-creds-x509", "id": TLS_ID,
+                                     "dir": settings.tls_dir, "endpoint": endpoint,
+                                     "verify-peer": True})
 
 
 def downtime_steps(settings, memory_mb):
@@ -101,9 +135,9 @@ class Incoming:
                     ("postcopy-ram", settings.permit_post_copy)]
             self.hv._qmp(guest, "migrate-set-capabilities", capabilities=[
                 {"capability": c, "state": s} for c, s in caps])
-            if settings.tls_creds:
-                self.hv._qmp(guest, "migrate-set-parameters",
-                             **{"tls-creds": settings.tls_creds})
+            add_tls(self.hv, guest, settings, "server")
+            self.hv._qmp(guest, "migrate-set-parameters",
+                         **{"tls-creds": settings.tls_creds or ""})
             nbd_port = self._export(guest, address, drives, settings) if drives else 0
             self.hv._qmp(guest, "migrate-incoming",
                          uri="tcp:%s:0" % _uri_host(address))
@@ -217,6 +251,7 @@ class Outgoing:
 
     # -- disks ------------------------------------------------------------------------
     def _mirror(self):
+        add_tls(self.hv, self.guest, self.settings, "client")
         for drive in self.drives:
             args = {"driver": "nbd", "node-name": TARGET + drive, "export": drive,
                     "server": inet(self.address, self.nbd_port)}
@@ -307,6 +342,9 @@ class Outgoing:
         for node in self._qmp("query-named-block-nodes"):
             if node.get("node-name", "").startswith(TARGET):
                 self._qmp("blockdev-del", **{"node-name": node["node-name"]})
+        if self.settings.tls_dir:
+            self._qmp("migrate-set-parameters", **{"tls-creds": ""})
+            self._qmp("object-del", id=TLS_ID)
 
     # -- RAM --------------------------------------------------------------------------
     def _migrate(self):
@@ -396,7 +434,8 @@ def settings(conf):
                     completion_timeout=q.live_migration_completion_timeout,
                     timeout_action=q.live_migration_timeout_action,
                     bandwidth_mib=q.live_migration_bandwidth,
-                    permit_post_copy=q.live_migration_permit_post_copy)
+                    permit_post_copy=q.live_migration_permit_post_copy,
+                    tls_dir=None if q.live_migration_plain_tcp else q.live_migration_tls_dir)
 
 
 def drives(guest):
@@ -410,7 +449,11 @@ class LiveMigration:
     """``QemuHypervisor``'s live migration operations (``hv_api.LIVE_MIGRATION``)."""
 
     def migration_address(self):
+        check_tls(settings(CONF), "server")
         return CONF.qmp.live_migration_inbound_addr or CONF.my_ip
+
+    def check_outgoing_migration(self, guest):
+        check_tls(settings(CONF), "client")
 
     def migration_drives(self, guest):
         return drives(guest)

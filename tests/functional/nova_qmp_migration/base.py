@@ -87,7 +87,9 @@ class TwoHostsTestBase(base.QMPServerTestBase):
         proxy = _HostConf()
         for name in SCOPED_MODULES:
             self.useFixture(fixtures.MonkeyPatch(name + ".CONF", proxy))
-        self.flags(live_migration_inbound_addr="127.0.0.1", group="qmp")
+        # plain TCP unless a test makes certificates (tls.make)
+        self.flags(live_migration_inbound_addr="127.0.0.1", live_migration_plain_tcp=True,
+                   group="qmp")
         source = super()._setup_compute_service()      # "compute"
         self.computes_by_host = {"compute": source}
         return source
@@ -132,6 +134,13 @@ class TwoHostsTestBase(base.QMPServerTestBase):
         conn = socket.create_connection((endpoint.host, endpoint.port), timeout=30)
         self.addCleanup(conn.close)
         return conn
+
+    def migration_parameters(self, host, server):
+        """QEMU's migration parameters in the server's process on ``host``."""
+        ctx = nova_context.get_admin_context()
+        instance = objects.Instance.get_by_uuid(ctx, server["id"])
+        drv = self.computes_by_host[host].manager.driver
+        return drv.hv._qmp(drv._guest(instance), "query-migrate-parameters")
 
     def migrations(self, server):
         ctx = nova_context.get_admin_context()

@@ -4,9 +4,15 @@ where it was (a counter on its serial console, a value in its memory, data on it
 an aborted migration leaves it running on the source and nothing on the destination."""
 import os
 import re
+import signal
 import time
 
+import nova.conf
+
 from tests.functional.nova_qmp_migration import base
+from tests.functional.nova_qmp_migration import tls
+
+CONF = nova.conf.CONF
 
 SECTOR = 1800000      # a sector of the 1 GiB root disk past what the image uses
 
@@ -30,7 +36,10 @@ class LiveMigrationTest(base.TwoHostsTestBase):
     def _ticks(self, text):
         return [int(n) for n in re.findall(r"tick-(\d+)", text)]
 
-    def test_block_migration_keeps_the_guest_running(self):
+    def test_block_migration_over_tls_keeps_the_guest_running(self):
+        tls_dir = tls.make(os.path.join(self.instances, "_tls"), CONF.hci_guests.gid)
+        self.flags(live_migration_plain_tcp=False, live_migration_tls_dir=tls_dir,
+                   group="qmp")
         server = self._counting_guest()
         before = max(self._ticks(self.console(server)))
         self.api.post_server_action(server["id"], {"os-migrateLive": {
@@ -54,6 +63,9 @@ class LiveMigrationTest(base.TwoHostsTestBase):
         self.shell(conn, "cat /run/mark", "mem-42")
         self.shell(conn, "dd if=/dev/vda bs=512 skip=%d count=1 2>/dev/null | head -c 12; "
                          "echo" % SECTOR, "disk-25-data")
+        # RAM and disks came over TLS (the destination's QEMU has the credentials)
+        self.assertEqual("hci-mig-tls",
+                         self.migration_parameters("compute2", server)["tls-creds"])
         # nova's migration record got the progress of the copy
         migration = self.migrations(server)[0]
         self.assertGreater(migration.memory_total, 0)
@@ -107,3 +119,27 @@ class LiveMigrationTest(base.TwoHostsTestBase):
         out = self.wait_console(server, "tick-%d" % (before + 3))
         self.assertNotIn(self.guest.marker("ready"), out)
         self.shell(self.serial_on("compute2", server), "cat /run/mark", "mem-42")
+
+    def test_destination_dying_half_way_leaves_the_guest_on_the_source(self):
+        self.flags(live_migration_bandwidth=1, group="qmp")     # RAM at 1 MiB/s
+        server = self._counting_guest()
+        self.api.post_server_action(server["id"], {"os-migrateLive": {
+            "host": "compute2", "block_migration": "auto"}})
+        self._wait_for_migration_status(server, ["running"])
+        deadline = time.monotonic() + 120
+        while not self.running_on("compute2", server):
+            self.assertLess(time.monotonic(), deadline, "no QEMU on compute2")
+            time.sleep(0.2)
+        time.sleep(2)                   # into the copy
+        os.kill(self.pid_on("compute2", server), signal.SIGKILL)   # that one only
+        self._wait_for_migration_status(server, ["error", "failed"])
+        server = self._wait_for_state_change(server, "ACTIVE")
+        self.assertEqual("compute", server["OS-EXT-SRV-ATTR:host"])
+        deadline = time.monotonic() + 120
+        while os.path.exists(self.idir("compute2", server).path):
+            self.assertLess(time.monotonic(), deadline, "compute2 kept the instance")
+            time.sleep(0.2)
+        self.assertTrue(self.running_on("compute", server))
+        before = max(self._ticks(self.console(server)))
+        self.wait_console(server, "tick-%d" % (before + 2))
+        self.shell(self.serial_on("compute", server), "cat /run/mark", "mem-42")

@@ -31,8 +31,22 @@ class TestDowntimeSteps(test_driver.base.TestCase):
 
 
 class TestChecks(test_driver.DriverCase):
+    def test_tls_by_default_needs_its_files(self):
+        self.flags(live_migration_tls_dir=self.instances, group="qmp")
+        e = self.assertRaises(exception.MigrationPreCheckError,
+                              self.drv.check_can_live_migrate_destination, None,
+                              self.inst, QEMU, QEMU)
+        self.assertIn("ca-cert.pem, server-cert.pem, server-key.pem", str(e))
+        self.assertEqual([], [n for n in os.listdir(self.instances)     # no probe left
+                              if n.startswith("hci-shared-probe-")])
+        for name in migration.TLS_FILES["server"]:
+            open(os.path.join(self.instances, name), "w").close()
+        data = self.drv.check_can_live_migrate_destination(None, self.inst, QEMU, QEMU)
+        self.drv.cleanup_live_migration_destination_check(None, data)
+
     def test_destination_probe_and_refusals_at_the_source(self):
-        self.flags(live_migration_inbound_addr="192.0.2.5", group="qmp")
+        self.flags(live_migration_inbound_addr="192.0.2.5", live_migration_plain_tcp=True,
+                   group="qmp")
         data = self.drv.check_can_live_migrate_destination(None, self.inst, QEMU, QEMU)
         self.assertTrue(data.filename.startswith("hci-shared-probe-"))
         self.assertEqual("192.0.2.5", data.target_connect_addr)
