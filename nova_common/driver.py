@@ -59,6 +59,7 @@ def capabilities_of(description):
         supports_multiattach=False,
         supports_device_tagging=False,
         has_imagecache=description.has(hv_api.IMAGE_CACHE),
+        supports_evacuate=description.has(hv_api.EVACUATE),
     )
     return caps
 

@@ -32,8 +32,12 @@ RESCUE = "rescue"                # start honours Record.rescued (rescue disk fir
 LOCAL_DISKS = "local_disks"      # start attaches spec["local_disks"] (ephemeral, swap)
 IMAGE_CACHE = "image_cache"      # root disks backed by the shared _base (nova's manager)
 LIVE_MIGRATION = "live_migration"  # prepare_incoming ... migrate (nova_common.migration)
+# evacuate verified: nova rebuilds (spawns) on another host, and the old host destroys
+# its copy when its nova-compute starts again (no hypervisor method of its own)
+EVACUATE = "evacuate"
 OPTIONAL = frozenset({PAUSE, NMI, SAVE_RESTORE, DISK_HOTPLUG, DISK_RESIZE, NIC_HOTPLUG,
-                      EXPORT_ROOT, RESCUE, LOCAL_DISKS, IMAGE_CACHE, LIVE_MIGRATION})
+                      EXPORT_ROOT, RESCUE, LOCAL_DISKS, IMAGE_CACHE, LIVE_MIGRATION,
+                      EVACUATE})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -274,6 +274,3 @@ class LiveMigration:
     def post_live_migration_at_source(self, context, instance, network_info):
         self._optional(hv_api.LIVE_MIGRATION)
         self.unplug_vifs(instance, network_info)
-
-    def check_instance_shared_storage_local(self, context, instance):
-        return None           # shared instance storage is not used by this driver
