@@ -33,6 +33,7 @@ from nova_common import imagecache
 from nova_common import instance_dir
 from nova_common import launcher
 from nova_common import lifecycle
+from nova_common import migration
 from nova_common import privsep
 from nova_common import record as rec
 from nova_common import vif_events
@@ -59,11 +60,12 @@ def capabilities_of(description):
         supports_multiattach=description.has(hv_api.MULTIATTACH),
         supports_device_tagging=False,
         has_imagecache=description.has(hv_api.IMAGE_CACHE),
+        supports_evacuate=description.has(hv_api.EVACUATE),
     )
     return caps
 
 
-class BaseDriver(driver.ComputeDriver):
+class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
     hypervisor_class = None       # a nova_common.hypervisor.Hypervisor subclass
 
     def __init_subclass__(cls, **kw):
@@ -95,6 +97,7 @@ class BaseDriver(driver.ComputeDriver):
 
     # -- service start ----------------------------------------------------------------------
     def init_host(self, host):
+        self._host = host          # nova's service host (two services: two names)
         self.hv.check_host()       # nova-compute does not start without its hypervisor
         os.makedirs(CONF.instances_path, exist_ok=True)
         if self._desc.confined:
@@ -178,7 +181,7 @@ class BaseDriver(driver.ComputeDriver):
         return hardware.InstanceInfo(state=self.hv.state(guest))
 
     def get_available_nodes(self, refresh=False):
-        return [CONF.host]
+        return [getattr(self, "_host", None) or CONF.host]
 
     def get_available_resource(self, nodename):
         vcpus = sum(g.record.vcpus for g in self._records())

@@ -34,9 +34,13 @@ IMAGE_CACHE = "image_cache"      # root disks backed by the shared _base (nova's
 MULTIQUEUE = "multiqueue"        # start/attach_nic honour a vif entry's "queues" (> 1)
 MULTIATTACH = "multiattach"      # volumes with "shared" set used by several guests at once
 DISK_SWAP = "disk_swap"          # swap_disk: a running guest's volume copied to another
+LIVE_MIGRATION = "live_migration"  # prepare_incoming ... migrate (nova_common.migration)
+# evacuate verified: nova rebuilds (spawns) on another host, and the old host destroys
+# its copy when its nova-compute starts again (no hypervisor method of its own)
+EVACUATE = "evacuate"
 OPTIONAL = frozenset({PAUSE, NMI, SAVE_RESTORE, DISK_HOTPLUG, DISK_RESIZE, NIC_HOTPLUG,
                       EXPORT_ROOT, RESCUE, LOCAL_DISKS, IMAGE_CACHE, MULTIQUEUE,
-                      MULTIATTACH, DISK_SWAP})
+                      MULTIATTACH, DISK_SWAP, LIVE_MIGRATION, EVACUATE})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,4 +226,53 @@ class Hypervisor(abc.ABC):
     def connect_volume(self, guest, volume_id, connection_info):
         """The ``guest.record.volumes`` entry (JSON-able, no secrets in clear) of a volume
         ``connects_volume`` accepted; ``attach_disk``/``start`` then use it."""
+        raise NotImplementedError()
+
+    # -- live migration (LIVE_MIGRATION; the flow: nova_common.migration) ----------------
+    def migration_address(self):
+        """The address other hosts reach this one's incoming migrations on
+        (``MigrationPreCheckError`` if this host cannot receive one)."""
+        raise NotImplementedError()
+
+    def check_outgoing_migration(self, guest):
+        """``MigrationPreCheckError`` if this host cannot send the guest (e.g. no
+        credentials for the transport)."""
+        raise NotImplementedError()
+
+    def migration_drives(self, guest):
+        """Ids of the guest's local disks a block migration copies."""
+        raise NotImplementedError()
+
+    def prepare_incoming(self, guest, address, drives):
+        """Destination: start the guest's process waiting for a migration on
+        ``address``, ``drives`` (new, empty) exported for the source to write; returns
+        (migration port, disk export port or 0). Nothing left running on failure."""
+        raise NotImplementedError()
+
+    def wait_incoming(self, guest):
+        """Destination: block until the incoming migration ends; when it completed,
+        the guest runs here. Returns the final status."""
+        raise NotImplementedError()
+
+    def finish_incoming(self, guest):
+        """Destination: the guest runs, nothing of the migration left (idempotent)."""
+        raise NotImplementedError()
+
+    def migrate(self, guest, address, port, export_port, drives, on_progress):
+        """Source: copy ``drives`` and the RAM to the destination; returns when the
+        guest runs there (this process stopped). ``on_progress(dict)`` gets nova's
+        ``memory_*``/``disk_*`` counters. Raises ``MigrationError`` with the guest
+        still running here."""
+        raise NotImplementedError()
+
+    def migration_aborted(self, guest):
+        """Whether the guest's last outgoing migration ended by ``abort_migration``."""
+        raise NotImplementedError()
+
+    def abort_migration(self, guest):
+        """Cancel the running outgoing migration (``NoActiveMigrationForInstance``)."""
+        raise NotImplementedError()
+
+    def force_complete_migration(self, guest):
+        """Make the running outgoing migration converge (post-copy or a pause)."""
         raise NotImplementedError()

@@ -23,6 +23,7 @@ from nova_common import confine
 from nova_common import hypervisor as hv_api
 from nova_common import ports
 from nova_qmp import iscsi
+from nova_qmp import migration
 from nova_qmp import monitor
 from nova_qmp import qemu
 from nova_qmp import stats
@@ -52,7 +53,7 @@ DETACH_RETRY = 10   # seconds between device_del requests (more than a PCIe slot
 #                    attention-button window, in which a second press would cancel)
 
 
-class QemuHypervisor(hv_api.Hypervisor):
+class QemuHypervisor(migration.LiveMigration, hv_api.Hypervisor):
     description = hv_api.Description(
         hypervisor_type="qemu",
         image_formats=("qcow2", "raw"),
