@@ -5,6 +5,7 @@ import os
 import random
 import shlex
 import subprocess
+import weakref
 
 import fixtures
 import testtools
@@ -274,6 +275,11 @@ class TestSSHMasterOnTheGuest(testtools.TestCase):
         guest = zfsguest.shared_guest()
         tmp = self.useFixture(fixtures.TempDir()).path
         self.useFixture(fixtures.MonkeyPatch("tempfile.tempdir", tmp))
+        # this process's directory as if no executor had been made yet (earlier tests of
+        # the same worker may still hold one in the real temporary directory)
+        self.useFixture(fixtures.MonkeyPatch(
+            "zfs_common.sshcontrol._state",
+            {"pid": None, "path": None, "users": weakref.WeakSet()}))
         executors = [executor.SSHExecutor(
             "127.0.0.1", port=guest.ports["ssh"], private_key=guest.ssh_key,
             strict_host_key_checking="no", known_hosts="/dev/null") for _ in range(3)]
