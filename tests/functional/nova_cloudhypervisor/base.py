@@ -14,10 +14,8 @@ SeaBIOS, which QEMU runs; a real Cloud Hypervisor needs CLOUDHV.fd or hypervisor
 from tests.functional.nova_qmp import base as qmp_base  # noqa: I001  isort:skip
 import os
 import shutil
-import signal
 import tempfile
 
-import fixtures
 from nova import context as nova_context
 from nova.tests import fixtures as nova_fixtures
 
@@ -25,28 +23,11 @@ from nova_cloudhypervisor import driver  # noqa: F401 - registers [cloudhypervis
 from nova_cloudhypervisor import process
 from nova_common import instance_dir
 from tests.common import guest_images
+from tests.common import nova_functional
 from tests.common.ch_standin import fixture as standin
 
 REAL_BINARY = os.environ.get("HCI_CH_BINARY")
 SEABIOS = "/usr/share/seabios/bios.bin"
-
-
-class VmmReaper(fixtures.Fixture):
-    """Stops, by their pidfiles, any VMM a test left running (also after failures)."""
-
-    def __init__(self, root):
-        super().__init__()
-        self.root = root
-
-    def _setUp(self):
-        self.addCleanup(self._reap)
-
-    def _reap(self):
-        for uuid in instance_dir.list_uuids(self.root):
-            idir = instance_dir.InstanceDir(uuid, root=self.root)
-            pid = process.read_pid(idir)
-            if process.alive(pid, uuid):
-                os.kill(pid, signal.SIGKILL)
 
 
 class CHServerTestBase(qmp_base.QMPServerTestBase):
@@ -75,11 +56,9 @@ class CHServerTestBase(qmp_base.QMPServerTestBase):
                                                  "api-paste.ini"), group="wsgi")
         self.useFixture(nova_fixtures.PrivsepFixture())
         self._privsep()
-        self.useFixture(fixtures.MockPatch(
-            "os_brick.initiator.connector.get_connector_properties",
-            return_value={"host": "compute", "ip": "127.0.0.1", "multipath": False,
-                          "platform": "x86_64", "os_type": "linux"}))
-        self.useFixture(VmmReaper(self.instances))
+        nova_functional.fix_connector_properties(self)
+        self.useFixture(nova_functional.GuestReaper(self.instances, process.read_pid,
+                                                    process.alive))
         self.guest = guest_images.tiny_guest()
         ctx = nova_context.get_admin_context()
         self.images = {}
@@ -98,21 +77,8 @@ class CHServerTestBase(qmp_base.QMPServerTestBase):
                                        os_command_line=self.guest.cmdline)
         self.images["raw"] = upload("tiny-raw", self.guest.disk_raw, "raw")
         self.images["qcow2"] = upload("tiny-qcow2", self.guest.disk_qcow2, "qcow2")
-        fixture = self.glance
-
-        def update(_api, context, image_id, metadata, data=None, purge_props=False):
-            if data is not None:
-                fixture._imagedata[image_id] = data.read()
-            return fixture.update(context, image_id, metadata, purge_props=purge_props)
-
-        self.stub_out("nova.image.glance.API.update", update)
+        nova_functional.keep_uploaded_images(self)
         return self._start_compute("compute")
-
-    def _wait_for_state_change(self, server, expected_status, max_retries=240, **kw):
-        # nova's default is 10 polls of 0.5 s: a first boot on a loaded 2-core machine
-        # (image fetched and flattened, the stand-in and its QEMU started) takes longer
-        return super()._wait_for_state_change(server, expected_status,
-                                              max_retries=max_retries, **kw)
 
     def vmm_pid(self, server):
         return process.read_pid(instance_dir.InstanceDir(server["id"], root=self.instances))

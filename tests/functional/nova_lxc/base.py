@@ -8,7 +8,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 
 import fixtures
 from nova import context as nova_context
@@ -21,6 +20,7 @@ from nova_lxc import container
 from nova_lxc import driver  # noqa: F401 - registers [lxc_native] before self.flags()
 from nova_lxc import privsep as lxc_privsep
 from tests.common import lxc_rootfs
+from tests.common import nova_functional
 
 
 class ContainerReaper(fixtures.Fixture):
@@ -44,7 +44,8 @@ class ContainerReaper(fixtures.Fixture):
                     os.kill(st["init_pid"], 9)
 
 
-class LXCServerTestBase(integrated_helpers._IntegratedTestBase):
+class LXCServerTestBase(nova_functional.ServerWaits, integrated_helpers._IntegratedTestBase):
+    POLL = 0.2
     ADMIN_API = True
     CAST_AS_CALL = False
     microversion = "latest"
@@ -57,12 +58,7 @@ class LXCServerTestBase(integrated_helpers._IntegratedTestBase):
         self.flags(api_paste_config=os.path.join(sys.prefix, "etc", "nova", "api-paste.ini"),
                    group="wsgi")
         self._privsep()
-        # nova's harness forbids the host discovery behind os-brick's connector
-        # properties (/sys, network interfaces); what cinder would be told is fixed here
-        self.useFixture(fixtures.MockPatch(
-            "os_brick.initiator.connector.get_connector_properties",
-            return_value={"host": "compute", "ip": "127.0.0.1", "multipath": False,
-                          "platform": "x86_64", "os_type": "linux"}))
+        nova_functional.fix_connector_properties(self)
         work = tempfile.mkdtemp(prefix="lxcimg", dir="/tmp")
         self.addCleanup(shutil.rmtree, work, True)
         self.images = {}
@@ -75,16 +71,7 @@ class LXCServerTestBase(integrated_helpers._IntegratedTestBase):
                     {"name": "busybox-" + name, "disk_format": "raw",
                      "container_format": "bare", "visibility": "public",
                      "status": "active", "properties": props}, data=f)["id"]
-
-        # nova's Glance fixture drops uploaded data: keep it, so snapshots can be booted
-        fixture = self.glance
-
-        def update(_api, context, image_id, metadata, data=None, purge_props=False):
-            if data is not None:
-                fixture._imagedata[image_id] = data.read()
-            return fixture.update(context, image_id, metadata, purge_props=purge_props)
-
-        self.stub_out("nova.image.glance.API.update", update)
+        nova_functional.keep_uploaded_images(self)
         return self._start_compute("compute")
 
     def _instances_path(self):
@@ -100,16 +87,6 @@ class LXCServerTestBase(integrated_helpers._IntegratedTestBase):
             context.set_client_mode(False)
             self.addCleanup(context.set_client_mode, True)
         self.useFixture(ContainerReaper(self.instances))
-
-    def _wait_for_image(self, name, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for image in self.glance.images.values():
-                if image["name"] == name and image["status"] == "active" \
-                        and image["id"] in self.glance._imagedata:
-                    return image
-            time.sleep(0.2)
-        self.fail("image %s was not uploaded" % name)
 
     def run_in(self, server, command):
         """Exit status of ``sh -c command`` run in the server's container."""
@@ -130,20 +107,6 @@ class LXCServerTestBase(integrated_helpers._IntegratedTestBase):
             server["user_data"] = base64.b64encode(user_data.encode()).decode()
         server = self.api.post_server({"server": server})
         return self._wait_for_state_change(server, state)
-
-    def console(self, server):
-        return self.api.post_server_action(server["id"], {"os-getConsoleOutput": {}}
-                                           )["output"]
-
-    def wait_console(self, server, text, timeout=60, since=0):
-        deadline = time.monotonic() + timeout
-        while True:
-            out = self.console(server)
-            if text in out[since:]:
-                return out
-            if time.monotonic() > deadline:
-                self.fail("%r not in the console of %s:\n%s" % (text, server["id"], out))
-            time.sleep(0.2)
 
     def state(self, server):
         return container.state(server["id"], self.instances)

@@ -6,14 +6,12 @@ Used by the functional tests and by the demo (tools/demo_nova.py)."""
 from nova.tests import functional as _nova_functional  # noqa: F401,I001  isort:skip
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-import fixtures
 from nova import context as nova_context
 from nova import objects
 from nova.tests import fixtures as nova_fixtures
@@ -25,30 +23,10 @@ from nova_common import privsep as nova_common_privsep
 from nova_qmp import driver  # noqa: F401 - registers [qmp] before self.flags()
 from nova_qmp import qemu
 from tests.common import guest_images
+from tests.common import nova_functional
 
 
-class QemuReaper(fixtures.Fixture):
-    """Stops, by their pidfiles, any QEMU a test left running (also after failures)."""
-
-    def __init__(self, root):
-        super().__init__()
-        self.root = root
-
-    def _setUp(self):
-        self.addCleanup(self._reap)
-
-    def _reap(self):
-        for uuid in instance_dir.list_uuids(self.root):
-            idir = instance_dir.InstanceDir(uuid, root=self.root)
-            pid = qemu.read_pid(idir)
-            if qemu.alive(pid, uuid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except PermissionError:       # a guest uid's, and this is not root
-                    nova_common_privsep.signal_guest(uuid, signal.SIGKILL)
-
-
-class QMPServerTestBase(integrated_helpers._IntegratedTestBase):
+class QMPServerTestBase(nova_functional.ServerWaits, integrated_helpers._IntegratedTestBase):
     ADMIN_API = True
     CAST_AS_CALL = False
     microversion = "latest"
@@ -65,13 +43,9 @@ class QMPServerTestBase(integrated_helpers._IntegratedTestBase):
                    group="wsgi")
         self.useFixture(nova_fixtures.PrivsepFixture())
         self._privsep()
-        # nova's harness forbids the host discovery behind os-brick's connector
-        # properties (/sys, network interfaces); what cinder would be told is fixed here
-        self.useFixture(fixtures.MockPatch(
-            "os_brick.initiator.connector.get_connector_properties",
-            return_value={"host": "compute", "ip": "127.0.0.1", "multipath": False,
-                          "platform": "x86_64", "os_type": "linux"}))
-        self.useFixture(QemuReaper(self.instances))
+        nova_functional.fix_connector_properties(self)
+        self.useFixture(nova_functional.GuestReaper(self.instances, qemu.read_pid,
+                                                    qemu.alive))
         self.guest = guest_images.tiny_guest()
         self.images = {}
         for fmt, path in (("qcow2", self.guest.disk_qcow2), ("raw", self.guest.disk_raw)):
@@ -80,16 +54,7 @@ class QMPServerTestBase(integrated_helpers._IntegratedTestBase):
                     nova_context.get_admin_context(),
                     {"name": "tiny-" + fmt, "disk_format": fmt, "container_format": "bare",
                      "visibility": "public", "status": "active"}, data=f)["id"]
-
-        # nova's Glance fixture drops uploaded data: keep it, so snapshots can be booted
-        fixture = self.glance
-
-        def update(_api, context, image_id, metadata, data=None, purge_props=False):
-            if data is not None:
-                fixture._imagedata[image_id] = data.read()
-            return fixture.update(context, image_id, metadata, purge_props=purge_props)
-
-        self.stub_out("nova.image.glance.API.update", update)
+        nova_functional.keep_uploaded_images(self)
         return self._start_compute("compute")
 
     def _instances_path(self):
@@ -117,28 +82,8 @@ class QMPServerTestBase(integrated_helpers._IntegratedTestBase):
     def assert_nothing_left(self, server):
         self.assertFalse(os.path.exists(os.path.join(self.instances, server["id"])))
 
-    def console(self, server):
-        return self.api.post_server_action(server["id"], {"os-getConsoleOutput": {}}
-                                           )["output"]
-
-    def wait_console(self, server, text, timeout=120, since=0):
-        deadline = time.monotonic() + timeout
-        while True:
-            out = self.console(server)
-            if text in out[since:]:
-                return out
-            if time.monotonic() > deadline:
-                self.fail("%r not in the console of %s:\n%s" % (text, server["id"], out))
-            time.sleep(0.5)
-
     def qemu_pid(self, server):
         return qemu.read_pid(instance_dir.InstanceDir(server["id"], root=self.instances))
-
-    def _wait_for_state_change(self, server, expected_status, max_retries=240, **kw):
-        # nova's default (10 tries, 5 s) is too short for a spawn on a loaded 2-core
-        # machine (image fetch, privileged launch, QEMU start)
-        return super()._wait_for_state_change(server, expected_status,
-                                              max_retries=max_retries, **kw)
 
     def assert_private(self, server, path):
         """Only the owner (nova's user) and the server's guest uid may use ``path``."""
@@ -183,13 +128,3 @@ class QMPServerTestBase(integrated_helpers._IntegratedTestBase):
                 self.fail("%r not seen after %r; got %r" % (expect, command, out))
             out += conn.recv(4096)
         return out
-
-    def _wait_for_image(self, name, timeout=120):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for image in self.glance.images.values():
-                if image["name"] == name and image["status"] == "active" \
-                        and image["id"] in self.glance._imagedata:
-                    return image
-            time.sleep(0.5)
-        self.fail("image %s was not uploaded" % name)

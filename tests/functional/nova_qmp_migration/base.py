@@ -25,6 +25,7 @@ from nova.virt import driver as virt_driver
 
 from nova_common import instance_dir
 from nova_qmp import qemu
+from tests.common import nova_functional
 from tests.functional.nova_qmp import base
 
 CONF = nova.conf.CONF
@@ -99,7 +100,8 @@ class TwoHostsTestBase(base.QMPServerTestBase):
             self.paths[host] = self.instances if not self.paths else \
                 self._instances_path()
             if len(self.paths) > 1:
-                self.useFixture(base.QemuReaper(self.paths[host]))
+                self.useFixture(nova_functional.GuestReaper(self.paths[host], qemu.read_pid,
+                                                            qemu.alive))
         scope = {"instances_path": self.paths[host], "host": host,
                  "node_uuid": str(uuid.uuid5(uuid.NAMESPACE_DNS, host + self.paths[host]))}
         load = virt_driver.load_compute_driver
