@@ -197,11 +197,13 @@ class CloudHypervisor(hv_api.Hypervisor):
                     self._add_net(api, vif_id, vif)
                 api.boot()
         except (client.ApiError, OSError, ValueError) as e:
-            LOG.error("the VMM refused the guest: %s; its log: %s", e,
-                      process.log_tail(idir) or "-", instance_uuid=guest.uuid)
             with excutils.save_and_reraise_exception(reraise=False):
                 process.stop(CONF, guest.uuid, idir, api)
                 api.close()
+            # after the stop: a VMM that dropped the connection has ended and its log
+            # holds its last words (and how it ended)
+            LOG.error("the VMM refused the guest: %s; its log: %s", e,
+                      process.log_tail(idir) or "-", instance_uuid=guest.uuid)
             raise exception.InstanceDeployFailure(
                 reason=_("Cloud Hypervisor refused the VM: %s") % e, instance_id=guest.uuid)
         self._apis[guest.uuid] = api

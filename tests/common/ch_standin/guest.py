@@ -8,6 +8,7 @@ import stat
 import subprocess
 import time
 
+from qemu.qmp import ConnectError
 from qemu.qmp import legacy
 
 from tests.common import process
@@ -123,12 +124,15 @@ class Guest:
                 raise GuestError("QEMU exited with %s: %s" % (self.proc.returncode,
                                                               self.output()))
             if os.path.exists(self.qmp_path):
+                # QEMU binds the socket (the file appears) before it listens: a connect
+                # in between is refused (ConnectError), so try again
+                qmp = legacy.QEMUMonitorProtocol(self.qmp_path)
                 try:
-                    self.qmp = legacy.QEMUMonitorProtocol(self.qmp_path)
-                    self.qmp.connect()
+                    qmp.connect()
+                    self.qmp = qmp
                     break
-                except OSError:
-                    self.qmp = None
+                except (OSError, ConnectError):
+                    qmp.close()
             if time.monotonic() > deadline:
                 self.stop()
                 raise GuestError("QEMU's QMP socket did not answer")

@@ -7,6 +7,7 @@ import time
 
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest
+from qemu.qmp import QMPError
 
 from tests.common import ch_spec
 from tests.common.ch_standin import guest as guest_mod
@@ -84,7 +85,10 @@ class VMM:
             return error(500, E, "not implemented by the stand-in")
         try:
             return handler(body, req.fds) if takes_body else handler()
-        except guest_mod.GuestError as e:
+        except (guest_mod.GuestError, QMPError) as e:
+            # a failing guest fails the request, as in the real VMM; it does not end
+            # the VMM (which would drop the connection without an answer)
+            self.log("request %s failed: %s: %s" % (name, type(e).__name__, e))
             return error(500, E, "The guest failed", str(e))
 
     def validate(self, req, name):
