@@ -70,7 +70,11 @@ def grant_instance_dir(path, uid):
              % (uid, uid, me), path)
     for name in os.listdir(path):
         full = os.path.join(path, name)
-        if name != RECORD and os.path.isfile(full) and not os.path.islink(full):
+        if name == RECORD or os.path.islink(full) or not os.path.isfile(full):
+            continue
+        # a file an earlier run of the guest made (its log, a pidfile) is the guest's
+        # own: only its owner may change its ACL, and the guest needs no grant for it
+        if os.lstat(full).st_uid == me:
             grant_file(full, uid)
 
 

@@ -101,6 +101,11 @@ class ComputeAsUser(base.QMPServerTestBase):
 
         self.api.delete_server_volume(server["id"], volume_id)
         self._wait_for_volume_detach(server["id"], volume_id)
+        # stopped and started again: the files the guest made in its first run (its
+        # log) are its own, and nova's user starts it again without touching them
+        server = self._stop_server(server)
+        server = self._start_server(server)
+        self.assertIn(proc(self.qemu_pid(server))[0], confine.uid_range())
         self._delete_server(server)
         self.assert_nothing_left(server)
         self.assertFalse(os.path.exists("/sys/class/net/" + tap))
