@@ -286,9 +286,7 @@ class LXCHypervisor(hv_api.Hypervisor):
         start = idmap()
         root_gb = guest.record.spec.get("root_gb")
         try:
-            if root_gb:
-                privsep.mount_root_disk(guest.uuid, lxcpath(), root_gb,
-                                        start[0] if start else None)
+            self._mount_root_disk(guest)
             try:
                 privsep.define(guest.uuid, lxcpath(), self._items(guest),
                                start[0] if start else None)
@@ -413,6 +411,7 @@ class LXCHypervisor(hv_api.Hypervisor):
             except (ValueError, UnicodeDecodeError):
                 raise exception.InvalidInput(reason=_("user data is not base64 text"))
         start = idmap()
+        self._mount_root_disk(guest)         # the seed goes to the root disk, if any
         privsep.write_seed(guest.uuid, lxcpath(), {"meta-data": "\n".join(lines) + "\n",
                                                    "user-data": user_data},
                            start[0] if start else None)
@@ -422,8 +421,26 @@ class LXCHypervisor(hv_api.Hypervisor):
 
     def export(self, guest, path):
         """The container's root as a tarball at ``path`` (readable by nova's user)."""
-        return privsep.export_rootfs(guest.uuid, lxcpath(), guest.record.spec["base"],
-                                     path, idmap(), os.getuid())
+        # a stopped container's changes are on its root disk, unmounted meanwhile
+        mounted = self._mount_root_disk(guest)
+        try:
+            return privsep.export_rootfs(guest.uuid, lxcpath(), guest.record.spec["base"],
+                                         path, idmap(), os.getuid())
+        finally:
+            if mounted and not self.running(guest):
+                privsep.umount_root_disk(guest.uuid, lxcpath())
+
+    def _mount_root_disk(self, guest):
+        """Mount the container's root disk (if it has one; nothing if mounted already)."""
+        if not guest.record.spec.get("root_gb"):
+            return False
+        start = idmap()
+        try:
+            privsep.mount_root_disk(guest.uuid, lxcpath(), guest.record.spec["root_gb"],
+                                    start[0] if start else None)
+        except container.ContainerError as e:
+            raise exception.InstanceDeployFailure(reason=str(e), instance_id=guest.uuid)
+        return True
 
     def remove(self, uuid):
         """Stop the container and remove its directory (config, overlay upper with files

@@ -23,7 +23,7 @@ from nova_lxc import container
 
 LOG = logging.getLogger(__name__)
 IMAGE = "rootfs.disk"        # the sparse ext4 image file
-MOUNT = "rootfs.mnt"         # where it is mounted; holds UPPER and OVERLAY_WORK
+MOUNT = container.ROOT_DISK_MOUNT   # where it is mounted; holds UPPER and OVERLAY_WORK
 GIB = 1024 ** 3
 MAX_GB = 64 * 1024
 TIMEOUT = 600
