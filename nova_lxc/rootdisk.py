@@ -44,9 +44,19 @@ def paths(name, lxcpath):
     return (os.path.join(cdir, IMAGE), mnt, os.path.join(mnt, container.UPPER))
 
 
-def _run(argv, name):
+def check_owner(owner):
+    if owner is not None and (isinstance(owner, bool) or not isinstance(owner, int)
+                              or not 0 < owner < 2 ** 32 - 1):
+        raise exception.InvalidInput(reason=_("not a host uid: %r") % (owner,))
+    return owner
+
+
+def _run(argv, name, ok=(0,)):
     try:
-        subprocess.run(argv, check=True, capture_output=True, timeout=TIMEOUT)
+        proc = subprocess.run(argv, capture_output=True, timeout=TIMEOUT)
+        if proc.returncode not in ok:
+            raise subprocess.CalledProcessError(proc.returncode, argv, proc.stdout,
+                                                proc.stderr)
     except subprocess.CalledProcessError as e:
         raise container.ContainerError(name=name, reason=_(
             "%(cmd)s failed: %(err)s") % {
@@ -66,6 +76,7 @@ def mount(name, lxcpath, root_gb, upper_owner=None):
     container's root disk; its upper and work directories belong to ``upper_owner``
     (host uid of the container's root; None: privileged). Returns the upper directory."""
     check_size(root_gb)
+    check_owner(upper_owner)
     image, mnt, upper = paths(name, lxcpath)
     cdir = os.path.dirname(image)
     if not os.path.isdir(cdir) or os.path.islink(cdir):
@@ -92,7 +103,7 @@ def mount(name, lxcpath, root_gb, upper_owner=None):
                  {"gb": root_gb, "name": name})
     elif os.stat(image).st_size < size:
         os.truncate(image, size)
-        _run(["e2fsck", "-f", "-p", "--", image], name)
+        _run(["e2fsck", "-f", "-p", "--", image], name, ok=(0, 1))   # 1: fixed
         _run(["resize2fs", "--", image], name)
         LOG.info("root disk of container %(name)s grown to %(gb)d GiB",
                  {"gb": root_gb, "name": name})
@@ -105,7 +116,7 @@ def mount(name, lxcpath, root_gb, upper_owner=None):
             _no_link(path, name)
             os.makedirs(path, mode=0o755, exist_ok=True)
             if upper_owner is not None:
-                os.chown(path, int(upper_owner), int(upper_owner))
+                os.chown(path, upper_owner, upper_owner)
     except Exception:
         umount(name, lxcpath)
         raise

@@ -28,6 +28,8 @@ class TestRootDiskChecks(base.TestCase):
                                     (UUID, root, "1; reboot")):
             self.assertRaises(exception.NovaException, rootdisk.mount, name, lxcpath,
                               size)
+        for owner in (-1, 0, True, "100000", 2 ** 32 - 1):
+            self.assertRaises(exception.InvalidInput, rootdisk.mount, UUID, root, 1, owner)
         # no instance directory: nothing made
         self.assertRaises(container.ContainerError, rootdisk.mount, UUID, root, 1)
         run.assert_not_called()
