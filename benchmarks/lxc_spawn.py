@@ -4,9 +4,8 @@ the root is an overlay over the cache, nothing is copied).
 
 Runs as root (liblxc's privileged side, in this process; containers are started by
 lxc-start children). Every container it starts is killed and removed by name, also on
-failure. Not measured: nova's libvirt driver in virt_type=lxc (Debian's libvirt LXC
-driver is not installed by this project yet), so the comparison the issue asks for is
-missing.
+failure. The whole driver against nova's libvirt driver in virt_type=lxc:
+benchmarks/nova_lxc_vs_libvirt.py (tox -e bench-lxc-libvirt).
 
     tox -e bench-lxc -- [--runs 20] [--grow-mb 200]
 """

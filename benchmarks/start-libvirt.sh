@@ -3,7 +3,7 @@
 # libvirt side. Idempotent; run as root. Installs the packages it needs.
 set -euo pipefail
 need=()
-for p in libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev tini pkg-config; do
+for p in libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-driver-lxc libvirt-clients libvirt-dev tini pkg-config; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -32,6 +32,7 @@ CONSOLE_LOG = "console.log"
 LXC_LOG = "lxc.log"
 UPPER = "rootfs.upper"
 OVERLAY_WORK = "work"
+ROOT_DISK_MOUNT = "rootfs.mnt"     # a root disk of its own (nova_lxc.rootdisk), mounted
 
 
 class ContainerError(exception.NovaException):
@@ -56,6 +57,15 @@ def _tool(tool, name, lxcpath, *args, timeout):
 
 def container_dir(name, lxcpath):
     return os.path.join(config.check_path(lxcpath), config.check_name(name))
+
+
+def upper_dir(cdir):
+    """The overlay's upper directory: on the container's root disk when that is mounted
+    (nova_lxc.rootdisk), else in the container's directory."""
+    mnt = os.path.join(cdir, ROOT_DISK_MOUNT)
+    if os.path.ismount(mnt) and not os.path.islink(mnt):
+        return os.path.join(mnt, UPPER)
+    return os.path.join(cdir, UPPER)
 
 
 def define(name, lxcpath, items, upper_owner=None):
@@ -250,7 +260,7 @@ def export_rootfs(name, lxcpath, base, out_path, idmap, owner_uid):
     mnt = tempfile.mkdtemp(prefix=".export.", dir=cdir)
     try:
         subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
-                        "ro,lowerdir=%s:%s" % (os.path.join(cdir, UPPER), base), mnt],
+                        "ro,lowerdir=%s:%s" % (upper_dir(cdir), base), mnt],
                        check=True, capture_output=True, timeout=60)
         try:
             def back(info):
@@ -286,7 +296,7 @@ def write_seed(name, lxcpath, files, owner):
     SEED_FILES) into the container's overlay upper layer, owned by its root (host uid
     ``owner``, None for privileged), before it starts."""
     cdir = container_dir(name, lxcpath)
-    upper = os.path.join(cdir, UPPER)
+    upper = upper_dir(cdir)
     uid = 0 if owner is None else int(owner)
     if not os.path.isdir(cdir) or os.path.islink(upper):
         raise ContainerError(name=name, reason=_("no instance directory %s") % cdir)

@@ -37,6 +37,7 @@ from nova_lxc import container
 from nova_lxc import images
 from nova_lxc import opts
 from nova_lxc import privsep
+from nova_lxc import rootdisk
 
 CONF = nova.conf.CONF
 opts.register(CONF)
@@ -252,6 +253,13 @@ class LXCHypervisor(hv_api.Hypervisor):
             images.check_meta(instance.image_ref, image_meta)
         spec = dict(previous or {}, halt_signal=halt_signal(instance),
                     cpu=cpu_specs(instance.flavor))
+        # the root disk size: chosen at spawn (0: unlimited, the overlay's upper directory
+        # in the instance directory), grown, never shrunk, by a resize
+        if previous is None:
+            spec["root_gb"] = rootdisk.check_size(instance.flavor.root_gb) \
+                if instance.flavor.root_gb else 0
+        elif spec.get("root_gb"):
+            spec["root_gb"] = max(spec["root_gb"], instance.flavor.root_gb or 0)
         limits(instance.flavor.memory_mb, instance.flavor.vcpus, spec["cpu"])
         return spec
 
@@ -261,8 +269,11 @@ class LXCHypervisor(hv_api.Hypervisor):
         nics = []
         for entry in sorted(record.vifs.values(), key=lambda e: e["slot"]):
             nics.extend(nic_items(entry))
+        upper = guest.idir.file(container.UPPER)
+        if spec.get("root_gb"):
+            upper = os.path.join(guest.idir.path, rootdisk.MOUNT, container.UPPER)
         return config.container_config(
-            guest.uuid, "overlay:%s:%s" % (spec["base"], guest.idir.file(container.UPPER)),
+            guest.uuid, "overlay:%s:%s" % (spec["base"], upper),
             guest.idir.file(container.CONSOLE_LOG),
             limits(record.memory_mb, record.vcpus, spec.get("cpu", {})),
             includes=CONF.lxc_native.include_configs, privileged=start is None,
@@ -273,10 +284,17 @@ class LXCHypervisor(hv_api.Hypervisor):
         """Define the container from its record and the current configuration, then
         start it from a short-lived lxc-start."""
         start = idmap()
+        root_gb = guest.record.spec.get("root_gb")
         try:
-            privsep.define(guest.uuid, lxcpath(), self._items(guest),
-                           start[0] if start else None)
-            pid = privsep.start(guest.uuid, lxcpath(), CONF.lxc_native.start_timeout)
+            self._mount_root_disk(guest)
+            try:
+                privsep.define(guest.uuid, lxcpath(), self._items(guest),
+                               start[0] if start else None)
+                pid = privsep.start(guest.uuid, lxcpath(), CONF.lxc_native.start_timeout)
+            except Exception:
+                with excutils.save_and_reraise_exception():
+                    if root_gb:
+                        privsep.umount_root_disk(guest.uuid, lxcpath())
         except container.ContainerError as e:
             raise exception.InstanceDeployFailure(reason=str(e), instance_id=guest.uuid)
         self._watch(guest.uuid, pid)
@@ -291,6 +309,8 @@ class LXCHypervisor(hv_api.Hypervisor):
     def stop(self, guest):
         with self._quietly(guest.uuid):
             privsep.kill(guest.uuid, lxcpath(), CONF.lxc_native.kill_timeout)
+            if guest.record.spec.get("root_gb"):
+                privsep.umount_root_disk(guest.uuid, lxcpath())
 
     def running(self, guest):
         return privsep.state(guest.uuid, lxcpath())["state"] != "STOPPED"
@@ -391,6 +411,7 @@ class LXCHypervisor(hv_api.Hypervisor):
             except (ValueError, UnicodeDecodeError):
                 raise exception.InvalidInput(reason=_("user data is not base64 text"))
         start = idmap()
+        self._mount_root_disk(guest)         # the seed goes to the root disk, if any
         privsep.write_seed(guest.uuid, lxcpath(), {"meta-data": "\n".join(lines) + "\n",
                                                    "user-data": user_data},
                            start[0] if start else None)
@@ -400,8 +421,26 @@ class LXCHypervisor(hv_api.Hypervisor):
 
     def export(self, guest, path):
         """The container's root as a tarball at ``path`` (readable by nova's user)."""
-        return privsep.export_rootfs(guest.uuid, lxcpath(), guest.record.spec["base"],
-                                     path, idmap(), os.getuid())
+        # a stopped container's changes are on its root disk, unmounted meanwhile
+        mounted = self._mount_root_disk(guest)
+        try:
+            return privsep.export_rootfs(guest.uuid, lxcpath(), guest.record.spec["base"],
+                                         path, idmap(), os.getuid())
+        finally:
+            if mounted and not self.running(guest):
+                privsep.umount_root_disk(guest.uuid, lxcpath())
+
+    def _mount_root_disk(self, guest):
+        """Mount the container's root disk (if it has one; nothing if mounted already)."""
+        if not guest.record.spec.get("root_gb"):
+            return False
+        start = idmap()
+        try:
+            privsep.mount_root_disk(guest.uuid, lxcpath(), guest.record.spec["root_gb"],
+                                    start[0] if start else None)
+        except container.ContainerError as e:
+            raise exception.InstanceDeployFailure(reason=str(e), instance_id=guest.uuid)
+        return True
 
     def remove(self, uuid):
         """Stop the container and remove its directory (config, overlay upper with files

@@ -46,6 +46,7 @@ from nova_lxc import blockdev  # noqa: E402
 from nova_lxc import container  # noqa: E402
 from nova_lxc import images  # noqa: E402
 from nova_lxc import nics  # noqa: E402
+from nova_lxc import rootdisk  # noqa: E402
 
 
 @lxc_admin.entrypoint
@@ -111,7 +112,19 @@ def console_log(name, lxcpath, size):
 
 @lxc_admin.entrypoint
 def remove(name, lxcpath):
+    if container.state(name, lxcpath)["state"] == "STOPPED":
+        rootdisk.umount(name, lxcpath)
     container.remove(name, lxcpath)
+
+
+@lxc_admin.entrypoint
+def mount_root_disk(name, lxcpath, root_gb, upper_owner):
+    return rootdisk.mount(name, lxcpath, root_gb, upper_owner)
+
+
+@lxc_admin.entrypoint
+def umount_root_disk(name, lxcpath):
+    rootdisk.umount(name, lxcpath)
 
 
 @lxc_admin.entrypoint

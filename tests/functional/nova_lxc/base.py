@@ -19,6 +19,7 @@ from nova_common import privsep as nova_common_privsep
 from nova_lxc import container
 from nova_lxc import driver  # noqa: F401 - registers [lxc_native] before self.flags()
 from nova_lxc import privsep as lxc_privsep
+from nova_lxc import rootdisk
 from tests.common import lxc_rootfs
 from tests.common import nova_functional
 
@@ -42,6 +43,13 @@ class ContainerReaper(fixtures.Fixture):
                     container.kill(uuid, self.root, 10)
                 except container.ContainerError:
                     os.kill(st["init_pid"], 9)
+        for uuid in instance_dir.list_uuids(self.root):
+            # a root disk left mounted (nova_lxc.rootdisk) would keep its loop device
+            # and make the directory's removal fail
+            try:
+                rootdisk.umount(uuid, self.root)
+            except container.ContainerError:
+                pass
 
 
 class LXCServerTestBase(nova_functional.ServerWaits, integrated_helpers._IntegratedTestBase):

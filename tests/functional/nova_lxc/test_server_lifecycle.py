@@ -93,7 +93,7 @@ class TestServerLifecycle(base.LXCServerTestBase):
             server, "memory.limit_in_bytes"))           # m1.tiny: 512 MiB
         self.assertEqual(0, self.run_in(server, "echo kept > /root/file"))
         bigger = self.api.post_flavor({"flavor": {
-            "name": "lxc.big", "ram": 768, "vcpus": 2, "disk": 1}})
+            "name": "lxc.big", "ram": 768, "vcpus": 2, "disk": 2}})
         self.api.post_extra_spec(bigger["id"], {"extra_specs": {
             "quota:cpu_quota": "50000"}})
         server = self._resize_server(server, bigger["id"])
@@ -101,6 +101,10 @@ class TestServerLifecycle(base.LXCServerTestBase):
             server, "memory.limit_in_bytes"))
         self.assertEqual("2048", self.cgroup_value(server, "cpu.shares"))
         self.assertEqual("50000", self.cgroup_value(server, "cpu.cfs_quota_us"))
+        # the root disk grown from 1 to 2 GiB, its files kept
+        disk = os.statvfs(os.path.join(self.instances, server["id"], "rootfs.mnt"))
+        self.assertGreater(disk.f_blocks * disk.f_frsize, 1.5 * 1024 ** 3)
+        self.assertEqual(0, self.run_in(server, "test \"$(cat /root/file)\" = kept"))
         server = self._revert_resize(server)
         self.assertEqual(str(512 * 1024 ** 2), self.cgroup_value(
             server, "memory.limit_in_bytes"))

@@ -56,12 +56,25 @@ class TestLaunchSpec(base.TestCase):
         inst = instance(system_metadata={"image_lxc_halt_signal": "SIGRTMIN+3"})
         inst.flavor.extra_specs = {"quota:cpu_quota": "50000", "quota:disk_read": "1"}
         spec = self.hv.launch_spec(inst, image(), root_disk=True, config_drive=False)
-        self.assertEqual({"halt_signal": "SIGRTMIN+3", "cpu": {"cpu_quota": "50000"}},
-                         spec)
+        self.assertEqual({"halt_signal": "SIGRTMIN+3", "cpu": {"cpu_quota": "50000"},
+                          "root_gb": 1}, spec)
         self.flags(halt_signal="SIGUSR2", group="lxc_native")
         spec = self.hv.launch_spec(instance(), image(), True, False,
                                    previous={"base": "/cache/x", "halt_signal": "SIGPWR"})
         self.assertEqual({"base": "/cache/x", "halt_signal": "SIGUSR2", "cpu": {}}, spec)
+
+    def test_root_gb_chosen_at_spawn_and_only_grown_by_a_resize(self):
+        inst = instance()
+        inst.flavor.root_gb = 0
+        self.assertEqual(0, self.hv.launch_spec(inst, image(), True, False)["root_gb"])
+        inst.flavor.root_gb = 5                  # a disk of its own only from spawn
+        self.assertEqual(0, self.hv.launch_spec(inst, image(), True, False,
+                                                previous={"root_gb": 0})["root_gb"])
+        self.assertEqual(5, self.hv.launch_spec(inst, image(), True, False,
+                                                previous={"root_gb": 2})["root_gb"])
+        inst.flavor.root_gb = 1                  # a revert to a smaller flavor
+        self.assertEqual(5, self.hv.launch_spec(inst, image(), True, False,
+                                                previous={"root_gb": 5})["root_gb"])
 
     def test_refusals(self):
         hostile = instance(system_metadata={"image_lxc_halt_signal": "SIGPWR\nlxc.x=1"})
@@ -78,6 +91,54 @@ class TestLaunchSpec(base.TestCase):
         inst.flavor.extra_specs = {"quota:cpu_period": "often"}
         self.assertRaises(exception.InvalidInput, self.hv.launch_spec, inst, image(),
                           True, False)
+
+
+class TestRootDisk(base.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.hv = hypervisor.LXCHypervisor()
+        self.inst = instance()
+        self.idir = instance_dir.InstanceDir(self.inst.uuid)
+
+    def guest(self, root_gb):
+        return hv_api.Guest(self.inst.uuid, self.idir, record.Record(
+            name="instance-1", vcpus=2, memory_mb=256, vifs={},
+            spec={"base": "/cache/base", "halt_signal": "SIGPWR", "cpu": {},
+                  "root_gb": root_gb}))
+
+    def test_the_upper_directory_is_on_the_root_disk_when_sized(self):
+        self.flags(cgroup_version="1", group="lxc_native")
+        items = dict(self.hv._items(self.guest(3)))
+        self.assertEqual("overlay:/cache/base:%s/rootfs.mnt/rootfs.upper"
+                         % self.idir.path, items["lxc.rootfs.path"])
+        items = dict(self.hv._items(self.guest(0)))
+        self.assertEqual("overlay:/cache/base:%s/rootfs.upper" % self.idir.path,
+                         items["lxc.rootfs.path"])
+
+    def test_start_mounts_it_stop_unmounts_it_a_failed_start_too(self):
+        self.flags(cgroup_version="1", group="lxc_native")
+        with mock.patch.object(hypervisor, "privsep") as priv, \
+                mock.patch.object(self.hv, "_watch"):
+            priv.start.return_value = 42
+            guest = self.guest(3)
+            self.hv.start(guest)
+            priv.mount_root_disk.assert_called_once_with(
+                self.inst.uuid, hypervisor.lxcpath(), 3, 100000)
+            self.hv.stop(guest)
+            priv.umount_root_disk.assert_called_once_with(self.inst.uuid,
+                                                          hypervisor.lxcpath())
+            priv.reset_mock()
+            priv.start.side_effect = hypervisor.container.ContainerError(
+                name="x", reason="no")
+            self.assertRaises(exception.InstanceDeployFailure, self.hv.start, guest)
+            priv.umount_root_disk.assert_called_once_with(self.inst.uuid,
+                                                          hypervisor.lxcpath())
+            priv.reset_mock()
+            priv.start.side_effect = None
+            self.hv.start(self.guest(0))
+            self.hv.stop(self.guest(0))
+            priv.mount_root_disk.assert_not_called()
+            priv.umount_root_disk.assert_not_called()
 
 
 class TestConfigItems(base.TestCase):
