@@ -16,6 +16,9 @@ mkdir -p /var/log/libvirt/qemu /var/lib/libvirt/qemu /var/lib/libvirt/images /va
 # guests run as root, in the caller's cgroups (no cgroup controllers managed by libvirt)
 [ -e /etc/libvirt/qemu.conf ] || \
     printf 'user = "root"\ngroup = "root"\ncgroup_controllers = [ ]\n' > /etc/libvirt/qemu.conf
+# LIBVIRT_SETUP_ONLY=1: packages, user and configuration only (benchmarks/nova_net.py
+# starts its own daemons in a namespace of its own)
+[ -z "${LIBVIRT_SETUP_ONLY:-}" ] || exit 0
 [ -e /run/virtlogd.pid ] && kill -0 "$(cat /run/virtlogd.pid)" 2>/dev/null || virtlogd -d
 # under a child subreaper: libvirt's destroy waits until the double-forked QEMU is reaped
 if ! virsh -c qemu:///system uri >/dev/null 2>&1; then

@@ -3,8 +3,9 @@
 Loaded with ``compute_driver = cloudhypervisor.CloudHypervisorDriver`` (the
 ``nova.virt.cloudhypervisor`` shim). The nova flow is ``nova_common.driver.BaseDriver``'s;
 Cloud Hypervisor is bound to it in ``nova_cloudhypervisor.hypervisor``. What neither
-implements (VNC and other graphical consoles, the serial console proxy, live migration)
-raises ``NotImplementedError`` or ``ConsoleTypeUnavailable``.
+implements (VNC and other graphical consoles, live migration) raises
+``NotImplementedError`` or ``ConsoleTypeUnavailable``. The console log and the serial
+console are the base's (the serial socket bridged by the guest's supervisor).
 """
 import os
 
@@ -51,8 +52,3 @@ class CloudHypervisorDriver(driver.BaseDriver):
                       allocations, network_info=network_info,
                       block_device_info=block_device_info, power_on=power_on,
                       accel_info=accel_info)
-
-    def get_console_output(self, context, instance):
-        # Cloud Hypervisor truncates the serial file at every boot: earlier boots' output
-        # is kept beside it
-        return hypervisor.console_output(self._guest(instance).idir)

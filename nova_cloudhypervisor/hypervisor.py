@@ -33,14 +33,14 @@ from nova_cloudhypervisor import models
 from nova_cloudhypervisor import process
 from nova_cloudhypervisor import tap
 from nova_cloudhypervisor import vmconfig
+from nova_common import confine
 from nova_common import hypervisor as hv_api
 from nova_common import instance_dir
+from nova_common import serialbridge
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 SNAPSHOT_DIR = "ch-snapshot"      # vm.snapshot of a suspended guest
-CONSOLE_OLD = "console.old"       # serial output of earlier boots (CH truncates the file)
-CONSOLE_KEEP = 100 * 1024
 DETACH_TIMEOUT = 30
 
 STATES = {"Running": power_state.RUNNING, "Paused": power_state.PAUSED,
@@ -52,48 +52,19 @@ EVENTS = {("vm", "booted"): virtevent.EVENT_LIFECYCLE_STARTED,
           ("vm", "shutdown"): virtevent.EVENT_LIFECYCLE_STOPPED}
 
 
-def keep_console(idir):
-    """Move the serial log of the boot that ended behind the log of earlier ones (tail
-    kept) before a new boot truncates it."""
-    current = idir.file(vmconfig.CONSOLE_LOG)
-    if not os.path.exists(current) or not os.path.getsize(current):
-        return
-    old = idir.file(CONSOLE_OLD)
-    data = b""
-    if os.path.exists(old):
-        with open(old, "rb") as f:
-            data = f.read()
-    with open(current, "rb") as f:
-        data += f.read()
-    fd = os.open(old + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data[-CONSOLE_KEEP:])
-    os.rename(old + ".tmp", old)
-    os.truncate(current, 0)
-
-
-def console_output(idir, size=CONSOLE_KEEP):
-    data = b""
-    for name in (CONSOLE_OLD, vmconfig.CONSOLE_LOG):
-        try:
-            with open(idir.file(name), "rb") as f:
-                data += f.read()
-        except FileNotFoundError:
-            pass
-    return data[-size:]
-
-
 def flatten(path):
-    """A qcow2 file at ``path`` replaced by a raw copy (sparse); raw files stay."""
+    """A qcow2 file at ``path`` replaced by a raw copy (sparse; a new file, nova's user's
+    only); raw files stay. Whether it was replaced."""
     if not os.path.exists(path):
-        return
+        return False
     out, _err = processutils.execute("qemu-img", "info", "--output=json", "-U", path)
     if json.loads(out).get("format") != "qcow2":
-        return
+        return False
     tmp = path + ".raw"
     processutils.execute("qemu-img", "convert", "-q", "-f", "qcow2", "-O", "raw", path, tmp)
     os.chmod(tmp, 0o600)
     os.rename(tmp, path)
+    return True
 
 
 class CloudHypervisor(hv_api.Hypervisor):
@@ -103,7 +74,8 @@ class CloudHypervisor(hv_api.Hypervisor):
         vif_types=(network_model.VIF_TYPE_TAP,),
         optional=frozenset({hv_api.PAUSE, hv_api.NMI, hv_api.SAVE_RESTORE,
                             hv_api.DISK_HOTPLUG, hv_api.DISK_RESIZE, hv_api.NIC_HOTPLUG,
-                            hv_api.EXPORT_ROOT, hv_api.RESCUE}))
+                            hv_api.EXPORT_ROOT, hv_api.RESCUE}),
+        confined=True, guest_opens_taps=False)
 
     def __init__(self):
         self._apis = {}
@@ -181,7 +153,8 @@ class CloudHypervisor(hv_api.Hypervisor):
     def launch_spec(self, instance, image_meta, root_disk, config_drive, previous=None):
         mode = vmconfig.boot_mode(CONF, instance, image_meta)
         idir = instance_dir.InstanceDir(instance.uuid)
-        process.check_socket_path(instance, idir.file(process.API_SOCKET))
+        for sock in (process.API_SOCKET, vmconfig.SERIAL_SOCKET):
+            process.check_socket_path(instance, idir.file(sock))
         config = vmconfig.build(CONF, instance, image_meta, idir, mode,
                                 config_drive=config_drive, root_disk=root_disk)
         return {"mode": mode, "config": config.to_json()}
@@ -195,6 +168,7 @@ class CloudHypervisor(hv_api.Hypervisor):
         boot = [vmconfig.volume_disk(v, d["path"]) for v, d in vols if d.get("boot")]
         rest = [vmconfig.volume_disk(v, d["path"]) for v, d in vols if not d.get("boot")]
         config.disks = boot + list(config.disks or []) + rest
+        config.serial = vmconfig.serial(guest.idir)   # records of File-mode releases too
         if guest.record.rescued:
             if not CONF.cloudhypervisor.firmware:
                 raise exception.InstanceDeployFailure(
@@ -209,9 +183,9 @@ class CloudHypervisor(hv_api.Hypervisor):
         if not restore_from:
             shutil.rmtree(snapshot, ignore_errors=True)      # a discarded saved state
             for name in (vmconfig.ROOT_DISK, vmconfig.RESCUE_DISK):
-                flatten(idir.file(name))
+                if flatten(idir.file(name)):
+                    confine.grant_file(idir.file(name), guest.record.uid)   # a new file
             config = self.full_config(guest)
-        keep_console(idir)
         self._drop(guest.uuid)
         api = process.start(CONF, guest, idir)
         try:
@@ -223,7 +197,8 @@ class CloudHypervisor(hv_api.Hypervisor):
                     self._add_net(api, vif_id, vif)
                 api.boot()
         except (client.ApiError, OSError, ValueError) as e:
-            LOG.error("the VMM refused the guest: %s", e, instance_uuid=guest.uuid)
+            LOG.error("the VMM refused the guest: %s; its log: %s", e,
+                      process.log_tail(idir) or "-", instance_uuid=guest.uuid)
             with excutils.save_and_reraise_exception(reraise=False):
                 process.stop(CONF, guest.uuid, idir, api)
                 api.close()
@@ -284,12 +259,12 @@ class CloudHypervisor(hv_api.Hypervisor):
         self._call(guest, "power_button")
 
     def reset(self, guest):
-        keep_console(guest.idir)
         self._call(guest, "reboot")
 
     def console_endpoints(self, guest):
-        # no graphics in Cloud Hypervisor; the serial port is a file (no TCP endpoint)
-        return {"vnc": None, "serial": None}
+        # no graphics in Cloud Hypervisor; the serial socket's TCP bridge, run by the
+        # guest's supervisor with [serial_console] enabled, wrote the port it listens on
+        return {"vnc": None, "serial": serialbridge.read_port(guest.idir.path)}
 
     # -- optional operations ----------------------------------------------------------------
     def pause(self, guest):
@@ -308,6 +283,7 @@ class CloudHypervisor(hv_api.Hypervisor):
         api = self._api(guest)
         shutil.rmtree(snapshot, ignore_errors=True)
         os.mkdir(snapshot, 0o700)
+        confine.grant_instance_dir(snapshot, guest.record.uid)   # the VMM writes it
         paused = False
         try:
             if api.info().state == "Running":

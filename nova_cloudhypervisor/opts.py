@@ -20,6 +20,11 @@ ch_opts = [
     cfg.ListOpt("extra_args", default=[],
                 help="Extra cloud-hypervisor arguments appended to every command line "
                      "(one list item per argument)."),
+    cfg.IntOpt("console_log_max_bytes", default=1024 * 1024, min=64 * 1024,
+               help="Size at which a guest's console log (console.log in its instance "
+                    "directory, written from its serial port) is rotated; one older file "
+                    "is kept. The console output nova's API returns is the newest "
+                    "100 KiB."),
     cfg.IntOpt("api_timeout", default=30, min=1,
                help="Seconds an API call may take."),
     cfg.IntOpt("start_timeout", default=30, min=1,

@@ -1,14 +1,16 @@
 """The cloud-hypervisor process of an instance: command line, start, liveness, stop.
 
 One process per instance, started empty (``--api-socket`` and ``--event-monitor`` only;
-the VM comes with ``vm.create`` or ``vm.restore``), in a session of its own so that it
-outlives a restart of nova-compute. Its pidfile, API socket, event log and VMM log are in
-the instance directory. The process is nova-compute's child until nova-compute restarts:
-the handle is kept so that an exited VMM is reaped at once instead of staying a zombie.
+the VM comes with ``vm.create`` or ``vm.restore``) under the instance's guest uid by the
+privileged launcher (``nova_common.launcher``: a transient systemd unit or the detached
+supervisor, which reaps it at once, writes its pidfile and appends its stdout, stderr
+and how it ended to ``ch.log``), so it outlives a restart of nova-compute and reaches
+only its own instance's files (ACLs, ``nova_common.confine``). It is signalled through
+the launcher too. Its pidfile, API socket, event log and log are in the instance
+directory.
 """
 import os
 import signal
-import subprocess
 import time
 
 from nova import exception
@@ -16,7 +18,10 @@ from nova.i18n import _
 from oslo_log import log as logging
 
 from nova_cloudhypervisor import client
+from nova_cloudhypervisor import vmconfig
 from nova_common import pids
+from nova_common import privsep
+from nova_common import serialbridge
 
 LOG = logging.getLogger(__name__)
 API_SOCKET = "ch.sock"
@@ -24,7 +29,7 @@ EVENTS = "events.json"
 VMM_LOG = "ch.log"
 PIDFILE = "ch.pid"
 SUN_PATH_MAX = 107          # sockaddr_un.sun_path holds 108 bytes with the final NUL
-_children = {}              # pid -> Popen of the VMMs this nova-compute started
+ENDED = "supervisor:"       # the line the supervisor appends when the VMM ended
 
 
 def check_binary(conf):
@@ -48,47 +53,49 @@ def command_line(conf, instance, idir):
     ch = conf.cloudhypervisor
     sock = idir.file(API_SOCKET)
     check_socket_path(instance, sock)
+    check_socket_path(instance, idir.file(vmconfig.SERIAL_SOCKET))
     argv = [ch.binary,
             "--api-socket", "path=" + sock,
             "--event-monitor", "path=" + idir.file(EVENTS),
-            "--log-file", idir.file(VMM_LOG),
             "--seccomp", "true" if ch.seccomp else "false"]
     return argv + list(ch.extra_args)
 
 
-def start(conf, instance, idir):
-    """Start the VMM and wait until its API answers; returns a connected ``Client``.
-    A VMM that does not come up is stopped and nothing of it is left but its log."""
+def start(conf, guest, idir):
+    """Start the VMM as the guest's uid and wait until its API answers; returns a
+    connected ``Client``. A VMM that does not come up is stopped and nothing of it is
+    left but its log."""
     check_binary(conf)
-    argv = command_line(conf, instance, idir)
+    argv = command_line(conf, guest, idir)
     sock = idir.file(API_SOCKET)
-    for name in (API_SOCKET, API_SOCKET + ".lock", EVENTS, PIDFILE):
+    for name in (API_SOCKET, API_SOCKET + ".lock", EVENTS, PIDFILE,
+                 vmconfig.SERIAL_SOCKET, serialbridge.PORT_FILE):
         # up to v52 bind() fails on a stale socket; events of an old process are stale
         _unlink(idir.file(name))
-    old = os.umask(0o077)
+    log = idir.file(VMM_LOG)
+    offset = os.path.getsize(log) if os.path.exists(log) else 0
     try:
-        with open(idir.file(VMM_LOG), "ab") as log:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True,
-                                    close_fds=True)
-    except OSError as e:
+        # the supervisor logs the serial socket into console.log and serves it over TCP
+        privsep.start_guest(guest.uuid, argv, guest.record.uid, log,
+                            console_max=conf.cloudhypervisor.console_log_max_bytes,
+                            pidfile=idir.file(PIDFILE),
+                            serial_socket=idir.file(vmconfig.SERIAL_SOCKET))
+    except Exception as e:
         raise exception.InstanceDeployFailure(
-            reason=_("cloud-hypervisor failed to start: %s") % e, instance_id=instance.uuid)
-    finally:
-        os.umask(old)
-    _children[proc.pid] = proc
-    _write_pid(idir, proc.pid)
+            reason=_("cloud-hypervisor could not be started: %s") % e,
+            instance_id=guest.uuid)
     api = client.Client(sock, timeout=conf.cloudhypervisor.api_timeout)
     deadline = time.monotonic() + conf.cloudhypervisor.start_timeout
     while True:
-        if proc.poll() is not None:
+        said = log_since(idir, offset)
+        if ENDED in said:
             api.close()
             _unlink(idir.file(PIDFILE))
             raise exception.InstanceDeployFailure(
-                reason=_("cloud-hypervisor exited with status %(rc)s at start: %(log)s")
-                % {"rc": proc.returncode, "log": log_tail(idir)},
-                instance_id=instance.uuid)
-        if os.path.exists(sock):
+                reason=_("cloud-hypervisor exited at start: %s") % said.strip()[-2000:],
+                instance_id=guest.uuid)
+        pid = read_pid(idir)
+        if pid and alive(pid, guest.uuid) and os.path.exists(sock):
             try:
                 api.ping()
                 return api
@@ -96,19 +103,23 @@ def start(conf, instance, idir):
                 pass
         if time.monotonic() > deadline:
             api.close()
-            kill(proc.pid, instance.uuid, conf.cloudhypervisor.stop_timeout)
+            kill(pid, guest.uuid, conf.cloudhypervisor.stop_timeout)
             _unlink(idir.file(PIDFILE))
             raise exception.InstanceDeployFailure(
-                reason=_("cloud-hypervisor did not answer on %(sock)s within %(t)d s")
-                % {"sock": sock, "t": conf.cloudhypervisor.start_timeout},
-                instance_id=instance.uuid)
+                reason=_("cloud-hypervisor did not answer on %(sock)s within %(t)d s: "
+                         "%(log)s") % {"sock": sock, "t": conf.cloudhypervisor.start_timeout,
+                                       "log": said.strip()[-2000:] or "-"},
+                instance_id=guest.uuid)
         time.sleep(0.01)
 
 
-def _write_pid(idir, pid):
-    fd = os.open(idir.file(PIDFILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("%d\n" % pid)
+def log_since(idir, offset):
+    try:
+        with open(idir.file(VMM_LOG), "rb") as f:
+            f.seek(offset)
+            return f.read(65536).decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
 
 
 def _unlink(path):
@@ -135,10 +146,6 @@ def alive(pid, uuid):
     """Whether ``pid`` is a live (not zombie) VMM of instance ``uuid``."""
     if not pid:
         return False
-    child = _children.get(pid)
-    if child is not None and child.poll() is not None:
-        del _children[pid]      # reaped
-        return False
     # the command line names the instance directory (pids are reused)
     cmdline = pids.live_cmdline(pid)
     return cmdline is not None and uuid.encode() in cmdline
@@ -154,14 +161,13 @@ def wait_gone(pid, uuid, timeout):
 
 
 def kill(pid, uuid, timeout):
-    """SIGTERM, then SIGKILL after ``timeout``; waits until the process is gone."""
+    """SIGTERM, then SIGKILL after ``timeout``, to the instance's guest processes
+    (through the privileged launcher: they run as the guest's uid); waits until the VMM
+    ``pid`` is gone."""
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
         if not alive(pid, uuid):
             return
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
+        privsep.signal_guest(uuid, sig)
         if wait_gone(pid, uuid, wait):
             return
     raise exception.InternalError(_("cloud-hypervisor %d did not exit") % pid)
@@ -183,5 +189,6 @@ def stop(conf, uuid, idir, api=None):
                 api.close()
         if not wait_gone(pid, uuid, conf.cloudhypervisor.stop_timeout):
             kill(pid, uuid, conf.cloudhypervisor.stop_timeout)
-    for name in (API_SOCKET, API_SOCKET + ".lock", PIDFILE):
+    for name in (API_SOCKET, API_SOCKET + ".lock", PIDFILE, vmconfig.SERIAL_SOCKET,
+                 serialbridge.PORT_FILE):
         _unlink(idir.file(name))

@@ -2,7 +2,9 @@
 
 NICs are not in it: they are added with ``vm.add-net`` (tap fds attached) between
 ``vm.create`` and ``vm.boot``, as libvirt's ch driver and kata do, and hot-plugged the same
-way. The serial port (ttyS0, where firmware and kernels write) goes to the console log;
+way. The serial port (ttyS0, where firmware and kernels write) is a UNIX socket in the
+instance directory (``Socket`` mode, v36+), which the guest's supervisor logs into the
+console log and serves over TCP for nova's serial console (``nova_common.serialbridge``);
 the virtio console is off.
 """
 from nova import exception
@@ -17,6 +19,7 @@ CONSOLE_LOG = instance_dir.CONSOLE_LOG
 ROOT_DISK = instance_dir.ROOT_DISK
 CONFIG_DRIVE = instance_dir.CONFIG_DRIVE
 RESCUE_DISK = instance_dir.RESCUE_DISK
+SERIAL_SOCKET = "serial.sock"
 ROOT_ID = "root"
 CONFIG_ID = "config"
 RESCUE_ID = "rescue"
@@ -95,12 +98,16 @@ def build(conf, instance, image_meta, idir, mode, volumes=(), config_drive=False
         memory=models.MemoryConfig(size=flavor.memory_mb * MiB),
         disks=devices,
         rng=models.RngConfig(src="/dev/urandom"),
-        serial=models.SerialConfig(mode="File", file=idir.file(CONSOLE_LOG)),
+        serial=serial(idir),
         console=models.ConsoleConfig(mode="Off"),
         platform=models.PlatformConfig(system_uuid=instance.uuid,
                                        system_serial_number=instance.uuid),
         pvpanic=True,
     )
+
+
+def serial(idir):
+    return models.SerialConfig(mode="Socket", socket=idir.file(SERIAL_SOCKET))
 
 
 def net(vif_id, tap, mac, mtu=None):

@@ -25,6 +25,7 @@ from oslo_utils import excutils
 
 from nova_common import confine
 from nova_common import consolelog
+from nova_common import diagnostics
 from nova_common import disks
 from nova_common import host
 from nova_common import hypervisor as hv_api
@@ -32,6 +33,7 @@ from nova_common import imagecache
 from nova_common import instance_dir
 from nova_common import launcher
 from nova_common import lifecycle
+from nova_common import migration
 from nova_common import privsep
 from nova_common import record as rec
 from nova_common import vif_events
@@ -55,14 +57,15 @@ def capabilities_of(description):
     caps.update(
         supports_attach_interface=description.has(hv_api.NIC_HOTPLUG),
         supports_extend_volume=description.has(hv_api.DISK_RESIZE),
-        supports_multiattach=False,
+        supports_multiattach=description.has(hv_api.MULTIATTACH),
         supports_device_tagging=False,
         has_imagecache=description.has(hv_api.IMAGE_CACHE),
+        supports_evacuate=description.has(hv_api.EVACUATE),
     )
     return caps
 
 
-class BaseDriver(driver.ComputeDriver):
+class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
     hypervisor_class = None       # a nova_common.hypervisor.Hypervisor subclass
 
     def __init_subclass__(cls, **kw):
@@ -94,6 +97,7 @@ class BaseDriver(driver.ComputeDriver):
 
     # -- service start ----------------------------------------------------------------------
     def init_host(self, host):
+        self._host = host          # nova's service host (two services: two names)
         self.hv.check_host()       # nova-compute does not start without its hypervisor
         os.makedirs(CONF.instances_path, exist_ok=True)
         if self._desc.confined:
@@ -177,7 +181,7 @@ class BaseDriver(driver.ComputeDriver):
         return hardware.InstanceInfo(state=self.hv.state(guest))
 
     def get_available_nodes(self, refresh=False):
-        return [CONF.host]
+        return [getattr(self, "_host", None) or CONF.host]
 
     def get_available_resource(self, nodename):
         vcpus = sum(g.record.vcpus for g in self._records())
@@ -312,9 +316,24 @@ class BaseDriver(driver.ComputeDriver):
 
     def _rebuild(self, guest, instance, network_info, block_device_info):
         """Start the guest again from the current configuration and what nova says it has
-        now (volumes reconnected, interfaces plugged again), as libvirt's hard reboot."""
+        now (volumes reconnected, interfaces plugged again), as libvirt's hard reboot;
+        the ports ``[workarounds]wait_for_vif_plugged_event_during_hard_reboot`` asks
+        for are unplugged first, and their ``network-vif-plugged`` awaited before the
+        guest starts (``vif_events``)."""
         self._stop(guest, instance)
-        self._plug_and_connect(guest, instance, network_info, block_device_info)
+        events = vif_events.on_hard_reboot(network_info)
+        waited = {e[1] for e in events}
+        for vif in network_info or []:
+            if vif["id"] in waited:        # down, so that Neutron reports it up again
+                vifs.unplug(instance, vif)
+        try:
+            with vif_events.plugging(self.virtapi, instance, network_info, events=events):
+                self._plug_and_connect(guest, instance, network_info, block_device_info)
+        except exception.VirtualInterfaceCreateException:
+            with excutils.save_and_reraise_exception():
+                LOG.warning("the ports were not reported plugged; the guest stays off "
+                            "and its ports unplugged", instance=instance)
+                self.unplug_vifs(instance, network_info)
         self._save(guest)
         self._start(guest, instance)
 
@@ -518,6 +537,8 @@ class BaseDriver(driver.ComputeDriver):
                 previous=kept.spec)
             if self._desc.has(hv_api.LOCAL_DISKS):
                 kept.spec["local_disks"] = disks.copy_local_disks(old.path, idir.path)
+            # no network-vif-plugged awaited, as libvirt: Neutron may not have seen the
+            # ports unplugged by migrate_disk_and_power_off, so no event would come
             self._plug_and_connect(guest, instance, network_info, block_device_info)
             self._save(guest)
             if power_on:
@@ -546,7 +567,16 @@ class BaseDriver(driver.ComputeDriver):
                 idir.remove()
             os.rename(self._resize_dir(instance), idir.path)
         guest = self._guest(instance)
-        self._plug_and_connect(guest, instance, network_info, block_device_info)
+        try:
+            # the ports not yet active, as libvirt waits here (its ports were unplugged
+            # by migrate_disk_and_power_off)
+            with vif_events.plugging(self.virtapi, instance, network_info, power_on):
+                self._plug_and_connect(guest, instance, network_info, block_device_info)
+        except exception.VirtualInterfaceCreateException:
+            with excutils.save_and_reraise_exception():
+                LOG.warning("the ports were not reported plugged; the reverted guest "
+                            "stays off and its ports unplugged", instance=instance)
+                self.unplug_vifs(instance, network_info)
         self._save(guest)
         if power_on:
             self._start(guest, instance)
@@ -588,9 +618,30 @@ class BaseDriver(driver.ComputeDriver):
         self._start(guest, instance)
         LOG.info("unrescued", instance=instance)
 
+    # -- diagnostics ------------------------------------------------------------------------
+    def _diagnostics(self, instance):
+        if type(self.hv).diagnostics is hv_api.Hypervisor.diagnostics:
+            raise NotImplementedError()
+        guest = self._guest(instance)
+        stats = None
+        state = power_state.SHUTDOWN
+        if self.hv.running(guest):
+            state = self.hv.state(guest)
+            stats = self.hv.diagnostics(guest)
+        return guest, stats, diagnostics.build(
+            instance, state, guest.record, stats, self._desc.hypervisor_type,
+            guest.record.spec.get("config_drive"))
+
+    def get_instance_diagnostics(self, instance):
+        return self._diagnostics(instance)[2]
+
+    def get_diagnostics(self, instance):
+        guest, stats, diags = self._diagnostics(instance)
+        return diagnostics.legacy(diags, guest.record, stats)
+
     # -- volumes ----------------------------------------------------------------------------
     def get_volume_connector(self, instance):
-        return volumes.connector_properties()
+        return self.hv.volume_connector(volumes.connector_properties())
 
     @staticmethod
     def _volume_id(connection_info):
@@ -601,6 +652,14 @@ class BaseDriver(driver.ComputeDriver):
         volume_id = self._volume_id(connection_info)
         if slot is None and not boot:
             slot = self.hv.free_slot(guest)
+        shared = {"shared": True} if connection_info.get("multiattach") else {}
+        if shared and not self._desc.has(hv_api.MULTIATTACH):
+            raise exception.MultiattachNotSupportedByVirtDriver(volume_id=volume_id)
+        if self.hv.connects_volume(connection_info):
+            vol = dict(self.hv.connect_volume(guest, volume_id, connection_info),
+                       slot=slot, boot=boot, **shared)
+            guest.record.volumes[volume_id] = vol
+            return volume_id, vol
         path, device_info = volumes.connect(connection_info)
         try:
             volumes.grant(path, guest.record.uid)
@@ -608,7 +667,7 @@ class BaseDriver(driver.ComputeDriver):
             with excutils.save_and_reraise_exception():
                 volumes.disconnect(connection_info, device_info)
         vol = {"path": path, "block": volumes.is_block_device(path), "slot": slot,
-               "boot": boot, "device_info": device_info}
+               "boot": boot, "device_info": device_info, **shared}
         guest.record.volumes[volume_id] = vol
         return volume_id, vol
 
@@ -618,12 +677,29 @@ class BaseDriver(driver.ComputeDriver):
             info = bdm["connection_info"]
             vol = guest.record.volumes.get(self._volume_id(info), {})
             try:
-                if vol.get("path"):
-                    volumes.revoke(vol["path"], guest.record.uid)
-                volumes.disconnect(info, vol.get("device_info"))
+                self._release_volume(guest, info, vol)
             except Exception:
                 LOG.exception("disconnecting volume %s failed", self._volume_id(info),
                               instance_uuid=guest.uuid)
+
+    def _release_volume(self, guest, connection_info, vol):
+        """Undo ``_connect_volume`` on this host (nothing for a volume the hypervisor
+        connected itself)."""
+        if self.hv.connects_volume(connection_info):
+            return
+        if vol.get("path"):
+            volumes.revoke(vol["path"], guest.record.uid)
+        if connection_info.get("multiattach") and self._volume_users(
+                self._volume_id(connection_info), guest.uuid):
+            LOG.info("volume %s stays connected on this host: other instances use it",
+                     self._volume_id(connection_info), instance_uuid=guest.uuid)
+            return
+        volumes.disconnect(connection_info, vol.get("device_info"))
+
+    def _volume_users(self, volume_id, but):
+        """Other instances on this host whose records have the volume (multiattach)."""
+        return [g.uuid for g in self._records()
+                if g.uuid != but and volume_id in g.record.volumes]
 
     def attach_volume(self, context, connection_info, instance, mountpoint, disk_bus=None,
                       device_type=None, encryption=None):
@@ -650,8 +726,8 @@ class BaseDriver(driver.ComputeDriver):
                 with excutils.save_and_reraise_exception():
                     LOG.warning("attaching volume %s failed; disconnecting it", volume_id,
                                 instance=instance)
-                    volumes.revoke(vol["path"], guest.record.uid)
-                    volumes.disconnect(connection_info, vol["device_info"])
+                    guest.record.volumes.pop(volume_id, None)
+                    self._release_volume(guest, connection_info, vol)
         LOG.info("volume %s attached", volume_id, instance=instance)
 
     def detach_volume(self, context, connection_info, instance, mountpoint,
@@ -667,9 +743,42 @@ class BaseDriver(driver.ComputeDriver):
                 self.hv.detach_disk(guest, volume_id, vol)
             del guest.record.volumes[volume_id]
             self._save(guest)
-        volumes.revoke(vol["path"], guest.record.uid)
-        volumes.disconnect(connection_info, vol.get("device_info"))
+        self._release_volume(guest, connection_info, vol)
         LOG.info("volume %s detached", volume_id, instance=instance)
+
+    def swap_volume(self, context, old_connection_info, new_connection_info, instance,
+                    mountpoint, resize_to):
+        """Cinder's migration or retype of an attached volume: the new volume connected,
+        the guest's disk copied to it and switched over while the guest runs (the
+        hypervisor's ``swap_disk``), the old one disconnected."""
+        old_id = self._volume_id(old_connection_info)
+        with self._lock(instance):
+            guest = self._guest(instance)
+            old = guest.record.volumes.get(old_id)
+            if old is None:
+                raise exception.DiskNotFound(location=old_id)
+            self._optional(hv_api.DISK_SWAP)
+            if not self.hv.running(guest):
+                raise exception.InstanceNotRunning(instance_id=instance.uuid)
+            new_id, new = self._connect_volume(guest, new_connection_info,
+                                               boot=old.get("boot", False),
+                                               slot=old.get("slot"))
+            try:
+                self.hv.swap_disk(guest, old_id, old, new_id, new)
+            except Exception:
+                with excutils.save_and_reraise_exception():
+                    LOG.warning("swapping volume %s for %s failed; the guest keeps the "
+                                "old one", old_id, new_id, instance=instance)
+                    guest.record.volumes.pop(new_id, None)
+                    guest.record.volumes[old_id] = old
+                    self._release_volume(guest, new_connection_info, new)
+            if old_id != new_id:
+                guest.record.volumes.pop(old_id, None)
+            self._save(guest)
+            if resize_to:
+                self.hv.resize_disk(guest, new_id, new, resize_to * 1024 ** 3)
+        self._release_volume(guest, old_connection_info, old)
+        LOG.info("volume %s swapped for %s", old_id, new_id, instance=instance)
 
     def extend_volume(self, context, connection_info, instance, requested_size):
         volume_id = self._volume_id(connection_info)
@@ -677,7 +786,8 @@ class BaseDriver(driver.ComputeDriver):
         vol = guest.record.volumes.get(volume_id)
         if vol is None:
             raise exception.DiskNotFound(location=volume_id)
-        size = volumes.extend(connection_info, vol["path"]) or requested_size
+        size = (vol.get("path") and volumes.extend(connection_info, vol["path"])) or \
+            requested_size
         if self.hv.running(guest):
             self._optional(hv_api.DISK_RESIZE)
             self.hv.resize_disk(guest, volume_id, vol, int(size))
@@ -688,9 +798,15 @@ class BaseDriver(driver.ComputeDriver):
         """Plug ``vif``'s host side into ``guest.record`` (not written)."""
         if slot is None:
             slot = self.hv.free_slot(guest)
-        tap = vifs.plug(instance, vif, owner=guest.record.uid or None)
+        queues = vifs.queues(instance) if self._desc.has(hv_api.MULTIQUEUE) else 1
+        tap = vifs.plug(instance, vif, owner=self._tap_owner(guest), queues=queues)
         guest.record.vifs[vif["id"]] = {"tap": tap, "mac": vif["address"], "slot": slot}
+        if queues > 1:
+            guest.record.vifs[vif["id"]]["queues"] = queues
         return guest.record.vifs[vif["id"]]
+
+    def _tap_owner(self, guest):
+        return (guest.record.uid or None) if self._desc.guest_opens_taps else None
 
     def plug_vifs(self, instance, network_info):
         # after a host reboot the taps are gone: make them again (idempotent); an
@@ -701,7 +817,9 @@ class BaseDriver(driver.ComputeDriver):
             LOG.error("%s", e, instance=instance)
             raise exception.VirtualInterfacePlugException(str(e))
         for vif in network_info or []:
-            vifs.plug(instance, vif, owner=(guest.record.uid or None) if guest else None)
+            entry = guest.record.vifs.get(vif["id"], {}) if guest else {}
+            vifs.plug(instance, vif, owner=self._tap_owner(guest) if guest else None,
+                      queues=entry.get("queues", 1))
 
     def unplug_vifs(self, instance, network_info):
         for vif in network_info or []:

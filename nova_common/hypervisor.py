@@ -31,8 +31,16 @@ EXPORT_ROOT = "export_root"      # export_root_disk of a running guest (live sna
 RESCUE = "rescue"                # start honours Record.rescued (rescue disk first)
 LOCAL_DISKS = "local_disks"      # start attaches spec["local_disks"] (ephemeral, swap)
 IMAGE_CACHE = "image_cache"      # root disks backed by the shared _base (nova's manager)
+MULTIQUEUE = "multiqueue"        # start/attach_nic honour a vif entry's "queues" (> 1)
+MULTIATTACH = "multiattach"      # volumes with "shared" set used by several guests at once
+DISK_SWAP = "disk_swap"          # swap_disk: a running guest's volume copied to another
+LIVE_MIGRATION = "live_migration"  # prepare_incoming ... migrate (nova_common.migration)
+# evacuate verified: nova rebuilds (spawns) on another host, and the old host destroys
+# its copy when its nova-compute starts again (no hypervisor method of its own)
+EVACUATE = "evacuate"
 OPTIONAL = frozenset({PAUSE, NMI, SAVE_RESTORE, DISK_HOTPLUG, DISK_RESIZE, NIC_HOTPLUG,
-                      EXPORT_ROOT, RESCUE, LOCAL_DISKS, IMAGE_CACHE})
+                      EXPORT_ROOT, RESCUE, LOCAL_DISKS, IMAGE_CACHE, MULTIQUEUE,
+                      MULTIATTACH, DISK_SWAP, LIVE_MIGRATION, EVACUATE})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +55,10 @@ class Description:
     # through the privileged launcher; the base then allocates the uid, sets the ACLs and
     # makes taps and volume devices the guest uid's
     confined: bool = False
+    # the guest's process opens its taps itself (QEMU), so a confined guest's taps are
+    # its uid's; False: nova-compute opens them and hands the descriptors over (Cloud
+    # Hypervisor's vm.add-net), so they stay nova's user's
+    guest_opens_taps: bool = True
 
     def __post_init__(self):
         unknown = set(self.optional) - OPTIONAL
@@ -174,6 +186,13 @@ class Hypervisor(abc.ABC):
     def resize_disk(self, guest, volume_id, volume, size):
         raise NotImplementedError()
 
+    def swap_disk(self, guest, old_id, old, new_id, new):
+        """Copy the running guest's volume ``old`` to ``new`` (connected on the host, not
+        yet in use) while the guest runs, then switch the guest's disk to it; ``old`` is
+        no longer used by the hypervisor afterwards. May record in ``new`` what it needs
+        later (e.g. the device's id)."""
+        raise NotImplementedError()
+
     def attach_nic(self, guest, vif_id, vif):
         """Hot-plug ``guest.record.vifs[vif_id]`` (its host side already plugged)."""
         raise NotImplementedError()
@@ -189,3 +208,71 @@ class Hypervisor(abc.ABC):
     def free_slot(self, guest):
         """A hot-plug slot for a new device (None: the hypervisor picks)."""
         return None
+
+    def diagnostics(self, guest):
+        """Counters of a running guest, as ``nova_common.diagnostics`` takes them."""
+        raise NotImplementedError()
+
+    # -- volumes the hypervisor connects itself (no host connection) ----------------------
+    def volume_connector(self, props):
+        """The connector properties nova sends cinder (os-brick's ``props``), adjusted."""
+        return props
+
+    def connects_volume(self, connection_info):
+        """True if the hypervisor connects this volume itself (e.g. QEMU's own iSCSI
+        initiator) instead of os-brick on the host."""
+        return False
+
+    def connect_volume(self, guest, volume_id, connection_info):
+        """The ``guest.record.volumes`` entry (JSON-able, no secrets in clear) of a volume
+        ``connects_volume`` accepted; ``attach_disk``/``start`` then use it."""
+        raise NotImplementedError()
+
+    # -- live migration (LIVE_MIGRATION; the flow: nova_common.migration) ----------------
+    def migration_address(self):
+        """The address other hosts reach this one's incoming migrations on
+        (``MigrationPreCheckError`` if this host cannot receive one)."""
+        raise NotImplementedError()
+
+    def check_outgoing_migration(self, guest):
+        """``MigrationPreCheckError`` if this host cannot send the guest (e.g. no
+        credentials for the transport)."""
+        raise NotImplementedError()
+
+    def migration_drives(self, guest):
+        """Ids of the guest's local disks a block migration copies."""
+        raise NotImplementedError()
+
+    def prepare_incoming(self, guest, address, drives):
+        """Destination: start the guest's process waiting for a migration on
+        ``address``, ``drives`` (new, empty) exported for the source to write; returns
+        (migration port, disk export port or 0). Nothing left running on failure."""
+        raise NotImplementedError()
+
+    def wait_incoming(self, guest):
+        """Destination: block until the incoming migration ends; when it completed,
+        the guest runs here. Returns the final status."""
+        raise NotImplementedError()
+
+    def finish_incoming(self, guest):
+        """Destination: the guest runs, nothing of the migration left (idempotent)."""
+        raise NotImplementedError()
+
+    def migrate(self, guest, address, port, export_port, drives, on_progress):
+        """Source: copy ``drives`` and the RAM to the destination; returns when the
+        guest runs there (this process stopped). ``on_progress(dict)`` gets nova's
+        ``memory_*``/``disk_*`` counters. Raises ``MigrationError`` with the guest
+        still running here."""
+        raise NotImplementedError()
+
+    def migration_aborted(self, guest):
+        """Whether the guest's last outgoing migration ended by ``abort_migration``."""
+        raise NotImplementedError()
+
+    def abort_migration(self, guest):
+        """Cancel the running outgoing migration (``NoActiveMigrationForInstance``)."""
+        raise NotImplementedError()
+
+    def force_complete_migration(self, guest):
+        """Make the running outgoing migration converge (post-copy or a pause)."""
+        raise NotImplementedError()

@@ -5,6 +5,7 @@ take back) access to a volume's block device.
 Called through ``nova_common.privsep.guest_admin`` only; every argument is validated
 here against nova.conf (which only root can change), never trusted from the caller.
 """
+import ipaddress
 import os
 import re
 import signal
@@ -12,12 +13,14 @@ import stat
 import subprocess
 import sys
 
+from nova import exception
 import nova.conf
 from oslo_concurrency import processutils
 from oslo_log import log as logging
 from oslo_utils import uuidutils
 
 from nova_common import confine
+from nova_common import ports as nova_ports
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
@@ -52,13 +55,25 @@ def _instance_file(uuid, path):
     return real
 
 
+def names_instance(uuid, args):
+    """Whether one of ``args`` (str or bytes) is the UUID itself or holds a path in the
+    instance's directory (Cloud Hypervisor takes no free-standing argument: its
+    ``--api-socket path=<instances_path>/<uuid>/ch.sock`` names the instance)."""
+    top = os.path.join(CONF.instances_path, uuid) + "/"
+    for a in args:
+        text = a.decode(errors="replace") if isinstance(a, bytes) else a
+        if text == uuid or top in text:
+            return True
+    return False
+
+
 def _argv(uuid, argv):
     if not isinstance(argv, (list, tuple)) or not argv or \
             not all(isinstance(a, str) and "\0" not in a for a in argv):
         raise Refused("not an argument vector")
     if argv[0] not in CONF.hci_guests.allowed_binaries:
         raise Refused("%r is not in [hci_guests]allowed_binaries" % argv[0])
-    if uuid not in argv:
+    if not names_instance(uuid, argv[1:]):
         raise Refused("the command line does not name instance %s" % uuid)
     return list(argv)
 
@@ -70,11 +85,36 @@ def launcher_mode():
     return mode
 
 
-def start_guest(uuid, argv, uid, log_path, console_max=None, pidfile=None):
+def _serial_args(uuid, serial_socket):
+    """The supervisor's arguments for a serial port on the UNIX socket ``serial_socket``
+    (a file of the instance): its TCP endpoint from nova.conf's ``[serial_console]``
+    when that is enabled, never from the caller."""
+    args = ["--serial-socket", _instance_file(uuid, serial_socket)]
+    sc = CONF.serial_console
+    if sc.enabled:
+        try:
+            host = str(ipaddress.ip_address(sc.proxyclient_address))
+        except ValueError:
+            raise Refused("[serial_console]proxyclient_address %r is not an IP address"
+                          % sc.proxyclient_address)
+        try:
+            ports = nova_ports.parse_range(sc.port_range)
+        except exception.InvalidInput as e:
+            raise Refused(str(e))
+        args += ["--serial-listen", host,
+                 "--serial-ports", "%d:%d" % (ports.start, ports.stop - 1)]
+    return args
+
+
+def start_guest(uuid, argv, uid, log_path, console_max=None, pidfile=None,
+                serial_socket=None):
     """Start ``argv`` as ``uid``:``[hci_guests]gid``; with ``console_max``, its
     supervisor keeps the serial console's FIFO read into a console.log bounded at that
-    many bytes (``nova_common.consolelog``); with ``pidfile`` (a file of the instance)
-    it writes the hypervisor's pid there. Returns the launcher used."""
+    many bytes (``nova_common.consolelog``), or with ``serial_socket`` (a file of the
+    instance: a serial port the hypervisor serves there) that socket, which it also
+    serves over TCP for nova's serial console proxy (``nova_common.serialbridge``); with
+    ``pidfile`` (a file of the instance) it writes the hypervisor's pid there. Returns
+    the launcher used."""
     _uuid(uuid)
     _uid(uid)
     if console_max is not None and (not isinstance(console_max, int) or
@@ -92,6 +132,10 @@ def start_guest(uuid, argv, uid, log_path, console_max=None, pidfile=None):
         supervisor += ["--console-max", str(console_max)]
     if pidfile is not None:
         supervisor += ["--pidfile", _instance_file(uuid, pidfile)]
+    if serial_socket is not None:
+        if console_max is None:
+            raise Refused("a serial socket needs a console log size")
+        supervisor += _serial_args(uuid, serial_socket)
     if mode == "systemd":
         if not SLICE.match(CONF.hci_guests.slice):
             raise Refused("[hci_guests]slice %r is not a slice name" % CONF.hci_guests.slice)
@@ -121,8 +165,8 @@ def _proc_owner_and_cmdline(pid):
 
 def guest_processes(uuid):
     """PIDs of the hypervisor processes of instance ``uuid``: running as a guest uid,
-    with the instance's UUID as an argument (its supervisor, which ends with them, and
-    logs how, is left alone)."""
+    with an argument naming the instance (``names_instance``); its supervisor, which
+    ends with them, and logs how, is left alone."""
     _uuid(uuid)
     uids, found = confine.uid_range(), []
     for name in os.listdir("/proc"):
@@ -132,7 +176,7 @@ def guest_processes(uuid):
             uid, cmdline = _proc_owner_and_cmdline(int(name))
         except (OSError, StopIteration, ValueError):
             continue
-        if uid in uids and uuid.encode() in cmdline and SUPERVISOR not in cmdline:
+        if uid in uids and names_instance(uuid, cmdline) and SUPERVISOR not in cmdline:
             found.append(int(name))
     return found
 

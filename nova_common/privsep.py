@@ -55,8 +55,11 @@ def device_exists(dev):
 
 
 @net_admin.entrypoint
-def create_tap(dev, owner_uid, mtu=None, mac=None, disable_ipv6=False):
+def create_tap(dev, owner_uid, mtu=None, mac=None, disable_ipv6=False, multiqueue=False):
     """A tap device owned by ``owner_uid``, up (idempotent).
+
+    ``multiqueue``: made with ``IFF_MULTI_QUEUE``, so that the hypervisor can attach one
+    queue per file descriptor (a tap made without it takes a single one).
 
     ``disable_ipv6`` as os-vif does for the taps of Open vSwitch ports: the host must
     neither run duplicate address detection on the guest's link nor accept the tenant's
@@ -67,7 +70,8 @@ def create_tap(dev, owner_uid, mtu=None, mac=None, disable_ipv6=False):
                                      check_exit_code=[0, 1])
     if not out:
         processutils.execute("ip", "tuntap", "add", "dev", dev, "mode", "tap",
-                             "user", str(int(owner_uid)), "vnet_hdr")
+                             "user", str(int(owner_uid)), "vnet_hdr",
+                             *(["multi_queue"] if multiqueue is True else []))
     knob = "/proc/sys/net/ipv6/conf/%s/disable_ipv6" % dev
     if disable_ipv6 and os.path.exists(knob):   # absent when the host has no IPv6
         with open(knob, "w") as f:
@@ -92,8 +96,10 @@ def delete_tap(dev):
 
 
 @guest_admin.entrypoint
-def start_guest(uuid, argv, uid, log_path, console_max=None, pidfile=None):
-    return launcher.start_guest(uuid, argv, uid, log_path, console_max, pidfile)
+def start_guest(uuid, argv, uid, log_path, console_max=None, pidfile=None,
+                serial_socket=None):
+    return launcher.start_guest(uuid, argv, uid, log_path, console_max, pidfile,
+                                serial_socket)
 
 
 @guest_admin.entrypoint

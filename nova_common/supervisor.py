@@ -17,6 +17,7 @@ import threading
 import time
 
 from nova_common import consolelog
+from nova_common import serialbridge
 
 
 def _drop(uid, gid):
@@ -44,6 +45,26 @@ def _console_logger(directory, max_bytes):
     return thread
 
 
+def _serial_bridge(opts):
+    """The bridge of a serial port on a UNIX socket (``nova_common.serialbridge``): its
+    TCP port bound now, before the hypervisor runs, and written for the driver."""
+    listener = None
+    if opts.serial_listen:
+        low, high = (int(p) for p in opts.serial_ports.split(":"))
+        listener, port = serialbridge.listen(opts.serial_listen, range(low, high + 1))
+        if listener is None:
+            sys.stderr.write("supervisor: no free port in %s for the serial console\n"
+                             % opts.serial_ports)
+        else:
+            serialbridge.write_port(opts.dir, port)
+    bridge = serialbridge.Bridge(opts.serial_socket,
+                                 os.path.join(opts.dir, consolelog.LOG),
+                                 opts.console_max, listener)
+    thread = threading.Thread(target=bridge.run, daemon=True)
+    thread.start()
+    return bridge, thread
+
+
 def main(args=None):
     parser = argparse.ArgumentParser(prog="nova_common.supervisor")
     parser.add_argument("--uid", type=int, required=True)
@@ -56,6 +77,12 @@ def main(args=None):
     parser.add_argument("--console-max", type=int,
                         help="read the serial console FIFO (console.fifo) into "
                              "console.log, rotated at this size")
+    parser.add_argument("--serial-socket",
+                        help="with --console-max: the serial port is this UNIX socket "
+                             "(the hypervisor's); log it instead of the FIFO")
+    parser.add_argument("--serial-listen", help="an IP address: serve the serial socket "
+                                                "on it over TCP too")
+    parser.add_argument("--serial-ports", help="low:high, the TCP ports to try")
     parser.add_argument("--foreground", action="store_true",
                         help="stay the caller's child (a systemd unit's main process)")
     parser.add_argument("argv", nargs=argparse.REMAINDER)
@@ -76,12 +103,20 @@ def main(args=None):
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.closerange(3, 65536)
-    logger = _console_logger(opts.dir, opts.console_max) if opts.console_max else None
+    bridge = None
+    if opts.console_max and opts.serial_socket:
+        bridge, logger = _serial_bridge(opts)
+    elif opts.console_max:
+        logger = _console_logger(opts.dir, opts.console_max)
+    else:
+        logger = None
     child = os.fork()
     if child == 0:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         try:
             os.execv(argv[0], argv)
+        except OSError as e:          # in the log: why there is no hypervisor
+            os.write(2, ("cannot execute %s: %s\n" % (argv[0], e)).encode())
         finally:
             os._exit(127)
     if opts.pidfile:
@@ -98,6 +133,10 @@ def main(args=None):
             break
         except InterruptedError:
             continue
+    if bridge is not None:
+        # its round in progress takes the last output; then no reconnecting to the
+        # serial socket of this instance's next hypervisor (it may be starting already)
+        bridge.stopped = True
     if logger is not None:
         logger.join(1)           # the last output the hypervisor wrote
     how = ("exit status %d" % os.waitstatus_to_exitcode(status)

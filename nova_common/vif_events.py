@@ -6,6 +6,16 @@ most ``[DEFAULT]vif_plugging_timeout``). The tap and its OVS row exist as soon a
 ``vifs.plug`` returns, so OVN or the OVS agent can wire the port before the hypervisor
 process exists: the caller starts the guest after the block, and its CPU never runs on an
 unwired port (libvirt has to start its guest paused instead, as it makes the tap itself).
+
+Which paths wait, as in nova 34's libvirt driver (``_create_guest_with_network``):
+
+- spawn and finish_revert_migration: the ports not yet active (:func:`expected`);
+- hard reboot and power-on: none, unless ``[workarounds]
+  wait_for_vif_plugged_event_during_hard_reboot`` names VNIC types; then every port of
+  those types, which the caller unplugs first so that Neutron sees it go down and up
+  again (:func:`on_hard_reboot`);
+- resume and finish_migration: none (libvirt passes ``vifs_already_plugged``: the ports
+  stayed plugged, or Neutron may never have seen them unplugged, so no event would come).
 """
 import contextlib
 
@@ -26,6 +36,19 @@ def expected(network_info):
             and vif.get("vnic_type") != network_model.VNIC_TYPE_REMOTE_MANAGED]
 
 
+def on_hard_reboot(network_info):
+    """The events a hard reboot (or power-on) waits for: none by default; with
+    ``[workarounds]wait_for_vif_plugged_event_during_hard_reboot`` set, one per port of
+    the VNIC types it lists (or, when no port has those types, the ports not yet active,
+    as libvirt falls back to)."""
+    types = CONF.workarounds.wait_for_vif_plugged_event_during_hard_reboot
+    if not types:
+        return []
+    return [("network-vif-plugged", vif["id"]) for vif in network_info or []
+            if vif.get("vnic_type", network_model.VNIC_TYPE_NORMAL) in types] \
+        or expected(network_info)
+
+
 def _failed(event_name, instance):
     LOG.error("Neutron reported a failure on event %s", event_name, instance=instance)
     if CONF.vif_plugging_is_fatal:
@@ -33,8 +56,9 @@ def _failed(event_name, instance):
 
 
 @contextlib.contextmanager
-def plugging(virtapi, instance, network_info, power_on=True):
-    """Plug inside this block; its exit waits for the ports' ``network-vif-plugged``.
+def plugging(virtapi, instance, network_info, power_on=True, events=None):
+    """Plug inside this block; its exit waits for the ports' ``network-vif-plugged``
+    (``events``, by default those of :func:`expected`).
 
     :raises VirtualInterfaceCreateException: Neutron reported a failure, or the events
         did not come in time, and ``[DEFAULT]vif_plugging_is_fatal`` is set (the caller
@@ -42,7 +66,9 @@ def plugging(virtapi, instance, network_info, power_on=True):
         and the guest starts anyway.
     """
     timeout = CONF.vif_plugging_timeout
-    events = expected(network_info) if power_on and timeout else []
+    if events is None:
+        events = expected(network_info)
+    events = list(events) if power_on and timeout else []
     if not events:
         yield
         return

@@ -32,6 +32,7 @@ from nova import exception
 from nova.i18n import _
 from nova.network import model as network_model
 from nova.network import os_vif_util
+from nova.virt import hardware
 import os_vif
 from os_vif import exception as osv_exception
 from os_vif.objects import vif as osv_vif
@@ -106,21 +107,42 @@ def _to_os_vif(instance, vif):
     return obj, os_vif_util.nova_to_osvif_instance(instance)
 
 
-def plug(instance, vif, owner=None):
+# the queues a tap takes (the kernel's MAX_TAP_QUEUES since Linux 4.0; nova's libvirt
+# driver knows the same limit)
+MAX_TAP_QUEUES = 256
+
+
+def queues(instance):
+    """The queue pairs of the instance's virtio-net interfaces: its vCPUs when the
+    flavor's ``hw:vif_multiqueue_enabled`` or the image's ``hw_vif_multiqueue_enabled``
+    asks (nova's rule: never for one vCPU; conflicting values raise
+    ``FlavorImageConflict``), capped at what a tap takes, as libvirt does; else 1."""
+    image_meta = instance.image_meta
+    if not image_meta.obj_attr_is_set("name"):     # (named in nova's conflict message)
+        image_meta.name = instance.image_ref or None
+    if not hardware.get_vif_multiqueue_constraint(instance.flavor, image_meta):
+        return 1
+    return min(instance.flavor.vcpus, MAX_TAP_QUEUES)
+
+
+def plug(instance, vif, owner=None, queues=1):
     """Make the host side of ``vif`` (idempotent: ``plug_vifs`` runs it again at host
     start), its tap owned by the uid ``owner`` (the guest process's; default: this
-    process's); returns the name of the tap the hypervisor opens."""
+    process's) and multi-queue when ``queues`` > 1; returns the name of the tap the
+    hypervisor opens."""
     check(vif)
     dev, mtu = vif["devname"], _mtu(vif)
     owner = os.getuid() if owner is None else owner
+    mq = queues > 1
     if vif["type"] == network_model.VIF_TYPE_TAP:
         privsep.create_tap(dev, owner, mtu=mtu,
-                           mac=vif["details"].get(network_model.VIF_DETAILS_TAP_MAC_ADDRESS))
+                           mac=vif["details"].get(network_model.VIF_DETAILS_TAP_MAC_ADDRESS),
+                           multiqueue=mq)
         return dev
     obj, info = _to_os_vif(instance, vif)
     made = not privsep.device_exists(dev)
     privsep.create_tap(dev, owner, mtu=mtu, mac=_tap_mac(vif["address"]),
-                       disable_ipv6=True)
+                       disable_ipv6=True, multiqueue=mq)
     try:
         os_vif.plug(obj, info)
         if isinstance(obj, osv_vif.VIFBridge):

@@ -14,6 +14,7 @@ Each child has a timeout.
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -30,6 +31,7 @@ CONFIG = "config"
 CONSOLE_LOG = "console.log"
 LXC_LOG = "lxc.log"
 UPPER = "rootfs.upper"
+OVERLAY_WORK = "work"
 
 
 class ContainerError(exception.NovaException):
@@ -62,10 +64,12 @@ def define(name, lxcpath, items, upper_owner=None):
     cdir = container_dir(name, lxcpath)
     if not os.path.isdir(cdir):
         raise ContainerError(name=name, reason=_("no instance directory %s") % cdir)
-    upper = os.path.join(cdir, UPPER)
-    os.makedirs(upper, mode=0o755, exist_ok=True)
-    if upper_owner is not None:
-        os.chown(upper, upper_owner, upper_owner)
+    # the overlay's upper directory and the work directory liblxc puts beside it
+    for sub in (UPPER, OVERLAY_WORK):
+        os.makedirs(os.path.join(cdir, sub), mode=0o755, exist_ok=True)
+        if upper_owner is not None:
+            os.chown(os.path.join(cdir, sub), upper_owner, upper_owner)
+    owner = os.stat(cdir)
     c = _container(name, lxcpath)
     c.clear_config()
     for key, value in items:
@@ -76,6 +80,14 @@ def define(name, lxcpath, items, upper_owner=None):
                 % {"key": key, "value": value})
     if not c.save_config(os.path.join(cdir, CONFIG)):
         raise ContainerError(name=name, reason=_("cannot save its config"))
+    if upper_owner is not None:
+        # liblxc gives the directory of an id-mapped container to the container's root;
+        # it is the instance directory, which stays nova-compute's (its record, its
+        # lock); the container's root only passes through it (to its overlay upper)
+        os.chown(cdir, owner.st_uid, owner.st_gid)
+        os.chmod(cdir, stat.S_IMODE(owner.st_mode))
+        subprocess.run(["setfacl", "-m", "u:%d:x" % int(upper_owner), cdir], check=True,
+                       capture_output=True, timeout=30)
     return os.path.join(cdir, CONFIG)
 
 

@@ -1,7 +1,7 @@
 """Nova compute driver for system containers on liblxc (no libvirt, no LXD).
 
-Loaded with ``compute_driver = liblxc.LXCDriver`` (the ``nova.virt.liblxc`` shim; not
-``lxc``, which would read as nova's libvirt LXC mode). A binding of the compute base
+Loaded with ``compute_driver = lxc.LXCDriver`` (the ``nova.virt.lxc`` shim; the
+``nova.virt.liblxc`` shim names the same class). A binding of the compute base
 (``nova_common.driver.BaseDriver``) to ``nova_lxc.hypervisor.LXCHypervisor``; it replaces
 the base where containers differ from disk-image guests:
 
@@ -13,7 +13,7 @@ the base where containers differ from disk-image guests:
   and the console go through the privileged side.
 
 Operations containers cannot do (suspend to disk, rescue, live migration, VNC/SPICE/serial
-consoles) and those not done yet (volumes, interface hot-plug, config drive) raise
+consoles) and those not done yet (volumes at spawn, config drive) raise
 ``NotImplementedError`` or are refused before anything is made.
 """
 import os
@@ -48,7 +48,7 @@ class LXCDriver(base_driver.BaseDriver):
               accel_info=None):
         if driver.block_device_info_get_mapping(block_device_info):
             raise exception.InvalidInput(reason=_(
-                "the LXC driver does not attach volumes yet"))
+                "the LXC driver attaches volumes to existing servers only"))
         for vif in network_info or []:
             vifs.check(vif, self._desc.vif_types)
         # everything refusable is refused before anything is made
@@ -104,10 +104,33 @@ class LXCDriver(base_driver.BaseDriver):
     def destroy(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, destroy_secrets=True):
         if destroy_disks and instance_dir.InstanceDir(instance.uuid).exists():
+            self._release_volumes(instance)
             self.hv.remove(instance.uuid)
             LOG.info("container and its files removed", instance=instance)
         super().destroy(context, instance, network_info, block_device_info,
                         destroy_disks, destroy_secrets)
+
+    def _release_volumes(self, instance):
+        """Volumes out of the container (and the container root's access to them) before
+        its directory, with the record, goes; os-brick disconnects them after."""
+        try:
+            guest = self._load(instance.uuid)
+        except rec.CorruptRecord:
+            return
+        for volume_id, vol in sorted((guest.record.volumes if guest else {}).items()):
+            try:
+                self.hv.detach_disk(guest, volume_id, vol)
+            except Exception:
+                LOG.exception("releasing volume %s failed", volume_id, instance=instance)
+
+    def _disconnect_volumes(self, guest, block_device_info):
+        for volume_id, vol in sorted(guest.record.volumes.items()):
+            try:
+                self.hv.detach_disk(guest, volume_id, vol)
+            except Exception:
+                LOG.exception("releasing volume %s failed", volume_id,
+                              instance_uuid=guest.uuid)
+        super()._disconnect_volumes(guest, block_device_info)
 
     def cleanup(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, migrate_data=None, destroy_vifs=True,
@@ -210,11 +233,3 @@ class LXCDriver(base_driver.BaseDriver):
     def get_serial_console(self, context, instance):
         raise NotImplementedError(_("the LXC driver has no serial console proxy"))
 
-    # -- volumes: not yet -------------------------------------------------------------------
-    def attach_volume(self, context, connection_info, instance, mountpoint, disk_bus=None,
-                      device_type=None, encryption=None):
-        raise NotImplementedError(_("the LXC driver does not attach volumes yet"))
-
-    def detach_volume(self, context, connection_info, instance, mountpoint,
-                      encryption=None):
-        raise NotImplementedError(_("the LXC driver does not attach volumes yet"))

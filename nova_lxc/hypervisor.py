@@ -25,11 +25,13 @@ from nova.virt import event as virtevent
 from nova.virt import images as nova_images
 from oslo_concurrency import lockutils
 from oslo_log import log as logging
+from oslo_utils import excutils
 from oslo_utils import versionutils
 
 from nova_common import hypervisor as hv_api
 from nova_common import lifecycle
 from nova_common import vifs
+from nova_lxc import blockdev
 from nova_lxc import config
 from nova_lxc import container
 from nova_lxc import images
@@ -146,7 +148,7 @@ class LXCHypervisor(hv_api.Hypervisor):
         hypervisor_type="lxc",
         image_formats=("raw", "qcow2"),      # root tarballs and ext4 filesystem images
         vif_types=(network_model.VIF_TYPE_TAP,),
-        optional=frozenset({hv_api.PAUSE}),
+        optional=frozenset({hv_api.PAUSE, hv_api.DISK_HOTPLUG, hv_api.NIC_HOTPLUG}),
         vm_mode="exe")
 
     def __init__(self):
@@ -278,6 +280,12 @@ class LXCHypervisor(hv_api.Hypervisor):
         except container.ContainerError as e:
             raise exception.InstanceDeployFailure(reason=str(e), instance_id=guest.uuid)
         self._watch(guest.uuid, pid)
+        try:
+            for volume_id, vol in sorted(guest.record.volumes.items()):
+                self.attach_disk(guest, volume_id, vol)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self.stop(guest)
         return pid
 
     def stop(self, guest):
@@ -319,8 +327,53 @@ class LXCHypervisor(hv_api.Hypervisor):
             raise exception.InternalError(str(e)) from e
 
     def free_slot(self, guest):
-        used = {e.get("slot") for e in guest.record.vifs.values()}
+        """Slots are shared by interfaces (lxc.net.<slot>) and volumes (/dev/vd<b + slot>),
+        so a volume's device name stays the same across restarts."""
+        used = {e.get("slot") for e in list(guest.record.vifs.values())
+                + list(guest.record.volumes.values())}
         return next(i for i in range(len(used) + 1) if i not in used)
+
+    # -- volumes: the host's device node bound into the container ---------------------------
+    def attach_disk(self, guest, volume_id, volume):
+        """/dev/vd<b + slot> in the running container and an ext filesystem on it
+        mounted at /mnt/volumes/<volume id>."""
+        if not volume.get("block"):
+            raise exception.VolumeAttachFailed(volume_id=volume_id, reason=_(
+                "the LXC driver attaches block devices only"))
+        node = blockdev.node_name(volume["slot"])
+        start = idmap()
+        try:
+            mount = privsep.attach_block(guest.uuid, lxcpath(), volume["path"], node,
+                                         volume_id, start[0] if start else None)
+        except container.ContainerError as e:
+            raise exception.VolumeAttachFailed(volume_id=volume_id, reason=str(e))
+        LOG.info("volume %(v)s at /dev/%(n)s%(m)s", {
+            "v": volume_id, "n": node, "m": " mounted at %s" % mount if mount else ""},
+            instance_uuid=guest.uuid)
+
+    def detach_disk(self, guest, volume_id, volume):
+        start = idmap()
+        if volume.get("slot") is None or not volume.get("block"):
+            return
+        try:
+            privsep.detach_block(guest.uuid, lxcpath(), volume["path"],
+                                 blockdev.node_name(volume["slot"]), volume_id,
+                                 start[0] if start else None)
+        except container.ContainerError as e:
+            raise exception.InternalError(str(e)) from e
+
+    # -- interfaces: a veth pair into the running container ------------------------------
+    def attach_nic(self, guest, vif_id, vif):
+        try:
+            privsep.attach_nic(guest.uuid, lxcpath(), vif["tap"], vif["slot"], vif["mac"],
+                               vif["mtu"], vif["ipv4"], vif["gateway"])
+        except container.ContainerError as e:
+            raise exception.InterfaceAttachFailed(instance_uuid=guest.uuid) from e
+        LOG.info("interface %(v)s in the container as eth%(s)d",
+                 {"v": vif_id, "s": vif["slot"]}, instance_uuid=guest.uuid)
+
+    def detach_nic(self, guest, vif_id, vif):
+        privsep.detach_nic(guest.uuid, lxcpath(), vif["tap"])
 
     # -- beyond the contract: files, console, snapshots ---------------------------------------
     def seed(self, guest, instance):

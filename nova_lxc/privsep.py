@@ -11,23 +11,41 @@ children, never in the daemon.
 from oslo_privsep import capabilities as c
 from oslo_privsep import priv_context
 
+# what liblxc needs to set up a container (root's set, minus nothing liblxc avoids)
+CAPABILITIES = (c.CAP_SYS_ADMIN, c.CAP_NET_ADMIN, c.CAP_CHOWN, c.CAP_DAC_OVERRIDE,
+                c.CAP_DAC_READ_SEARCH, c.CAP_FOWNER, c.CAP_FSETID, c.CAP_KILL,
+                c.CAP_SETGID, c.CAP_SETUID, c.CAP_SETPCAP, c.CAP_SETFCAP, c.CAP_MKNOD,
+                c.CAP_SYS_CHROOT, c.CAP_SYS_PTRACE, c.CAP_SYS_RESOURCE, c.CAP_SYS_NICE,
+                c.CAP_NET_RAW, c.CAP_AUDIT_WRITE, c.CAP_IPC_LOCK, c.CAP_SYS_BOOT,
+                c.CAP_MAC_ADMIN, c.CAP_MAC_OVERRIDE)
+
+
+def bounded(caps, status="/proc/self/status"):
+    """``caps`` without those outside this process's bounding set (a compute host that
+    is itself a container may lack some, e.g. CAP_SYS_RESOURCE): the daemon cannot keep
+    a capability root does not have, and asking for one makes it fail to start."""
+    try:
+        with open(status) as f:
+            bnd = [line.split()[1] for line in f if line.startswith("CapBnd:")]
+        mask = int(bnd[0], 16)
+    except (OSError, IndexError, ValueError):
+        return list(caps)
+    return [cap for cap in caps if mask >> cap & 1]
+
+
 lxc_admin = priv_context.PrivContext(
     "nova_lxc",
     cfg_section="nova_lxc_privileged",
     pypath=__name__ + ".lxc_admin",
-    # what liblxc needs to set up a container (root's set, minus nothing liblxc avoids)
-    capabilities=[c.CAP_SYS_ADMIN, c.CAP_NET_ADMIN, c.CAP_CHOWN, c.CAP_DAC_OVERRIDE,
-                  c.CAP_DAC_READ_SEARCH, c.CAP_FOWNER, c.CAP_FSETID, c.CAP_KILL,
-                  c.CAP_SETGID, c.CAP_SETUID, c.CAP_SETPCAP, c.CAP_SETFCAP, c.CAP_MKNOD,
-                  c.CAP_SYS_CHROOT, c.CAP_SYS_PTRACE, c.CAP_SYS_RESOURCE, c.CAP_SYS_NICE,
-                  c.CAP_NET_RAW, c.CAP_AUDIT_WRITE, c.CAP_IPC_LOCK, c.CAP_SYS_BOOT,
-                  c.CAP_MAC_ADMIN, c.CAP_MAC_OVERRIDE],
+    capabilities=bounded(CAPABILITIES),
 )
 
 
 # imported here (not at the top) so the entry points below are all in this module
+from nova_lxc import blockdev  # noqa: E402
 from nova_lxc import container  # noqa: E402
 from nova_lxc import images  # noqa: E402
+from nova_lxc import nics  # noqa: E402
 
 
 @lxc_admin.entrypoint
@@ -110,3 +128,23 @@ def signal_init(name, lxcpath, signame):
 @lxc_admin.entrypoint
 def write_seed(name, lxcpath, files, owner):
     container.write_seed(name, lxcpath, dict(files), owner)
+
+
+@lxc_admin.entrypoint
+def attach_block(name, lxcpath, source, node, volume_id, owner):
+    return blockdev.attach(name, lxcpath, source, node, volume_id, owner)
+
+
+@lxc_admin.entrypoint
+def detach_block(name, lxcpath, source, node, volume_id, owner):
+    blockdev.detach(name, lxcpath, source, node, volume_id, owner)
+
+
+@lxc_admin.entrypoint
+def attach_nic(name, lxcpath, host_dev, slot, mac, mtu, ipv4, gateway):
+    nics.attach(name, lxcpath, host_dev, slot, mac, mtu, [tuple(a) for a in ipv4], gateway)
+
+
+@lxc_admin.entrypoint
+def detach_nic(name, lxcpath, host_dev):
+    nics.detach(name, lxcpath, host_dev)

@@ -22,8 +22,11 @@ from oslo_utils import versionutils
 from nova_common import confine
 from nova_common import hypervisor as hv_api
 from nova_common import ports
+from nova_qmp import iscsi
+from nova_qmp import migration
 from nova_qmp import monitor
 from nova_qmp import qemu
+from nova_qmp import stats
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
@@ -45,16 +48,17 @@ EVENTS = {"STOP": virtevent.EVENT_LIFECYCLE_PAUSED,
           "SUSPEND": virtevent.EVENT_LIFECYCLE_SUSPENDED,   # the guest's own ACPI S3
           "DISCONNECTED": virtevent.EVENT_LIFECYCLE_STOPPED}
 SNAPSHOT_JOB = "hci-snapshot-"
+SWAP_JOB = "hci-swap-"
 DETACH_RETRY = 10   # seconds between device_del requests (more than a PCIe slot's 5 s
 #                    attention-button window, in which a second press would cancel)
 
 
-class QemuHypervisor(hv_api.Hypervisor):
+class QemuHypervisor(migration.LiveMigration, hv_api.Hypervisor):
     description = hv_api.Description(
         hypervisor_type="qemu",
         image_formats=("qcow2", "raw"),
         vif_types=(network_model.VIF_TYPE_TAP, network_model.VIF_TYPE_OVS),
-        optional=hv_api.OPTIONAL,
+        optional=hv_api.OPTIONAL,               # multiattach: share-rw=on devices
         confined=True)
 
     def __init__(self):
@@ -290,20 +294,115 @@ class QemuHypervisor(hv_api.Hypervisor):
             raise exception.TooManyDiskDevices(maximum=qemu.HOTPLUG_PORTS)
         return free[0]
 
+    def diagnostics(self, guest):
+        return stats.collect(lambda command, **kw: self._qmp(guest, command, **kw),
+                             qemu.read_pid(guest.idir))
+
+    # volumes QEMU connects itself: nova_qmp.iscsi
+    def volume_connector(self, props):
+        return iscsi.connector_properties(CONF, props)
+
+    def connects_volume(self, connection_info):
+        return iscsi.enabled(CONF) and \
+            connection_info.get("driver_volume_type") == iscsi.KIND
+
+    def connect_volume(self, guest, volume_id, connection_info):
+        key = iscsi.master_key(guest.idir, guest.record.uid)
+        return iscsi.target(volume_id, connection_info, key)
+
+    def _add_secret(self, guest, node, volume):
+        """The QEMU secret objects an iSCSI volume with CHAP needs (the instance's master
+        key first, if this QEMU was started without it); True if one was added."""
+        secret = iscsi.secret_object(node, volume)
+        if secret is None:
+            return False
+        objects = {o["name"] for o in self._qmp(guest, "qom-list", path="/objects")}
+        if iscsi.MASTER_ID not in objects:
+            self._qmp(guest, "object-add", **iscsi.master_key_object(guest.idir))
+        self._qmp(guest, "object-add", **secret)
+        return True
+
+    def _blockdev(self, node, volume_id, volume):
+        if volume.get("kind") == iscsi.KIND:
+            return iscsi.blockdev(node, volume, iscsi.initiator_name(CONF))
+        return qemu.volume_blockdev(volume_id, volume["path"], volume["block"])
+
     def attach_disk(self, guest, volume_id, volume):
         node = qemu.volume_ids(volume_id)[0]
-        self._qmp(guest, "blockdev-add",
-                  **qemu.volume_blockdev(volume_id, volume["path"], volume["block"]))
+        secret = volume.get("kind") == iscsi.KIND and self._add_secret(guest, node, volume)
         try:
-            self._qmp(guest, "device_add", **qemu.volume_device(volume_id, volume["slot"]))
+            self._qmp(guest, "blockdev-add", **self._blockdev(node, volume_id, volume))
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                if secret:
+                    self._qmp(guest, "object-del", id=iscsi.secret_id(node))
+        try:
+            self._qmp(guest, "device_add", **qemu.volume_device(
+                volume_id, volume["slot"], shared=volume.get("shared", False)))
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._qmp(guest, "blockdev-del", **{"node-name": node})
+                if secret:
+                    self._qmp(guest, "object-del", id=iscsi.secret_id(node))
 
     def detach_disk(self, guest, volume_id, volume):
         node, dev = qemu.volume_ids(volume_id)
+        dev = volume.get("qdev") or dev               # swapped: the old volume's device
         self._device_del(guest, dev, ("blockdev-del", {"node-name": node}))
         self._qmp(guest, "blockdev-del", **{"node-name": node})
+        if "password" in volume:
+            self._qmp(guest, "object-del", id=iscsi.secret_id(node))
+
+    def swap_disk(self, guest, old_id, old, new_id, new):
+        """``blockdev-mirror`` of the guest's disk to the new volume's node, then
+        ``job-complete``: the device switches to the new node (the pivot); waited for on
+        JOB_STATUS_CHANGE. Guest writes during the copy reach both."""
+        old_node, dev = qemu.volume_ids(old_id)
+        dev = old.get("qdev") or dev
+        node = qemu.volume_ids(new_id)[0]
+        job = "%s%s-%d" % (SWAP_JOB, guest.uuid[:8], next(self._jobs))
+        secret = new.get("kind") == iscsi.KIND and self._add_secret(guest, node, new)
+        try:
+            self._qmp(guest, "blockdev-add", **self._blockdev(node, new_id, new))
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                if secret:
+                    self._qmp(guest, "object-del", id=iscsi.secret_id(node))
+        pivoted = False
+        try:
+            self._job_step(guest, job, "blockdev-mirror",
+                           {"job-id": job, "device": old_node, "target": node,
+                            "sync": "full", "auto-dismiss": False}, "ready")
+            self._job_step(guest, job, "job-complete", {"id": job}, "concluded")
+            pivoted = True
+        finally:
+            if not pivoted:
+                jobs = {j["id"]: j for j in self._qmp(guest, "query-jobs")}
+                if job in jobs and jobs[job]["status"] != "concluded":
+                    self._qmp(guest, "job-cancel", id=job)
+                    self._wait_concluded(guest, job)
+            self._dismiss(guest, job)
+            if not pivoted:
+                self._qmp(guest, "blockdev-del", **{"node-name": node})
+                if secret:
+                    self._qmp(guest, "object-del", id=iscsi.secret_id(node))
+        new["qdev"] = dev
+        self._qmp(guest, "blockdev-del", **{"node-name": old_node})
+        if "password" in old:
+            self._qmp(guest, "object-del", id=iscsi.secret_id(old_node))
+
+    def _job_step(self, guest, job, command, arguments, status):
+        """Run ``command`` and wait until the job ``job`` reaches ``status`` (or ends)."""
+        done = self._qmp_wait(
+            guest, command, arguments, "JOB_STATUS_CHANGE",
+            lambda d: d.get("id") == job and d.get("status") in (status, "concluded"),
+            CONF.qmp.save_timeout)
+        mine = {j["id"]: j for j in self._qmp(guest, "query-jobs")}.get(job, {})
+        if done is None or done.get("status") != status or mine.get("error"):
+            raise exception.InternalError(
+                _("%(cmd)s of %(uuid)s did not reach %(status)s: %(why)s")
+                % {"cmd": command, "uuid": guest.uuid, "status": status,
+                   "why": mine.get("error") or (done or {}).get("status") or "timed out"})
 
     def resize_disk(self, guest, volume_id, volume, size):
         # a file grows to the size; a block device must already have it
@@ -312,9 +411,11 @@ class QemuHypervisor(hv_api.Hypervisor):
 
     def attach_nic(self, guest, vif_id, vif):
         netdev = qemu.vif_ids(vif_id)[0]
-        self._qmp(guest, "netdev_add", **qemu.vif_netdev(vif_id, vif["tap"]))
+        queues = vif.get("queues", 1)
+        self._qmp(guest, "netdev_add", **qemu.vif_netdev(vif_id, vif["tap"], queues))
         try:
-            self._qmp(guest, "device_add", **qemu.vif_device(vif_id, vif["mac"], vif["slot"]))
+            self._qmp(guest, "device_add", **qemu.vif_device(vif_id, vif["mac"], vif["slot"],
+                                                             queues))
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._qmp(guest, "netdev_del", id=netdev)

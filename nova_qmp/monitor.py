@@ -46,7 +46,8 @@ class Monitor:
         self._timeout = timeout
         self._clients = {}
         self._waiters = {}          # uuid -> [(event name, match, future)]
-        self._tasks = set()         # the event readers and connection watchers
+        self._tasks = {}            # client -> its event reader and connection watcher
+        self._calls = set()         # other tasks on the loop (held until they end)
         eventlet = utils.get_eventlet()
         if eventlet:
             # the loop runs in a native thread: it needs a selector on the real poll(2)
@@ -82,7 +83,7 @@ class Monitor:
                 os.write(write_fd, b".")
 
         try:
-            self._loop.call_soon_threadsafe(lambda: self._loop.create_task(runner()))
+            self._loop.call_soon_threadsafe(self._spawn, runner())
             eventlet.hubs.trampoline(read_fd, read=True, timeout=timeout + 5)
         except eventlet.Timeout:
             raise MonitorError("QMP call timed out after %ss" % timeout)
@@ -95,13 +96,23 @@ class Monitor:
             raise box["error"]
         return box["value"]
 
+    def _spawn(self, coro):
+        """A task on the loop (from the loop thread), referenced until it ends: the loop
+        itself holds tasks weakly."""
+        task = self._loop.create_task(coro)
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+        return task
+
     def close(self):
         """Drop every connection (the QEMU processes keep running) and end the loop."""
         async def close_all():
             clients, self._clients = list(self._clients.values()), {}
             for client in clients:
                 await self._close(client)
-            tasks = [t for t in self._tasks if not t.done()]
+            # the connections' tasks; calls (this one's runner among them) end with
+            # their connections
+            tasks = [t for ts in self._tasks.values() for t in ts if not t.done()]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -118,10 +129,8 @@ class Monitor:
         client = QMPClient(uuid)
         await asyncio.wait_for(client.connect(path), self._timeout)
         self._clients[uuid] = client
-        for coro in (self._read_events(uuid, client), self._watch(uuid, client)):
-            task = self._loop.create_task(coro)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        self._tasks[client] = [self._loop.create_task(coro) for coro in (
+            self._read_events(uuid, client), self._watch(uuid, client))]
 
     async def _read_events(self, uuid, client):
         try:
@@ -157,10 +166,17 @@ class Monitor:
         return uuid in self._clients
 
     async def _close(self, client):
+        """Disconnect ``client`` and end its tasks: none outlives its connection."""
         try:
             await client.disconnect()
         except (QMPError, EOFError, OSError):
             pass    # after 'quit' the peer is gone: expected
+        current = asyncio.current_task()       # the watcher closes its own client
+        tasks = [t for t in self._tasks.pop(client, ())
+                 if t is not current and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def disconnect(self, uuid):
         client = self._clients.pop(uuid, None)
@@ -214,7 +230,7 @@ class Monitor:
             except (QMPError, EOFError, OSError):
                 pass
 
-        self._loop.create_task(run())
+        self._spawn(run())
 
     def execute_with_fd_and_wait(self, uuid, fd, fdname, command, arguments, event,
                                  match, timeout):

@@ -38,6 +38,56 @@ qmp_opts = [
     cfg.IntOpt("stop_timeout", default=10, min=1,
                help="Seconds to wait for a QEMU process to exit after 'quit' before it "
                     "is killed."),
+    cfg.StrOpt("iscsi_initiator", default="os-brick", choices=["os-brick", "qemu"],
+               help="Who connects cinder's 'iscsi' volumes: 'os-brick' logs in from the "
+                    "host (open-iscsi, the iscsi_tcp kernel module) and gives QEMU the "
+                    "block device; 'qemu' lets each guest's QEMU connect with its own "
+                    "iSCSI initiator (libiscsi, Debian's qemu-block-extra): no host "
+                    "session, no kernel module, CHAP passed to QEMU encrypted. With "
+                    "'qemu', multipath portals are not used together: the first that "
+                    "answers is."),
+    cfg.StrOpt("iscsi_initiator_name", default=None,
+               help="iSCSI initiator name (IQN) QEMU's initiator uses and nova sends "
+                    "cinder with iscsi_initiator = qemu. Unset: the host's open-iscsi name "
+                    "(/etc/iscsi/initiatorname.iscsi), else "
+                    "'iqn.2026-12.org.openstack.hci:<[DEFAULT] host>'."),
+    # live migration (nova_qmp.migration): the [libvirt] options of the same names
+    cfg.StrOpt("live_migration_inbound_addr", default=None,
+               help="Address other compute hosts send live migrations (RAM and disks) "
+                    "to on this host; unset: my_ip."),
+    cfg.StrOpt("live_migration_tls_dir", default="/etc/pki/qemu",
+               help="Directory of the X.509 files of live migrations over TLS (QEMU's "
+                    "tls-creds-x509, as libvirt's default_tls_x509_cert_dir): "
+                    "ca-cert.pem, server-cert.pem and server-key.pem (this host "
+                    "receiving; the certificate names live_migration_inbound_addr), "
+                    "client-cert.pem and client-key.pem (this host sending); readable "
+                    "by the [hci_guests]gid group. Both peers are verified."),
+    cfg.BoolOpt("live_migration_plain_tcp", default=False,
+                help="Send live migrations (RAM and disks) over plain TCP instead of "
+                     "TLS: only on a network kept for migrations between trusted hosts. "
+                     "Both hosts must agree."),
+    cfg.IntOpt("live_migration_bandwidth", default=0, min=0,
+               help="Maximum bandwidth of a live migration in MiB/s; 0: unlimited."),
+    cfg.IntOpt("live_migration_downtime", default=500, min=100,
+               help="The longest pause (ms) of the guest at the switch-over the "
+                    "migration ends with allowing."),
+    cfg.IntOpt("live_migration_downtime_steps", default=10, min=3,
+               help="Steps in which the allowed downtime grows to "
+                    "live_migration_downtime."),
+    cfg.IntOpt("live_migration_downtime_delay", default=75, min=3,
+               help="Seconds per GiB of guest RAM between two downtime steps."),
+    cfg.IntOpt("live_migration_completion_timeout", default=800, min=0,
+               help="Seconds per GiB of guest RAM a live migration may take before "
+                    "live_migration_timeout_action; 0: no limit."),
+    cfg.StrOpt("live_migration_timeout_action", default="abort",
+               choices=["abort", "force_complete"],
+               help="What to do with a live migration past its completion timeout: "
+                    "abort it (the guest stays on the source) or force it to complete "
+                    "(post-copy when permitted, else the guest is paused)."),
+    cfg.BoolOpt("live_migration_permit_post_copy", default=False,
+                help="Allow a forced completion to switch to post-copy (the guest runs "
+                     "on the destination while the rest of its RAM is fetched; a network "
+                     "failure then loses the guest)."),
 ]
 
 

@@ -19,6 +19,7 @@ from nova_common import consolelog
 from nova_common import instance_dir
 from nova_common import pids
 from nova_common import privsep
+from nova_qmp import iscsi
 
 QMP_SOCKET = "qmp.sock"
 PIDFILE = "qemu.pid"
@@ -145,7 +146,7 @@ def command_line(conf, guest, serial_ports=None, vnc_tcp=False):
                  "-device", "virtio-blk-pci,drive=config,id=config-drive"]
     if q.sandbox:
         argv += ["-sandbox", SANDBOX]
-    argv += vif_args(record.vifs) + volume_args(record.volumes)
+    argv += vif_args(record.vifs) + volume_args(record.volumes, idir, conf)
     return argv + extra_args(q.extra_args)
 
 
@@ -199,10 +200,15 @@ def volume_blockdev(volume_id, path, block_device):
                      "filename": path, "node-name": node + "f"}}
 
 
-def volume_device(volume_id, port=None, boot=False):
+def volume_device(volume_id, port=None, boot=False, shared=False, qdev=None):
+    """``qdev``: the device's id when it is not the volume's own (after a swap the guest
+    keeps its disk, and serial, with the new volume behind it)."""
     node, dev = volume_ids(volume_id)
-    device = {"driver": "virtio-blk-pci", "drive": node, "id": dev,
-              "serial": volume_id[:20]}
+    serial = (qdev[len("vol-"):] if qdev else volume_id)[:20]
+    device = {"driver": "virtio-blk-pci", "drive": node, "id": qdev or dev,
+              "serial": serial}
+    if shared:              # a multiattach volume: other guests write to it too
+        device["share-rw"] = True
     if port:
         device["bus"] = port
     if boot:
@@ -210,14 +216,26 @@ def volume_device(volume_id, port=None, boot=False):
     return device
 
 
-def volume_args(volumes):
-    """Command-line arguments for the volumes recorded in an instance's metadata."""
+def volume_args(volumes, idir=None, conf=None):
+    """Command-line arguments for the volumes recorded in an instance's metadata (QEMU's
+    own iSCSI connections: ``nova_qmp.iscsi``, secrets given encrypted)."""
     argv = []
+    if any(v.get("kind") == iscsi.KIND for v in volumes.values()):
+        argv += ["-object", json.dumps(iscsi.master_key_object(idir))]
     for volume_id, vol in sorted(volumes.items()):
-        argv += ["-blockdev", json.dumps(volume_blockdev(volume_id, vol["path"],
-                                                         vol["block"]))]
+        if vol.get("kind") == iscsi.KIND:
+            node = volume_ids(volume_id)[0]
+            secret = iscsi.secret_object(node, vol)
+            if secret is not None:
+                argv += ["-object", json.dumps(secret)]
+            blockdev = iscsi.blockdev(node, vol, iscsi.initiator_name(conf))
+        else:
+            blockdev = volume_blockdev(volume_id, vol["path"], vol["block"])
+        argv += ["-blockdev", json.dumps(blockdev)]
         argv += ["-device", _device_arg(volume_device(volume_id, vol.get("slot"),
-                                                      vol.get("boot", False)))]
+                                                      vol.get("boot", False),
+                                                      vol.get("shared", False),
+                                                      vol.get("qdev")))]
     return argv
 
 
@@ -226,33 +244,50 @@ def vif_ids(vif_id):
     return "n" + vif_id.replace("-", "")[:24], "vif-" + vif_id
 
 
-def vif_netdev(vif_id, tap):
+def vif_netdev(vif_id, tap, queues=1):
+    """The tap backend; with ``queues`` > 1 QEMU attaches that many queues of the
+    (multi-queue) tap, opening it once per queue by name as its owner."""
     netdev, _dev = vif_ids(vif_id)
-    return {"type": "tap", "id": netdev, "ifname": tap, "script": "no",
-            "downscript": "no"}
+    netdev = {"type": "tap", "id": netdev, "ifname": tap, "script": "no",
+              "downscript": "no"}
+    if queues > 1:
+        netdev["queues"] = int(queues)
+    return netdev
 
 
-def vif_device(vif_id, mac, port=None):
+def vif_device(vif_id, mac, port=None, queues=1):
+    """The virtio-net device; with ``queues`` > 1 multi-queue, with the MSI-X vectors
+    libvirt gives it (one per queue of each direction, config and control: 2N + 2)."""
     netdev, dev = vif_ids(vif_id)
     device = {"driver": "virtio-net-pci", "netdev": netdev, "id": dev, "mac": mac}
+    if queues > 1:
+        device.update(mq=True, vectors=2 * int(queues) + 2)
     if port:
         device["bus"] = port
     return device
 
 
+def _arg(value):
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return value
+
+
 def _device_arg(device):
-    return ",".join([device["driver"]] + ["%s=%s" % (k, v) for k, v in device.items()
-                                          if k != "driver"])
+    return ",".join([device["driver"]] + ["%s=%s" % (k, _arg(v))
+                                          for k, v in device.items() if k != "driver"])
 
 
 def vif_args(vifs):
     """Command-line arguments for the interfaces recorded in an instance's metadata."""
     argv = []
     for vif_id, vif in sorted(vifs.items()):
-        netdev = vif_netdev(vif_id, vif["tap"])
+        queues = vif.get("queues", 1)
+        netdev = vif_netdev(vif_id, vif["tap"], queues)
         argv += ["-netdev", ",".join(["tap"] + ["%s=%s" % (k, v) for k, v in netdev.items()
                                                 if k != "type"])]
-        argv += ["-device", _device_arg(vif_device(vif_id, vif["mac"], vif.get("slot")))]
+        argv += ["-device", _device_arg(vif_device(vif_id, vif["mac"], vif.get("slot"),
+                                                   queues))]
     return argv
 
 

@@ -15,6 +15,9 @@ log() { echo "bootstrap: $*" >&2; }
 PACKAGES=(
     # QEMU under TCG, qemu-img, config drives
     qemu-system-x86 qemu-utils genisoimage
+    # QEMU's own iSCSI initiator (libiscsi block driver) and a userspace iSCSI target
+    # for its tests (tgtd, started by the tests only)
+    qemu-block-extra tgt
     # ZFS in userspace (datasets) and exportfs for the manila driver's tests
     zfs-fuse nfs-kernel-server
     # LXC and what the Python binding builds against

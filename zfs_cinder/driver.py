@@ -10,6 +10,7 @@ destroyed deferred) so no data a clone needs goes and nothing stays behind once 
 import contextlib
 import math
 import socket
+import uuid
 
 from cinder import exception
 from cinder import interface
@@ -23,6 +24,7 @@ from oslo_log import log as logging
 
 from zfs_cinder import manageable
 from zfs_cinder import opts
+from zfs_cinder import pools
 from zfs_cinder import target
 from zfs_common import client as zfs_client
 from zfs_common import exception as zfs_exc
@@ -30,6 +32,7 @@ from zfs_common import executor as zfs_executor
 from zfs_common import opts as zfs_opts
 from zfs_common import properties
 from zfs_common import rootwrap as zfs_rootwrap
+from zfs_common import translation
 from zfs_common import validation
 
 CONF = cfg.CONF
@@ -42,6 +45,13 @@ TUNABLE = frozenset({
     "secondarycache", "redundant_metadata", "volblocksize",
 })
 CREATE_ONLY = frozenset({"volblocksize"})
+
+
+def backend_error(e):
+    """The cinder exception for a ZFS layer error that no method mapped more closely."""
+    if isinstance(e, zfs_exc.InvalidName | zfs_exc.InvalidValue):
+        return exception.InvalidInput(reason=str(e))
+    return exception.VolumeBackendAPIException(data=str(e))
 
 
 @contextlib.contextmanager
@@ -62,6 +72,7 @@ def translated(resource=None, snapshot=False):
 
 
 @interface.volumedriver
+@translation.translate_errors(backend_error)
 class ZFSVolumeDriver(driver.VolumeDriver):
     """Volumes as zvols on a local or remote (SSH) ZFS host."""
 
@@ -74,7 +85,7 @@ class ZFSVolumeDriver(driver.VolumeDriver):
         self.configuration.append_config_values(zfs_opts.zfs_host_opts)
         self.backend_name = self.configuration.safe_get("volume_backend_name") or "ZFS"
         self.zfs = None
-        self.root = None
+        self.roots = {}        # pool name -> root dataset (zfs_cinder.pools)
         self.target = None
         self.protocol = None
         self._local_hosts = frozenset()
@@ -95,11 +106,8 @@ class ZFSVolumeDriver(driver.VolumeDriver):
 
     def do_setup(self, context):
         conf = self.configuration
-        try:
-            self.root = validation.dataset((conf.zfs_volume_root or "").strip().rstrip("/"))
-        except zfs_exc.InvalidName as e:
-            raise exception.InvalidConfigurationValue(option="zfs_volume_root",
-                                                      value=conf.zfs_volume_root) from e
+        self.backend_name = conf.safe_get("volume_backend_name") or "ZFS"
+        self.roots = pools.roots_from_config(conf, self.backend_name)
         if not self.remote:
             zfs_rootwrap.use_service_rootwrap("cinder-rootwrap")
         self.zfs = zfs_client.ZFSClient.from_config(conf)
@@ -111,19 +119,34 @@ class ZFSVolumeDriver(driver.VolumeDriver):
         self._local_hosts = frozenset(hosts) if conf.zfs_local_attach else frozenset()
 
     def check_for_setup_error(self):
-        try:
-            if not self.zfs.exists(self.root):
-                self.zfs.create_filesystem(self.root, parents=True)
-            elif self.zfs.get_one(self.root, "type") != zfs_client.FILESYSTEM:
-                raise zfs_exc.ZFSError("%s is not a filesystem" % self.root)
-        except zfs_exc.ZFSError as e:
-            raise exception.VolumeBackendAPIException(data=_(
-                "zfs_volume_root %(root)s is not usable: %(err)s") % {"root": self.root,
+        for root in self.roots.values():
+            try:
+                if not self.zfs.exists(root):
+                    self.zfs.create_filesystem(root, parents=True)
+                elif self.zfs.get_one(root, "type") != zfs_client.FILESYSTEM:
+                    raise zfs_exc.ZFSError("%s is not a filesystem" % root)
+            except zfs_exc.ZFSError as e:
+                raise exception.VolumeBackendAPIException(data=_(
+                    "volume root %(root)s is not usable: %(err)s") % {"root": root,
                                                                       "err": e})
 
     # -- naming ---------------------------------------------------------------------------
+    def _root(self, volume):
+        """The root dataset of the pool ``volume`` is (to be) in."""
+        pool = pools.pool_of(volume)
+        if pool in self.roots:
+            return self.roots[pool]
+        if len(self.roots) == 1:
+            return next(iter(self.roots.values()))
+        for root in self.roots.values():   # a volume whose host names no pool
+            if self.zfs.exists("%s/%s" % (root, volume.name)):
+                return root
+        raise exception.VolumeBackendAPIException(data=_(
+            "volume %(id)s is on pool %(pool)s, which this backend does not serve") % {
+                "id": volume.id, "pool": pool})
+
     def _zvol(self, volume):
-        return "%s/%s" % (self.root, volume.name)
+        return "%s/%s" % (self._root(volume), volume.name)
 
     def _snapshot(self, snapshot):
         return "%s@%s" % (self._zvol(snapshot.volume), snapshot.name)
@@ -135,7 +158,8 @@ class ZFSVolumeDriver(driver.VolumeDriver):
         return self.zfs.zvol_path(self._zvol(volume))
 
     def get_pool(self, volume):
-        return self.backend_name
+        root = self._root(volume)
+        return next(pool for pool, r in self.roots.items() if r == root)
 
     # -- properties -----------------------------------------------------------------------
     def _type_specs(self, volume_type_id):
@@ -169,7 +193,10 @@ class ZFSVolumeDriver(driver.VolumeDriver):
         props = {k: v for k, v in self._properties(specs, volume).items()
                  if k not in CREATE_ONLY}
         name = self._zvol(volume)
-        self.zfs.clone(origin, name, props)
+        if origin.split("/")[0] == name.split("/")[0]:
+            self.zfs.clone(origin, name, props)
+        else:
+            self._copy(origin, name, props)
         try:
             changes = {}
             if volume.size * GiB > size_gb * GiB:
@@ -180,6 +207,17 @@ class ZFSVolumeDriver(driver.VolumeDriver):
                 self.zfs.set(name, changes)
         except zfs_exc.ZFSError:
             self.zfs.destroy(name, missing_ok=True)
+            raise
+
+    def _copy(self, origin, name, props):
+        """Another zpool of this host: receive the snapshot there (no clone can cross
+        zpools), then drop the snapshot the stream carried."""
+        try:
+            self.zfs.send(origin, self.zfs, name)
+            self.zfs.destroy("%s@%s" % (name, origin.split("@")[1]))
+            self.zfs.set(name, props)
+        except zfs_exc.ZFSError:
+            self.zfs.destroy(name, recursive=True, missing_ok=True)
             raise
 
     def create_volume_from_snapshot(self, volume, snapshot):
@@ -217,6 +255,9 @@ class ZFSVolumeDriver(driver.VolumeDriver):
         if volume_utils.extract_host(host["host"], "backend") != volume_utils.extract_host(
                 volume.host, "backend"):
             return False
+        pool = volume_utils.extract_host(host["host"], "pool")
+        if pool and self.roots.get(pool, self._root(volume)) != self._root(volume):
+            return False      # another zpool of this backend: cinder migrates
         name = self._zvol(volume)
         with translated(volume.name):
             wanted = self._properties(specs, volume)
@@ -302,42 +343,54 @@ class ZFSVolumeDriver(driver.VolumeDriver):
             volume_utils.upload_volume(context, image_service, image_meta,
                                        self._wait_for_zvol(volume), volume)
             return
+        # the ZFS host sends a snapshot's stream: only allocated blocks cross the wire,
+        # and the image is the volume at one moment even while it is in use
+        name = self._zvol(volume)
+        snap = "%s@%s%s" % (name, manageable.UPLOAD_SNAPSHOT_PREFIX, uuid.uuid4().hex)
         with image_utils.temporary_file(prefix="zfs-cinder-") as tmp:
-            device = self._wait_for_zvol(volume)
-            with translated():
-                zfs_executor.copy_bytes(self.zfs.executor, device, None, tmp,
-                                        timeout=self.configuration.zfs_command_timeout * 30)
+            with translated(volume.name):
+                size = self.zfs.get_int(name, "volsize")
+                self.zfs.snapshot(snap)
+                try:
+                    with open(tmp, "r+b") as f:
+                        data = self.zfs.read_zvol(
+                            snap, f.fileno(), size,
+                            timeout=self.configuration.zfs_command_timeout * 30)
+                finally:
+                    self.zfs.destroy(snap, missing_ok=True)
+            LOG.debug("volume %s: %d of %d bytes carry data", volume.id, data, size)
             volume_utils.upload_volume(context, image_service, image_meta, tmp, volume,
                                        run_as_root=False)
 
     # -- stats ----------------------------------------------------------------------------
     def _update_volume_stats(self):
         conf = self.configuration
-        pool = self.root.split("/")[0]
+        host = conf.zfs_ssh_host or CONF.host
         with translated():
-            pool_used, pool_free = self.zfs.space(pool)
-            free = self.zfs.space(self.root)[1]
-            tree = self.zfs.get_tree(self.root, ["type", "volsize"])
-        provisioned = sum(int(p["volsize"]) for p in tree.values()
-                          if p.get("type") == zfs_client.VOLUME and p["volsize"].isdigit())
+            capacity = pools.capacities(self.zfs, list(self.roots.values()))
+        pool_stats = []
+        for pool, root in sorted(self.roots.items()):
+            total, free = capacity[root]
+            pool_stats.append({
+                "pool_name": pool,
+                "total_capacity_gb": round(total / GiB, 2),
+                "free_capacity_gb": round(free / GiB, 2),
+                "reserved_percentage": conf.reserved_percentage,
+                "max_over_subscription_ratio": conf.max_over_subscription_ratio,
+                "thin_provisioning_support": True,
+                "thick_provisioning_support": True,
+                "multiattach": True,
+                "online_extend_support": True,
+                "sparse_copy_volume": True,
+                "QoS_support": False,
+                "location_info": "ZFSVolumeDriver:%s:%s" % (host, root),
+            })
         self._stats = {
             "volume_backend_name": self.backend_name,
             "vendor_name": "Open Source",
             "driver_version": self.VERSION,
             "storage_protocol": self.protocol,
-            "total_capacity_gb": round((pool_used + pool_free) / GiB, 2),
-            "free_capacity_gb": round(free / GiB, 2),
-            "provisioned_capacity_gb": round(provisioned / GiB, 2),
-            "reserved_percentage": conf.reserved_percentage,
-            "max_over_subscription_ratio": conf.max_over_subscription_ratio,
-            "thin_provisioning_support": True,
-            "thick_provisioning_support": True,
-            "multiattach": True,
-            "online_extend_support": True,
-            "sparse_copy_volume": True,
-            "QoS_support": False,
-            "location_info": "ZFSVolumeDriver:%s:%s" % (conf.zfs_ssh_host or CONF.host,
-                                                        self.root),
+            "pools": pool_stats,
         }
 
     # -- manage / unmanage ----------------------------------------------------------------
@@ -349,9 +402,10 @@ class ZFSVolumeDriver(driver.VolumeDriver):
                 existing_ref=existing_ref, reason=_("source-name is required"))
         return name
 
-    def _existing_zvol(self, existing_ref):
+    def _existing_zvol(self, volume, existing_ref):
         name = self._source_name(existing_ref)
-        name = name if "/" in name else "%s/%s" % (self.root, name)
+        root = self._root(volume)
+        name = name if "/" in name else "%s/%s" % (root, name)
         try:
             validation.dataset(name)
             props = self.zfs.get(name, ["type", "volsize"])[name]
@@ -361,19 +415,19 @@ class ZFSVolumeDriver(driver.VolumeDriver):
         if props.get("type") != zfs_client.VOLUME:
             raise exception.ManageExistingInvalidReference(
                 existing_ref=existing_ref, reason=_("%s is not a zvol") % name)
-        if name.split("/")[0] != self.root.split("/")[0]:
+        if name.split("/")[0] != root.split("/")[0]:
             raise exception.ManageExistingInvalidReference(
                 existing_ref=existing_ref,
                 reason=_("%(name)s is not in zpool %(pool)s") % {
-                    "name": name, "pool": self.root.split("/")[0]})
+                    "name": name, "pool": root.split("/")[0]})
         return name, int(props["volsize"])
 
     def manage_existing_get_size(self, volume, existing_ref):
-        return int(math.ceil(self._existing_zvol(existing_ref)[1] / GiB))
+        return int(math.ceil(self._existing_zvol(volume, existing_ref)[1] / GiB))
 
     def manage_existing(self, volume, existing_ref):
         """Rename the zvol into this backend's naming, grown to whole GiB if needed."""
-        name, size = self._existing_zvol(existing_ref)
+        name, size = self._existing_zvol(volume, existing_ref)
         target_name = self._zvol(volume)
         with translated(volume.name):
             if name != target_name:
@@ -419,14 +473,16 @@ class ZFSVolumeDriver(driver.VolumeDriver):
     def get_manageable_volumes(self, cinder_volumes, marker, limit, offset, sort_keys,
                                sort_dirs):
         with translated():
-            entries = manageable.volumes(self.zfs, self.root, cinder_volumes)
+            entries = [e for root in sorted(self.roots.values())
+                       for e in manageable.volumes(self.zfs, root, cinder_volumes)]
         return volume_utils.paginate_entries_list(entries, marker, limit, offset, sort_keys,
                                                   sort_dirs)
 
     def get_manageable_snapshots(self, cinder_snapshots, marker, limit, offset, sort_keys,
                                  sort_dirs):
         with translated():
-            entries = manageable.snapshots(self.zfs, self.root, cinder_snapshots)
+            entries = [e for root in sorted(self.roots.values())
+                       for e in manageable.snapshots(self.zfs, root, cinder_snapshots)]
         return volume_utils.paginate_entries_list(entries, marker, limit, offset, sort_keys,
                                                   sort_dirs)
 

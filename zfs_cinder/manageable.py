@@ -9,6 +9,7 @@ from cinder.volume import volume_utils
 
 GiB = 1024 ** 3
 CLONE_SNAPSHOT_PREFIX = "clone-"   # snapshots the driver takes to clone a volume
+UPLOAD_SNAPSHOT_PREFIX = "upload-"   # ... and to upload one to an image (remote host)
 PROPS = ["type", "volsize", "defer_destroy", "org.openstack:cinder_volume"]
 
 
@@ -49,8 +50,8 @@ def snapshots(zfs, root, cinder_snapshots):
         zvol, snap = name.split("@", 1)
         if tree.get(zvol, {}).get("type") != "volume" or props.get("defer_destroy") == "on":
             continue   # snapshots of filesystems, or already destroyed (kept for clones)
-        if snap.startswith(CLONE_SNAPSHOT_PREFIX):
-            continue   # the driver's own clone origins
+        if snap.startswith((CLONE_SNAPSHOT_PREFIX, UPLOAD_SNAPSHOT_PREFIX)):
+            continue   # the driver's own clone origins and image uploads
         sid = volume_utils.extract_id_from_snapshot_name(snap)
         entry = _entry(snap, int(props["volsize"]), sid if sid in known else None)
         entry["source_reference"] = {"source-name": zvol}

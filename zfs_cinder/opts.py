@@ -6,8 +6,15 @@ from zfs_common import opts as zfs_opts
 zfs_volume_opts = [
     cfg.StrOpt(
         "zfs_volume_root",
-        help="Dataset under which volumes are created as zvols, e.g. 'tank/cinder' "
-             "(required). It is created (with its parents) if its zpool exists."),
+        help="Dataset under which volumes are created as zvols, e.g. 'tank/cinder': "
+             "one pool, named after the backend (this or zfs_volume_roots is required). "
+             "It is created (with its parents) if its zpool exists."),
+    cfg.ListOpt(
+        "zfs_volume_roots", default=[],
+        help="Instead of zfs_volume_root: datasets under which volumes are created, one "
+             "per zpool, e.g. 'tank/cinder,fast/cinder'. Each is a pool of this backend, "
+             "named after its zpool, with its own capacity (created like "
+             "zfs_volume_root)."),
     cfg.BoolOpt(
         "zfs_sparse_volumes", default=True,
         help="Create volumes sparse (no reservation; thin provisioning) unless the volume "

@@ -7,13 +7,17 @@ write local files or use local privsep (tgtadm, nvmet, ...) cannot, and are refu
 """
 import shlex
 
+from cinder import coordination
 from cinder import exception
 from cinder import utils
 from cinder.i18n import _
 from cinder.volume.targets import lio
 from oslo_concurrency import lockutils
 from oslo_concurrency import processutils as putils
+from oslo_config import cfg
 from oslo_utils import importutils
+
+from zfs_common import exception as zfs_exc
 
 # helpers that can serve a remote ZFS host ("fake", cinder's test helper, runs nothing)
 REMOTE_HELPERS = ("lioadm", "fake")
@@ -34,11 +38,32 @@ class RemoteLioAdm(lio.LioAdm):
     def _verify_rtstool(self):
         self._execute("cinder-rtstool", "verify")
 
+    def _host_lock(self):
+        """The lock of the ZFS host's rtslib, for every cinder-volume process using it.
+
+        rtslib races with itself (upstream's LioAdm holds a file lock of the cinder host
+        around its calls), and the processes exporting from one ZFS host may be on
+        several hosts: cinder's coordination lock (tooz: a file lock with the default
+        ``[coordination]backend_url``, a cluster-wide one with etcd and the like). A
+        process that never started cinder's coordinator (tools, tests) takes a file
+        lock under ``lock_path``, or without one an in-process lock.
+        """
+        name = "zfs-cinder-lioadm-%s" % self._remote     # SSHExecutor(user@host)
+        if coordination.COORDINATOR.started:
+            return coordination.COORDINATOR.get_lock(name)
+        if cfg.CONF.oslo_concurrency.lock_path:
+            return lockutils.lock(name, external=True)
+        return lockutils.lock(name)
+
     def _execute(self, *cmd, **kwargs):
-        # rtslib races with itself (LioAdm serialises its calls too): one at a time per host
         argv = [str(c) for c in cmd]
-        with lockutils.lock("zfs-cinder-lioadm-%s" % self._remote):
-            res = self._remote.run(argv, timeout=self._timeout)
+        with self._host_lock():
+            try:
+                res = self._remote.run(argv, timeout=self._timeout)
+            except zfs_exc.ZFSError as e:
+                # unreachable host or a timeout: what LioAdm handles as a failed command
+                raise putils.ProcessExecutionError(stderr=str(e), exit_code=e.exit_code,
+                                                   cmd=shlex.join(argv)) from e
         if res.exit_code != 0 and kwargs.get("check_exit_code", True) is not False:
             raise putils.ProcessExecutionError(stdout=res.stdout, stderr=res.stderr,
                                                exit_code=res.exit_code,

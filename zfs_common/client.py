@@ -6,12 +6,14 @@ too, unlike ``zfs list -p`` and JSON); stderr becomes a typed error from
 ``zfs_common.exception``.
 """
 import math
+import random
 import time
 
 from oslo_log import log as logging
 
 from zfs_common import exception
 from zfs_common import executor as executor_mod
+from zfs_common import sendstream
 from zfs_common import validation
 
 LOG = logging.getLogger(__name__)
@@ -19,6 +21,8 @@ LOG = logging.getLogger(__name__)
 FILESYSTEM = "filesystem"
 VOLUME = "volume"
 SNAPSHOT = "snapshot"
+#: how often a retirement starts over after meeting a concurrent one
+RETIRE_ATTEMPTS = 20
 
 
 class ZFSClient:
@@ -243,9 +247,34 @@ class ZFSClient:
         snapshot is promoted: the (marked) snapshots up to it move to that clone and the
         dataset becomes its dependent, so it can be destroyed, and each marked snapshot
         vanishes with its last clone. Nothing hidden is left behind.
+
+        Safe against retirements of related datasets at the same time (a parent and its
+        clone, from this process or another service on the same ZFS host): these steps
+        are not atomic, so when one meets the other's work (the clone it would promote is
+        gone or was promoted, or a promote made this dataset an origin again) the whole
+        retirement starts over from what ZFS says now, after a random backoff. No step
+        ever destroys a dataset other than ``dataset`` (no ``-R``), so no data another
+        dataset needs can go.
         """
         validation.dataset(dataset)
-        snapshots = self.snapshots(dataset)
+        delay = 0.02
+        for attempt in range(1, RETIRE_ATTEMPTS + 1):
+            try:
+                return self._retire_once(dataset)
+            except (exception.DatasetNotFound, exception.HasDependents,
+                    exception.NotAClone) as e:
+                if attempt == RETIRE_ATTEMPTS:
+                    raise
+                LOG.debug("retiring %s met a concurrent change (%s); starting over",
+                          dataset, e)
+                time.sleep(random.uniform(delay / 2, delay))  # noqa: S311 (jitter only)
+                delay = min(delay * 2, 1.0)
+
+    def _retire_once(self, dataset):
+        try:
+            snapshots = self.snapshots(dataset)
+        except exception.DatasetNotFound:
+            return      # retired already (by a concurrent call)
         for snap in snapshots:
             self.destroy(snap, defer=True, missing_ok=True)
         for snap in reversed(snapshots):
@@ -274,6 +303,22 @@ class ZFSClient:
         recv = ["zfs", "receive"] + (["-F"] if force else []) + [target]
         executor_mod.pipe(self.executor, send + [snapshot], target_client.executor, recv,
                           timeout=timeout or self.timeout * 10)
+
+    def read_zvol(self, snapshot, fd, size, timeout=None):
+        """Write a remote zvol snapshot's data into the local file ``fd`` as a sparse raw
+        image of ``size`` bytes, moving only the allocated blocks (its send stream).
+        Returns the data bytes written."""
+        validation.snapshot(snapshot)
+        return executor_mod.read_from(
+            self.executor, ["zfs", "send", snapshot],
+            lambda read: sendstream.write_raw(read, fd, size),
+            timeout=timeout or self.timeout * 10)
+
+    def close(self):
+        """Release the executor's connection (an SSH master), if it has one."""
+        close = getattr(self.executor, "close", None)
+        if close is not None:
+            close()
 
     # -- devices --------------------------------------------------------------------------
     @staticmethod

@@ -39,6 +39,10 @@ class HasDependents(ZFSError):
     """The dataset has children, snapshots or clones that depend on it."""
 
 
+class NotAClone(ZFSError):
+    """``zfs promote`` of a dataset that is no clone (any more)."""
+
+
 class NoSpace(ZFSError):
     """The pool (or a quota) has not enough space for the operation."""
 
@@ -62,6 +66,7 @@ STDERR_MAP = (
     ("has children", HasDependents),
     ("use '-r' to destroy", HasDependents),
     ("use '-R' to destroy", HasDependents),
+    ("not a cloned filesystem", NotAClone),
     ("less than current used", SizeBelowUsage),
     ("size is less than", SizeBelowUsage),
     ("dataset does not exist", DatasetNotFound),

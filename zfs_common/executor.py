@@ -16,6 +16,7 @@ from oslo_log import log as logging
 from zfs_common import exception
 from zfs_common import privsep
 from zfs_common import process
+from zfs_common import sshcontrol
 
 LOG = logging.getLogger(__name__)
 SSH_CONNECTION_ERROR = 255
@@ -116,16 +117,33 @@ class SSHExecutor(Executor):
             self._ssh += ["-o", "UserKnownHostsFile=%s" % known_hosts]
         if private_key:
             self._ssh += ["-i", private_key, "-o", "IdentitiesOnly=yes"]
-        if control_persist:
-            self._control_dir = tempfile.mkdtemp(prefix="zfs-ssh-")   # 0700
-            self._ssh += ["-o", "ControlMaster=auto",
-                          "-o", "ControlPath=%s" % os.path.join(self._control_dir, "%C"),
-                          "-o", "ControlPersist=%d" % control_persist]
-        self._ssh += [host, "--"]
+        self._control_persist = int(control_persist or 0)
+        self._control_dir = None
+
+    def _options(self):
+        """ssh and its options up to the host; the master's socket in the process's
+        ControlPath directory (``zfs_common.sshcontrol``)."""
+        if not self._control_persist:
+            return list(self._ssh)
+        self._control_dir = sshcontrol.acquire(self)
+        return self._ssh + ["-o", "ControlMaster=auto",
+                            "-o", "ControlPath=%s" % os.path.join(self._control_dir, "%C"),
+                            "-o", "ControlPersist=%d" % self._control_persist]
 
     def argv(self, argv):
         # the remote shell runs the command with untranslated messages, as here
-        return self._ssh + ["LC_ALL=C " + shlex.join(argv)]
+        return self._options() + [self.host, "--", "LC_ALL=C " + shlex.join(argv)]
+
+    def close(self):
+        """Stop this executor's master connection and give up the ControlPath
+        directory (removed when no other executor of the process uses it). Using the
+        executor again opens a new master."""
+        if self._control_dir is None:
+            return
+        if os.path.isdir(self._control_dir):
+            process.run(self._options() + ["-O", "exit", self.host], timeout=10)
+        self._control_dir = None
+        sshcontrol.release(self)
 
     def path_exists(self, path):
         return self.run(["test", "-e", path]).exit_code == 0
@@ -238,3 +256,17 @@ def copy_bytes(source, source_path, target, target_path, sparse=True, timeout=No
         raise exception.ZFSError("copying %s to %s failed: %s" % (source_path, target_path,
                                                                  err.strip()),
                                  cmd=producer + ["|"] + consumer, stderr=err, exit_code=code)
+
+
+def read_from(source, argv, consume, timeout=None):
+    """Run ``argv`` on the remote ``source`` and give its output to ``consume(read)``
+    here, unprivileged; returns what ``consume`` returned. Raises ZFSError with the
+    command's stderr when it fails."""
+    if source.privileged:
+        raise ValueError("read_from runs unprivileged: use it with remote hosts only")
+    code, result, err = process.run_reading(source.argv(argv), consume, timeout)
+    if code is None:
+        raise exception.CommandTimeout("%s: %s" % (shlex.join(argv), err), cmd=argv)
+    if code:
+        raise exception.from_command(argv, err, code)
+    return result

@@ -6,6 +6,8 @@ classifies are the untranslated ones.
 """
 import os
 import subprocess
+import tempfile
+import threading
 
 from oslo_concurrency import processutils
 
@@ -96,3 +98,42 @@ def finish_pipe(procs, timeout=None):
 def run_pipe(producer, consumer, timeout=None):
     """Run ``producer | consumer``; returns what ``finish_pipe`` does."""
     return finish_pipe(start_pipe(producer, consumer), timeout)
+
+
+def run_reading(argv, consume, timeout=None):
+    """Run argv and hand its stdout to ``consume(read)`` as it comes.
+
+    Returns (exit code or None on timeout, what ``consume`` returned, stderr). If
+    ``consume`` raises, the command is killed first (and on a timeout, the timeout is
+    what is reported).
+    """
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=err, env=_env())
+        expired = threading.Event()
+
+        def expire():
+            expired.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout, expire) if timeout else None
+        if timer:
+            timer.start()
+        result = None
+        try:
+            result = consume(proc.stdout.read)
+            while proc.stdout.read(1 << 20):
+                pass
+        except BaseException:
+            proc.kill()
+            if not expired.is_set():
+                raise
+        finally:
+            if timer:
+                timer.cancel()
+            proc.stdout.close()
+            proc.wait()
+        if expired.is_set():
+            return None, None, "timed out after %ss" % timeout
+        err.seek(0)
+        return proc.returncode, result, err.read().decode(errors="replace")

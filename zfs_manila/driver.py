@@ -19,6 +19,7 @@ from zfs_common import client as zfs_client
 from zfs_common import exception as zfs_exc
 from zfs_common import opts as zfs_opts
 from zfs_common import rootwrap as zfs_rootwrap
+from zfs_common import translation
 from zfs_manila import nfs
 from zfs_manila import opts
 from zfs_manila import properties
@@ -37,6 +38,7 @@ def backend_error(e):
     return exception.ShareBackendException(msg=str(e))
 
 
+@translation.translate_errors(backend_error, also=("_update_share_stats",))
 class ZFSShareDriver(driver.ShareDriver):
     """NFS shares on ZFS datasets of a local or remote (SSH) ZFS host."""
 
@@ -397,9 +399,12 @@ class ZFSShareDriver(driver.ShareDriver):
         """
         self._check_proto(share)
         path = share["export_locations"][0]["path"].rsplit(":", 1)[-1]
-        source = self._dataset_by_mountpoint(share, path)
         dataset = self._dataset(share)
-        used = self.zfs.get_int(source, "referenced")
+        try:
+            source = self._dataset_by_mountpoint(share, path)
+            used = self.zfs.get_int(source, "referenced")
+        except zfs_exc.ZFSError as e:
+            raise exception.ManageInvalidShare(reason=str(e))
         try:
             size = int(driver_options.get("size") or max(1, math.ceil(used / GiB)))
         except ValueError:

@@ -50,10 +50,12 @@ def build_tree(root):
 
 
 def tarball(workdir, name="rootfs.tar.gz"):
-    """A gzip root filesystem tarball built in ``workdir``; returns its path."""
+    """A gzip root filesystem tarball built in ``workdir`` (all files root's, whoever
+    builds it); returns its path."""
     tree = build_tree(os.path.join(workdir, "tree"))
     path = os.path.join(workdir, name)
-    subprocess.run(["tar", "--numeric-owner", "-czf", path, "-C", tree, "."], check=True)
+    subprocess.run(["tar", "--numeric-owner", "--owner=0", "--group=0", "-czf", path,
+                    "-C", tree, "."], check=True)
     return path
 
 

@@ -8,9 +8,11 @@ ovsdb-servers, ovn-northd and one ovn-controller (chassis ``CHASSIS``) that make
 ``nbctl``/``vsctl``/``sbctl`` run the CLIs against these databases (JSON output where a
 test reads what they print).
 """
+import errno
 import fcntl
 import json
 import os
+import struct
 import subprocess
 import time
 
@@ -28,6 +30,24 @@ def available():
     return all(os.path.exists(p) for p in (OVS_SCHEMA, NB_SCHEMA, SB_SCHEMA,
                                            "/usr/sbin/ovs-vswitchd", "/usr/bin/ovn-northd",
                                            "/usr/bin/ovn-controller"))
+
+
+def _held(tap):
+    """Whether a process has the tap device ``tap`` open: attaching to it, as
+    ovs-vswitchd would, fails with EBUSY (absent, or free: no; a free one stays)."""
+    if not os.path.exists("/sys/class/net/" + tap):
+        return False
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", tap.encode(),     # TUNSETIFF
+                                                0x0002 | 0x1000))           # TAP|NO_PI
+        return False
+    except OSError as e:
+        if e.errno == errno.EBUSY:
+            return True
+        raise
+    finally:
+        os.close(fd)
 
 
 LOCK = os.path.join(os.environ.get("HCI_CACHE", "/var/cache/openstack-hci-drivers"),
@@ -60,6 +80,16 @@ class OVNHost(fixtures.Fixture):
 
     def _setUp(self):
         self._lock()
+        # another userspace datapath of this network namespace, e.g. a deployed OVS,
+        # holding ovs-netdev open: ours could not open its datapath (a tap the previous
+        # test's ovs-vswitchd left, held by no one, is reused)
+        try:
+            self.wait(lambda: not _held("ovs-netdev"), "ovs-netdev to be free", timeout=20)
+        except TimeoutError:
+            raise RuntimeError(
+                "another Open vSwitch userspace datapath holds ovs-netdev in this network "
+                "namespace; run the tests in one of their own (README: Networking)"
+            ) from None
         # short: UNIX socket paths must stay under 108 bytes
         self.dir = self.useFixture(fixtures.TempDir(rootdir="/tmp")).path
         d = self.dir

@@ -4,6 +4,7 @@ fds the VMM was handed; the serial port to the file or socket the config says), 
 over QMP for pause/resume, reset, ACPI power button, NMI and PCI hotplug."""
 import hashlib
 import os
+import stat
 import subprocess
 import time
 
@@ -174,9 +175,15 @@ class Guest:
     # -- devices ------------------------------------------------------------------------
     def add_disk(self, disk):
         fmt = {"Raw": "raw", "Qcow2": "qcow2"}.get(disk.get("image_type"), "raw")
+        # a volume may be a block device (Cloud Hypervisor opens either kind)
+        try:
+            blk = stat.S_ISBLK(os.stat(disk["path"]).st_mode)
+        except OSError:
+            blk = False              # QEMU reports the missing file
+        proto = "host_device" if blk else "file"
         self.cmd("blockdev-add", **{"driver": fmt, "node-name": node("d", disk["id"]),
                                     "read-only": bool(disk.get("readonly")),
-                                    "file": {"driver": "file", "filename": disk["path"]}})
+                                    "file": {"driver": proto, "filename": disk["path"]}})
         dev = {"driver": "virtio-blk-pci", "drive": node("d", disk["id"]), "id": disk["id"]}
         if disk.get("serial"):
             dev["serial"] = disk["serial"]

@@ -65,6 +65,12 @@ class CHServerTestBase(qmp_base.QMPServerTestBase):
                    force_config_drive=False)
         self.flags(binary=binary, firmware=firmware, soft_reboot_timeout=60,
                    group="cloudhypervisor")
+        # the VMM (the stand-in too: it is started in place of the binary) runs as the
+        # instance's guest uid through the privileged launcher's detached supervisor
+        self.flags(allowed_binaries=[binary], launcher="detached", group="hci_guests")
+        # a serial console port range of this test process's own (not the QMP tests')
+        low = 30000 + (os.getpid() % 2000) * 10
+        self.flags(enabled=True, port_range="%d:%d" % (low, low + 9), group="serial_console")
         self.flags(api_paste_config=os.path.join(os.sys.prefix, "etc", "nova",
                                                  "api-paste.ini"), group="wsgi")
         self.useFixture(nova_fixtures.PrivsepFixture())

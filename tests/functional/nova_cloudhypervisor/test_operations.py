@@ -104,6 +104,7 @@ class TestOperations(base.CHServerTestBase):
         long_root = os.path.join(self.instances, "x" * 70)
         self.flags(instances_path=long_root)
         server = self.boot(image=self.images["kernel"], state="ERROR")
+        self.assertIn("is longer than a UNIX socket path can be", self.stdlog.logger.output)
         self.assertFalse(os.path.exists(os.path.join(long_root, server["id"])))
         self.flags(instances_path=self.instances)
 

@@ -50,20 +50,19 @@ class LXCServerTestBase(integrated_helpers._IntegratedTestBase):
     microversion = "latest"
 
     def _setup_compute_service(self):
-        self.instances = tempfile.mkdtemp(prefix="lxcn", dir="/tmp")
-        self.addCleanup(shutil.rmtree, self.instances, True)
-        os.chmod(self.instances, 0o711)
-        self.flags(compute_driver="liblxc.LXCDriver", instances_path=self.instances,
+        self.instances = self._instances_path()
+        self.flags(compute_driver="lxc.LXCDriver", instances_path=self.instances,
                    shutdown_timeout=5, reboot_timeout=5, force_config_drive=False)
         self.flags(apparmor_profile="unconfined", group="lxc_native")  # no AppArmor here
         self.flags(api_paste_config=os.path.join(sys.prefix, "etc", "nova", "api-paste.ini"),
                    group="wsgi")
-        self.useFixture(nova_fixtures.PrivsepFixture())
-        # the driver's privileged calls in this (root) process, as nova's own are
-        for context in (lxc_privsep.lxc_admin, nova_common_privsep.net_admin):
-            context.set_client_mode(False)
-            self.addCleanup(context.set_client_mode, True)
-        self.useFixture(ContainerReaper(self.instances))
+        self._privsep()
+        # nova's harness forbids the host discovery behind os-brick's connector
+        # properties (/sys, network interfaces); what cinder would be told is fixed here
+        self.useFixture(fixtures.MockPatch(
+            "os_brick.initiator.connector.get_connector_properties",
+            return_value={"host": "compute", "ip": "127.0.0.1", "multipath": False,
+                          "platform": "x86_64", "os_type": "linux"}))
         work = tempfile.mkdtemp(prefix="lxcimg", dir="/tmp")
         self.addCleanup(shutil.rmtree, work, True)
         self.images = {}
@@ -87,6 +86,20 @@ class LXCServerTestBase(integrated_helpers._IntegratedTestBase):
 
         self.stub_out("nova.image.glance.API.update", update)
         return self._start_compute("compute")
+
+    def _instances_path(self):
+        path = tempfile.mkdtemp(prefix="lxcn", dir="/tmp")
+        self.addCleanup(shutil.rmtree, path, True)
+        os.chmod(path, 0o711)
+        return path
+
+    def _privsep(self):
+        self.useFixture(nova_fixtures.PrivsepFixture())
+        # the driver's privileged calls in this (root) process, as nova's own are
+        for context in (lxc_privsep.lxc_admin, nova_common_privsep.net_admin):
+            context.set_client_mode(False)
+            self.addCleanup(context.set_client_mode, True)
+        self.useFixture(ContainerReaper(self.instances))
 
     def _wait_for_image(self, name, timeout=60):
         deadline = time.monotonic() + timeout

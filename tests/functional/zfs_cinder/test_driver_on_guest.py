@@ -1,6 +1,7 @@
 """ZFSVolumeDriver on kernel OpenZFS in the test guest, managed over SSH (a remote ZFS
 host): every volume operation, checked with the data on the zvols inside the guest."""
 import concurrent.futures
+import os
 import uuid
 
 from cinder import context
@@ -17,6 +18,7 @@ import testtools
 
 from tests.common import zfsguest
 from zfs_cinder import driver
+from zfs_common import process as zfs_process
 
 objects.register_all()
 GiB = 1024 ** 3
@@ -58,8 +60,9 @@ class TestDriverOnGuest(testtools.TestCase):
 
     # -- helpers --------------------------------------------------------------------------
     def volume(self, size=1, **kw):
+        kw.setdefault("host", "cinderhost@zfsguest#zfsguest")
         vol = fake_volume.fake_volume_obj(
-            self.ctx, id=str(uuid.uuid4()), size=size, host="cinderhost@zfsguest#zfsguest",
+            self.ctx, id=str(uuid.uuid4()), size=size,
             volume_type_id="7e1e2a53-5f2c-4a8e-9c44-1d2f3b4a5c6d", **kw)
         vol.volume_attachment = objects.VolumeAttachmentList()
         return vol
@@ -205,6 +208,52 @@ class TestDriverOnGuest(testtools.TestCase):
         self.drv.copy_image_to_volume(self.ctx, new, None, "img")
         self.assertEqual(self.expected("image"), self.digest(new))
 
+    def test_upload_moves_only_the_allocated_data(self):
+        """copy_volume_to_image from a remote ZFS host reads the zvol's send stream: the
+        image file here is sparse, holds the data at its offsets and zeros elsewhere."""
+        vol = self.volume(size=1)
+        self.drv.create_volume(vol)
+        self.write(vol, "head", mib=3)
+        self.guest.run("yes tail | head -c %d | dd of=%s bs=1M seek=700 conv=fsync "
+                       "status=none" % (MiB, self.dev(vol)))
+        seen = {}
+
+        def upload(context, image_service, image_meta, path, volume, **kw):
+            st = os.stat(path)
+            seen.update(size=st.st_size, allocated=st.st_blocks * 512, kw=kw)
+            with open(path, "rb") as f:
+                seen["head"] = f.read(3 * MiB)
+                seen["gap"] = f.read(700 * MiB - 3 * MiB)
+                seen["tail"] = f.read(MiB)
+                seen["end"] = f.read()
+        self.useFixture(fixtures.MockPatchObject(driver.volume_utils, "upload_volume",
+                                                 upload))
+        moved = []
+        run_reading = zfs_process.run_reading
+
+        def counting(argv, consume, timeout=None):
+            def counted(read):
+                def read_counted(n):
+                    data = read(n)
+                    moved.append(len(data))
+                    return data
+                return consume(read_counted)
+            return run_reading(argv, counted, timeout)
+        self.useFixture(fixtures.MockPatchObject(zfs_process, "run_reading", counting))
+        self.drv.copy_volume_to_image(self.ctx, vol, None, {"id": "img"})
+        # what crossed SSH: the 4 MiB of data and the stream's records, not 1 GiB
+        self.assertGreaterEqual(sum(moved), 4 * MiB)
+        self.assertLess(sum(moved), 5 * MiB)
+        self.assertEqual(GiB, seen["size"])
+        self.assertLess(seen["allocated"], 8 * MiB)   # 4 MiB of data, never the 1 GiB
+        self.assertEqual((b"head\n" * MiB)[:3 * MiB], seen["head"])
+        self.assertEqual((b"tail\n" * MiB)[:MiB], seen["tail"])
+        self.assertFalse(seen["gap"].strip(b"\0") or seen["end"].strip(b"\0"))
+        self.assertFalse(seen["kw"].get("run_as_root"))
+        # the snapshot the stream was sent from is gone
+        self.assertEqual("", self.guest.run("zfs list -H -o name -t snapshot -r %s"
+                                            % self.root).out)
+
     # -- manage, retype, stats ------------------------------------------------------------
     def test_manage_and_unmanage(self):
         self.guest.run("zfs create -s -V 1536M %s/legacy && zfs snapshot %s/legacy@before"
@@ -244,10 +293,57 @@ class TestDriverOnGuest(testtools.TestCase):
     def test_stats(self):
         vol = self.volume(size=5)
         self.drv.create_volume(vol)
-        stats = self.drv.get_volume_stats(refresh=True)
-        self.assertEqual(5, stats["provisioned_capacity_gb"])
-        self.assertGreater(stats["total_capacity_gb"], 1)
-        self.assertLessEqual(stats["free_capacity_gb"], stats["total_capacity_gb"])
+        (pool,) = self.drv.get_volume_stats(refresh=True)["pools"]
+        self.assertEqual("zfsguest", pool["pool_name"])
+        self.assertGreater(pool["total_capacity_gb"], 1)
+        self.assertLessEqual(pool["free_capacity_gb"], pool["total_capacity_gb"])
+
+    def test_two_pools_on_two_zpools(self):
+        """zfs_volume_roots: a pool per zpool with its own capacity; volumes from a
+        snapshot or a volume of the other zpool are received there (no clone can cross
+        zpools), with the data."""
+        other = self.useFixture(zfsguest.ZfsPool(self.guest, prefix="cw")).name
+        roots = {self.pool: self.root, other: other + "/vols"}
+        self.drv = self.make_driver(zfs_volume_root=None,
+                                    zfs_volume_roots=[self.root, other + "/vols"])
+        self.guest.run("zfs set refquota=512M %s" % roots[other])
+        stats = {p["pool_name"]: p for p in self.drv.get_volume_stats(True)["pools"]}
+        self.assertEqual(sorted(roots), sorted(stats))
+        self.assertEqual(0.5, stats[other]["free_capacity_gb"])
+        self.assertGreater(stats[self.pool]["free_capacity_gb"], 1)
+
+        def on(pool, **kw):
+            return self.volume(host="cinderhost@zfsguest#%s" % pool, **kw)
+
+        def dev(pool, volume):
+            return "/dev/zvol/%s/%s" % (roots[pool], volume.name)
+
+        src = on(self.pool)
+        self.drv.create_volume(src)
+        self.write(src, "pools")
+        snap = self.snapshot(src)
+        self.drv.create_snapshot(snap)
+        from_snap, clone = on(other), on(other)
+        self.drv.create_volume_from_snapshot(from_snap, snap)
+        self.drv.create_cloned_volume(clone, src)
+        for vol in (from_snap, clone):
+            self.guest.wait_for_path(dev(other, vol))
+            self.assertEqual(self.expected("pools"), self.guest.run(
+                "head -c %d %s | md5sum" % (8 * MiB, dev(other, vol))).out)
+            self.assertEqual(vol.id, self.guest.run(
+                "zfs get -H -o value org.openstack:cinder_volume %s/%s"
+                % (roots[other], vol.name)).out.strip())
+            self.assertEqual(other, self.drv.get_pool(vol))
+        # nothing of the copies stays behind on either zpool
+        self.assertEqual("", self.guest.run("zfs list -H -o name -t snapshot -r %s"
+                                            % roots[other]).out)
+        for vol in (from_snap, clone):
+            self.drv.delete_volume(vol)
+        self.drv.delete_snapshot(snap)
+        self.drv.delete_volume(src)
+        self.assertEqual([self.root], self.left())
+        self.assertEqual([roots[other]], self.guest.run(
+            "zfs list -H -o name -t all -r %s" % roots[other]).out.split())
 
     # -- bad input ------------------------------------------------------------------------
     def test_missing_pool_and_full_pool(self):

@@ -1,5 +1,11 @@
 """zfs_common.client against real ZFS: zfs-fuse on this host (local executor through
 privsep) and kernel OpenZFS in the test guest (SSH executor)."""
+from concurrent import futures
+import os
+import random
+import shlex
+import subprocess
+
 import fixtures
 import testtools
 
@@ -91,6 +97,37 @@ class ClientTests:
         self.client.retire(self.pool + "/from-b")
         self.assertEqual([self.pool], self.names())
 
+    def test_parents_and_clones_retired_at_once(self):
+        """50 parents each retired while one of its clones is: every retire succeeds,
+        the clones kept alive (every fifth parent has one) keep their data, and nothing
+        is left behind: no dataset, and no snapshot of a parent hidden in a survivor."""
+        self.useFixture(fixtures.Timeout(900, gentle=True))     # 500 commands or so
+        pairs, kept = 50, range(0, 50, 5)
+
+        def family(i):
+            parent = "%s/p%d" % (self.pool, i)
+            self.client.create_filesystem(parent)
+            self.write(parent, "parent-%d" % i)
+            self.client.snapshot(parent + "@s")
+            self.client.clone(parent + "@s", "%s/c%d" % (self.pool, i))
+            if i in kept:
+                self.client.clone(parent + "@s", "%s/k%d" % (self.pool, i))
+
+        with futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(family, range(pairs)))
+        for i in kept:
+            self.write("%s/k%d" % (self.pool, i), "kept-%d" % i, name="own")
+        doomed = ["%s/%s%d" % (self.pool, kind, i) for i in range(pairs) for kind in "pc"]
+        random.shuffle(doomed)
+        with futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(self.client.retire, doomed))
+        survivors = ["%s/k%d" % (self.pool, i) for i in kept]
+        self.assertEqual(sorted([self.pool] + survivors), self.names())
+        for i in kept:
+            survivor = "%s/k%d" % (self.pool, i)
+            self.assertEqual("parent-%d" % i, self.read(survivor))
+            self.assertEqual("kept-%d" % i, self.read(survivor, name="own"))
+
     def test_rollback_and_rename(self):
         fs = self.pool + "/r"
         self.client.create_filesystem(fs, {"org.openstack:v": "1"})
@@ -163,6 +200,15 @@ class TestClientOnZfsFuse(ClientTests, testtools.TestCase):
     def new_pool(self):
         return self.useFixture(zfsfuse.FusePool(size=512 * MiB)).name
 
+    def write(self, dataset, text, name="data"):
+        path = os.path.join(self.client.get_one(dataset, "mountpoint"), name)
+        with open(path, "w") as f:
+            f.write(text)
+
+    def read(self, dataset, name="data"):
+        with open(os.path.join(self.client.get_one(dataset, "mountpoint"), name)) as f:
+            return f.read()
+
     def test_space_and_quota_errors(self):
         # zfs-fuse accepts a reservation larger than the pool; check the refquota limit
         fs = self.pool + "/q"
@@ -184,6 +230,14 @@ class TestClientOnOpenZfsGuest(ClientTests, testtools.TestCase):
 
     def new_pool(self):
         return self.useFixture(zfsguest.ZfsPool(self.guest)).name
+
+    def write(self, dataset, text, name="data"):
+        path = os.path.join(self.client.get_one(dataset, "mountpoint"), name)
+        self.guest.run("printf %%s %s > %s && sync" % (shlex.quote(text), shlex.quote(path)))
+
+    def read(self, dataset, name="data"):
+        path = os.path.join(self.client.get_one(dataset, "mountpoint"), name)
+        return self.guest.run("cat %s" % shlex.quote(path)).out
 
     def test_zvols_sparse_thick_clone_and_device_links(self):
         vol = self.pool + "/volume-1"
@@ -209,6 +263,35 @@ class TestClientOnOpenZfsGuest(ClientTests, testtools.TestCase):
         self.client.send(vol + "@a", self.client, other + "/v")
         self.client.wait_for_zvol(other + "/v")
         self.assertEqual("hidden", self.client.get_one(other + "/v", "snapdev"))
+
+
+class TestSSHMasterOnTheGuest(testtools.TestCase):
+    """The real OpenSSH master: its socket in the process's one ControlPath directory,
+    stopped and the directory removed when the last executor closes."""
+
+    def test_close_stops_the_master_and_removes_the_directory(self):
+        self.useFixture(fixtures.Timeout(300, gentle=True))
+        guest = zfsguest.shared_guest()
+        tmp = self.useFixture(fixtures.TempDir()).path
+        self.useFixture(fixtures.MonkeyPatch("tempfile.tempdir", tmp))
+        executors = [executor.SSHExecutor(
+            "127.0.0.1", port=guest.ports["ssh"], private_key=guest.ssh_key,
+            strict_host_key_checking="no", known_hosts="/dev/null") for _ in range(3)]
+        for ex in executors:
+            self.addCleanup(ex.close)
+            self.assertEqual(0, ex.run(["zfs", "list", "-H", "-o", "name"]).exit_code)
+        (directory,) = os.listdir(tmp)
+        (socket_name,) = os.listdir(os.path.join(tmp, directory))  # one master, shared
+        check = executors[0]._options() + ["-O", "check", "127.0.0.1"]
+        self.assertEqual(0, subprocess.run(check, capture_output=True).returncode)
+        for ex in executors:
+            ex.close()
+        self.assertEqual([], os.listdir(tmp))
+        # the master is gone, not only its socket
+        out = subprocess.run(["pgrep", "-f", "ControlPath=%s" % os.path.join(tmp, directory)],
+                             capture_output=True, text=True).stdout
+        self.assertEqual("", out)
+        executors[0].close()
 
 
 class TestSendBetweenThisHostAndTheGuest(testtools.TestCase):

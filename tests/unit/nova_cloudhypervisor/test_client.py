@@ -1,5 +1,6 @@
 """The client and the process management on the stand-in VMM (a real process serving the
-API on a UNIX socket; no guest is booted here): status codes to errors, the server's
+API on a UNIX socket, started as a guest uid through the privileged launcher, here in
+this root test process; no guest is booted here): status codes to errors, the server's
 error chain, bodiless 200 of vmm.shutdown, SCM_RIGHTS, start/stop by PID."""
 import os
 import socket
@@ -12,21 +13,36 @@ from nova_cloudhypervisor import client
 from nova_cloudhypervisor import models
 from nova_cloudhypervisor import opts
 from nova_cloudhypervisor import process
+from nova_common import confine
+from nova_common import hypervisor
 from nova_common import instance_dir
+from nova_common import record
 from tests.common.ch_standin import fixture as standin
 from tests.unit.nova_common import base
+from tests.unit.nova_qmp.test_qemu import InProcessPrivsep
 
 objects.register_all()
+GUEST_UID = 1900000020
+
+
+def confined_guest(uuid, uid=GUEST_UID):
+    """A Guest whose directory its uid may use (as the driver's _start prepares it)."""
+    idir = instance_dir.InstanceDir(uuid).create()
+    confine.prepare_instances_path()
+    confine.grant_instance_dir(idir.path, uid)
+    return hypervisor.Guest(uuid, idir, record.Record("i", 1, 64, {}, uid=uid))
 
 
 class TestClient(base.TestCase):
     def setUp(self):
         super().setUp()
         opts.register(self.conf.conf)
+        self.useFixture(InProcessPrivsep())
         self.binary = self.useFixture(standin.StandInBinary([self.instances]))
         self.flags("cloudhypervisor", binary=self.binary.path, stop_timeout=10)
-        self.inst = objects.Instance(uuid=uuidutils.generate_uuid())
-        self.idir = instance_dir.InstanceDir(self.inst.uuid).create()
+        self.flags("hci_guests", allowed_binaries=[self.binary.path], launcher="detached")
+        self.inst = confined_guest(uuidutils.generate_uuid())
+        self.idir = self.inst.idir
         self.api = process.start(self.conf.conf, self.inst, self.idir)
         self.addCleanup(self._reap)
 
@@ -49,6 +65,9 @@ class TestClient(base.TestCase):
         self.assertEqual(process.read_pid(self.idir), ping.pid)
         self.assertTrue(process.alive(ping.pid, self.inst.uuid))
         self.assertFalse(process.alive(ping.pid, uuidutils.generate_uuid()))
+        with open("/proc/%d/status" % ping.pid) as f:        # the guest's uid, not root
+            uid = next(int(ln.split()[1]) for ln in f if ln.startswith("Uid:"))
+        self.assertEqual(GUEST_UID, uid)
 
     def test_not_created_is_404_with_the_error_chain(self):
         e = self.assertRaises(client.NotFound, self.api.info)
@@ -123,27 +142,33 @@ class TestStartFailures(base.TestCase):
     def setUp(self):
         super().setUp()
         opts.register(self.conf.conf)
-        self.inst = objects.Instance(uuid=uuidutils.generate_uuid())
+        self.useFixture(InProcessPrivsep())
+        self.flags("hci_guests", launcher="detached")
+        self.uuid = uuidutils.generate_uuid()
 
     def test_missing_binary(self):
         self.flags("cloudhypervisor", binary="/nonexistent/cloud-hypervisor")
-        idir = instance_dir.InstanceDir(self.inst.uuid).create()
+        guest = confined_guest(self.uuid)
+        idir = guest.idir
         self.assertRaises(exception.InternalError, process.start, self.conf.conf,
-                          self.inst, idir)
+                          guest, idir)
         self.assertEqual([], os.listdir(idir.path))
 
     def test_socket_path_too_long(self):
         self.flags("cloudhypervisor", binary="/bin/true")
         self.flags(instances_path=os.path.join(self.instances, "x" * 80))
-        idir = instance_dir.InstanceDir(self.inst.uuid).create()
+        guest = confined_guest(self.uuid)
         e = self.assertRaises(exception.InstanceDeployFailure, process.start,
-                              self.conf.conf, self.inst, idir)
+                              self.conf.conf, guest, guest.idir)
         self.assertIn("longer than a UNIX socket path", str(e))
+        self.assertFalse(os.path.exists(guest.idir.file(process.VMM_LOG)))  # not started
 
     def test_exits_at_start(self):
         self.flags("cloudhypervisor", binary="/bin/false")
-        idir = instance_dir.InstanceDir(self.inst.uuid).create()
+        self.flags("hci_guests", allowed_binaries=["/bin/false"])
+        guest = confined_guest(self.uuid)
+        idir = guest.idir
         e = self.assertRaises(exception.InstanceDeployFailure, process.start,
-                              self.conf.conf, self.inst, idir)
-        self.assertIn("exited with status 1", str(e))
+                              self.conf.conf, guest, idir)
+        self.assertIn("ended: exit status 1", str(e))
         self.assertIsNone(process.read_pid(idir))

@@ -2,10 +2,12 @@
 boundary; the real hypervisors are exercised in the functional tests), with os-brick and
 the tap privsep calls as the other boundaries."""
 import os
+from unittest import mock
 
 import fixtures
 from nova import exception
 from nova import objects
+from nova.compute import manager
 from nova.compute import power_state
 from nova.compute import task_states
 from nova.network import model as network_model
@@ -112,13 +114,14 @@ def vif(port="3f4c8e2a-1b5d-4c6e-8f7a-9b0c1d2e3f4a", dev="tap3f4c8e2a-1b"):
                              network=network_model.Network(id="n"))
 
 
-class TestBaseDriver(base.TestCase):
+class DriverTestCase(base.TestCase):
     def setUp(self):
         super().setUp()
         self.taps = []
         self.useFixture(fixtures.MockPatch(
             "nova_common.privsep.create_tap",
-            lambda dev, uid, mtu=None, mac=None: self.taps.append(("add", dev))))
+            lambda dev, uid, mtu=None, mac=None, multiqueue=False: self.taps.append(
+                ("add", dev) if not multiqueue else ("add-mq", dev))))
         self.useFixture(fixtures.MockPatch(
             "nova_common.privsep.delete_tap", lambda dev: self.taps.append(("del", dev))))
         self.connected, self.disconnected = [], []
@@ -152,6 +155,9 @@ class TestBaseDriver(base.TestCase):
                 "driver_volume_type": "local", "serial": "v1",
                 "data": {"device_path": self.volume, "volume_id": "v1"}}}]}
 
+
+
+class TestBaseDriver(DriverTestCase):
     def test_capabilities_derive_from_the_description(self):
         caps = self.drv.capabilities
         self.assertTrue(caps["supports_image_type_raw"])
@@ -208,6 +214,74 @@ class TestBaseDriver(base.TestCase):
         self.assertEqual(["v1"], list(starts[-1][1]))           # the guest gets the volume
         self.assertEqual({"v1"}, set(self.rec().volumes))
 
+    def _neutron_wires_plugged_taps(self):
+        """nova-compute's real virtapi; Neutron's event comes once a tap is made."""
+        compute = mock.Mock(instance_events=manager.InstanceEvents())
+        self.drv.virtapi = manager.ComputeVirtAPI(compute)
+        self.inst.vm_state = "active"          # (logged by nova on a timeout)
+        self.wired = True
+        def create_tap(dev, uid, mtu=None, mac=None, multiqueue=False):
+            self.taps.append(("add", dev))
+            if self.wired:
+                event = objects.InstanceExternalEvent(
+                    name="network-vif-plugged", tag=vif()["id"], status="completed")
+                compute.instance_events.pop_instance_event(self.inst, event).set(event)
+        self.useFixture(fixtures.MockPatch("nova_common.privsep.create_tap", create_tap))
+
+    def test_hard_reboot_replugs_and_waits_when_configured(self):
+        self._neutron_wires_plugged_taps()
+        self.flags(vif_plugging_timeout=2, vif_plugging_is_fatal=True)
+        self.flags(group="workarounds",
+                   wait_for_vif_plugged_event_during_hard_reboot=["normal"])
+        self.drv.power_on(None, self.inst, [vif()])
+        self.drv.reboot(None, self.inst, [vif()], "HARD")
+        # unplugged, so that Neutron reports it up again, then plugged before the start
+        self.assertEqual([("add", "tap3f4c8e2a-1b"), ("del", "tap3f4c8e2a-1b"),
+                          ("add", "tap3f4c8e2a-1b")], self.taps[1:])
+        self.assertEqual(2, [c[0] for c in self.hv.calls].count("start"))
+        # no event: the guest stays off, its port unplugged
+        self.wired = False
+        self.assertRaises(exception.VirtualInterfaceCreateException, self.drv.reboot,
+                          None, self.inst, [vif()], "HARD")
+        self.assertEqual(2, [c[0] for c in self.hv.calls].count("start"))
+        self.assertEqual(("del", "tap3f4c8e2a-1b"), self.taps[-1])
+        self.assertEqual(power_state.SHUTDOWN, self.drv.get_info(self.inst).state)
+
+    def test_hard_reboot_does_not_wait_by_default(self):
+        self._neutron_wires_plugged_taps()
+        self.wired = False
+        self.flags(vif_plugging_timeout=2, vif_plugging_is_fatal=True)
+        down = vif()
+        down["active"] = False
+        self.drv.power_on(None, self.inst, [down])
+        self.drv.reboot(None, self.inst, [down], "HARD")
+        self.assertEqual([("add", "tap3f4c8e2a-1b")] * 2, self.taps)   # no unplug
+        self.assertEqual(2, [c[0] for c in self.hv.calls].count("start"))
+
+    def test_a_revert_waits_for_the_ports_not_yet_active(self):
+        self._neutron_wires_plugged_taps()
+        self.wired = False
+        self.flags(vif_plugging_timeout=1, vif_plugging_is_fatal=True)
+        down = vif()
+        down["active"] = False
+        self.drv.power_on(None, self.inst, [down])       # (power-on does not wait)
+        self.drv.migrate_disk_and_power_off(None, self.inst, driver.CONF.host,
+                                            self.inst.flavor, [down])
+        self.assertRaises(exception.VirtualInterfaceCreateException,
+                          self.drv.finish_revert_migration, None, self.inst, [down], None)
+        self.assertEqual(1, [c[0] for c in self.hv.calls].count("start"))
+        self.assertEqual(("del", "tap3f4c8e2a-1b"), self.taps[-1])
+        self.wired = True
+        self.drv.finish_revert_migration(None, self.inst, [down], None)
+        self.assertEqual(2, [c[0] for c in self.hv.calls].count("start"))
+
+    def test_plug_vifs_at_host_start_keeps_a_port_multi_queue(self):
+        rec = self.rec()
+        rec.vifs = {vif()["id"]: {"tap": "tap3f4c8e2a-1b", "mac": "m", "queues": 2}}
+        record.write(self.idir.path, rec)
+        self.drv.plug_vifs(self.inst, [vif()])
+        self.assertEqual([("add-mq", "tap3f4c8e2a-1b")], self.taps)
+
     def test_a_failed_volume_attach_disconnects_and_keeps_the_record(self):
         self.drv.power_on(None, self.inst, [])
         cause = exception.InternalError("device_add failed")
@@ -261,3 +335,80 @@ class TestBaseDriver(base.TestCase):
         self.drv.destroy(None, self.inst, [])
         self.assertFalse(resized.exists())
         self.assertFalse(self.idir.exists())
+
+
+class SharingRecorder(Recorder):
+    description = hypervisor.Description(
+        hypervisor_type="test", image_formats=("raw",),
+        vif_types=(network_model.VIF_TYPE_TAP,),
+        optional=frozenset({hypervisor.DISK_HOTPLUG, hypervisor.MULTIATTACH,
+                            hypervisor.DISK_SWAP}))
+
+    def swap_disk(self, guest, old_id, old, new_id, new):
+        self._call("swap_disk", old_id, new_id)
+
+
+class SharingDriver(driver.BaseDriver):
+    hypervisor_class = SharingRecorder
+
+
+class TestSharedAndSwappedVolumes(DriverTestCase):
+    def setUp(self):
+        super().setUp()
+        self.drv = SharingDriver(virtapi=None)
+        self.hv = self.drv.hv
+
+    def info(self, volume_id="v1", path=None, **kw):
+        return dict({"driver_volume_type": "local", "serial": volume_id,
+                     "data": {"device_path": path or self.volume,
+                              "volume_id": volume_id}}, **kw)
+
+    def test_multiattach_keeps_the_host_connection_while_another_instance_uses_it(self):
+        other = objects.Instance(uuid=uuidutils.generate_uuid(), id=2, project_id="p",
+                                 image_ref="img", task_state=None, config_drive="",
+                                 system_metadata={}, flavor=self.inst.flavor)
+        record.write(instance_dir.InstanceDir(other.uuid).create().path,
+                     record.Record("instance-00000002", 1, 64, {"root_disk": False}))
+        info = self.info(multiattach=True)
+        for inst in (self.inst, other):
+            self.drv.power_on(None, inst, [])
+            self.drv.attach_volume(None, info, inst, "/dev/vdb")
+        self.assertTrue(self.rec().volumes["v1"]["shared"])
+        self.drv.detach_volume(None, info, self.inst, "/dev/vdb")
+        self.assertEqual([], self.disconnected)          # the other instance uses it
+        self.drv.detach_volume(None, info, other, "/dev/vdb")
+        self.assertEqual(1, len(self.disconnected))
+
+    def test_multiattach_refused_where_the_hypervisor_cannot_share(self):
+        drv = Driver(virtapi=None)
+        drv.power_on(None, self.inst, [])
+        self.assertRaises(exception.MultiattachNotSupportedByVirtDriver,
+                          drv.attach_volume, None, self.info(multiattach=True),
+                          self.inst, "/dev/vdb")
+        self.assertEqual([], self.connected)
+
+    def test_swap_connects_the_new_volume_and_disconnects_the_old(self):
+        new_path = os.path.join(self.instances, "vol2")
+        open(new_path, "wb").close()
+        self.drv.power_on(None, self.inst, [])
+        self.drv.attach_volume(None, self.info(), self.inst, "/dev/vdb")
+        slot = self.rec().volumes["v1"]["slot"]
+        self.drv.swap_volume(None, self.info(), self.info("v2", new_path), self.inst,
+                             "/dev/vdb", None)
+        self.assertIn(("swap_disk", "v1", "v2"), self.hv.calls)
+        self.assertEqual(["v2"], list(self.rec().volumes))
+        self.assertEqual((new_path, slot), (self.rec().volumes["v2"]["path"],
+                                            self.rec().volumes["v2"]["slot"]))
+        self.assertEqual([self.volume], [d["device_path"] for d in self.disconnected])
+
+    def test_a_failed_swap_keeps_the_old_volume(self):
+        new_path = os.path.join(self.instances, "vol2")
+        open(new_path, "wb").close()
+        self.drv.power_on(None, self.inst, [])
+        self.drv.attach_volume(None, self.info(), self.inst, "/dev/vdb")
+        self.hv.fail["swap_disk"] = exception.InternalError("mirror failed")
+        self.assertRaises(exception.InternalError, self.drv.swap_volume, None,
+                          self.info(), self.info("v2", new_path), self.inst, "/dev/vdb",
+                          None)
+        self.assertEqual(["v1"], list(self.rec().volumes))
+        self.assertEqual([new_path], [d["device_path"] for d in self.disconnected])

@@ -45,6 +45,29 @@ class TestRefusals(base.TestCase):
         self.assertRaises(launcher.Refused, launcher.start_guest, self.uuid, ok, GUEST,
                           self.log)
 
+    def test_start_guest_serial_socket(self):
+        # Cloud Hypervisor's command line names the instance by its directory only
+        ch = "/usr/bin/cloud-hypervisor"
+        sock = os.path.join(self.instances, self.uuid, "ch.sock")
+        argv = [ch, "--api-socket", "path=" + sock]
+        serial = os.path.join(self.instances, self.uuid, "serial.sock")
+        for kw in ({"console_max": 65536, "serial_socket": "/tmp/serial.sock"},
+                   {"serial_socket": serial}):                    # no console log size
+            self.assertRaises(launcher.Refused, launcher.start_guest, self.uuid, argv,
+                              GUEST, self.log, **kw)
+        other = os.path.join(self.instances, uuidutils.generate_uuid(), "ch.sock")
+        self.assertRaises(launcher.Refused, launcher.start_guest, self.uuid,
+                          [ch, "--api-socket", "path=" + other], GUEST, self.log)
+        self.flags(enabled=True, proxyclient_address="localhost; rm", group="serial_console")
+        self.assertRaises(launcher.Refused, launcher.start_guest, self.uuid, argv, GUEST,
+                          self.log, console_max=65536, serial_socket=serial)
+        # the TCP endpoint comes from nova.conf, never from the caller
+        self.flags(proxyclient_address="127.0.0.1", port_range="30000:30009",
+                   group="serial_console")
+        self.assertEqual(["--serial-socket", serial, "--serial-listen", "127.0.0.1",
+                          "--serial-ports", "30000:30009"],
+                         launcher._serial_args(self.uuid, serial))
+
     def test_signal_guest_only_signals_the_instance_s_guest_processes(self):
         self.assertRaises(launcher.Refused, launcher.signal_guest, self.uuid,
                           signal.SIGHUP)

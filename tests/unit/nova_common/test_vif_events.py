@@ -70,3 +70,27 @@ class TestVifEvents(base.TestCase):
         self.flags(vif_plugging_timeout=30)
         with vif_events.plugging(self.virtapi, self.instance, [vif(False)], power_on=False):
             pass
+
+    def test_hard_reboot_waits_only_for_the_vnic_types_configured(self):
+        normal, direct, up = vif(True), vif(False, "direct"), vif(None)
+        self.assertEqual([], vif_events.on_hard_reboot([normal, direct]))   # the default
+        self.flags(group="workarounds",
+                   wait_for_vif_plugged_event_during_hard_reboot=["normal"])
+        # every port of those types, active or not (it is unplugged before the replug)
+        self.assertEqual([("network-vif-plugged", normal["id"]),
+                          ("network-vif-plugged", up["id"])],
+                         vif_events.on_hard_reboot([normal, direct, up]))
+        # no port of those types: the ports not yet active, as libvirt falls back to
+        self.assertEqual([("network-vif-plugged", direct["id"])],
+                         vif_events.on_hard_reboot([direct]))
+
+    def test_given_events_replace_the_default(self):
+        self.flags(vif_plugging_timeout=1, vif_plugging_is_fatal=True)
+        with vif_events.plugging(self.virtapi, self.instance, [vif(False)], events=[]):
+            pass
+        port = vif(True)
+        def plug():
+            with vif_events.plugging(self.virtapi, self.instance, [port],
+                                     events=[("network-vif-plugged", port["id"])]):
+                pass
+        self.assertRaises(exception.VirtualInterfaceCreateException, plug)

@@ -77,8 +77,33 @@ class TestVifs(base.TestCase):
     def test_plug_makes_a_tap_for_nova_s_user(self):
         self.assertEqual(TAP, vifs.plug(None, vif(mac_address="fe:16:3e:00:00:02")))
         self.calls.create_tap.assert_called_once_with(TAP, mock.ANY, mtu=1400,
-                                                      mac="fe:16:3e:00:00:02")
+                                                      mac="fe:16:3e:00:00:02",
+                                                      multiqueue=False)
         self.calls.os_vif_plug.assert_not_called()
+
+    def test_queues_follow_nova_s_multiqueue_rule(self):
+        def instance(vcpus, flavor_spec=None, image_prop=None):
+            specs = {} if flavor_spec is None else {"hw:vif_multiqueue_enabled": flavor_spec}
+            # the image's properties as nova keeps them with the instance
+            meta = {} if image_prop is None else {
+                "image_hw_vif_multiqueue_enabled": str(image_prop)}
+            return objects.Instance(
+                uuid=str(uuid.uuid4()), image_ref="img", system_metadata=meta,
+                flavor=objects.Flavor(name="f", vcpus=vcpus, extra_specs=specs))
+        self.assertEqual(1, vifs.queues(instance(4)))                  # not asked
+        self.assertEqual(4, vifs.queues(instance(4, flavor_spec="true")))
+        self.assertEqual(3, vifs.queues(instance(3, image_prop=True)))
+        self.assertEqual(1, vifs.queues(instance(1, flavor_spec="true")))  # one vCPU
+        self.assertEqual(1, vifs.queues(instance(4, "false", False)))
+        self.assertEqual(256, vifs.queues(instance(300, flavor_spec="true")))  # the cap
+        self.assertRaises(exception.FlavorImageConflict, vifs.queues,
+                          instance(4, flavor_spec="false", image_prop=True))
+
+    def test_multiqueue_taps(self):
+        vifs.plug(None, vif(), queues=4)
+        vifs.plug(self.instance, ovn_vif(), queues=2)
+        self.assertEqual([True, True], [c.kwargs["multiqueue"]
+                                        for c in self.calls.create_tap.call_args_list])
 
     def test_ovn_port_tap_first_then_os_vif_writes_the_ovs_port(self):
         self.assertEqual(TAP, vifs.plug(self.instance, ovn_vif()))
@@ -87,7 +112,8 @@ class TestVifs(base.TestCase):
         # own MAC is not the guest's
         self.calls.create_tap.assert_called_once_with(TAP, os.getuid(), mtu=1400,
                                                       mac="fe:16:3e:00:00:01",
-                                                      disable_ipv6=True)
+                                                      disable_ipv6=True,
+                                                      multiqueue=False)
         obj, info = self.calls.os_vif_plug.call_args[0]
         self.assertIsInstance(obj, osv_vif.VIFOpenVSwitch)
         self.assertEqual((TAP, "br-int", "fa:16:3e:00:00:01"),

@@ -145,7 +145,7 @@ class TestDriver(base.TestCase):
         self.assertTrue(caps["supports_image_type_raw"])
         self.assertTrue(caps["supports_image_type_qcow2"])
         self.assertFalse(caps["supports_image_type_vmdk"])
-        self.assertFalse(caps["supports_attach_interface"])
+        self.assertTrue(caps["supports_attach_interface"])
 
     def test_what_containers_cannot_do(self):
         inst = instance()
@@ -153,7 +153,6 @@ class TestDriver(base.TestCase):
                      lambda: self.drv.rescue(None, inst, [], image(), "pw", None, None),
                      lambda: self.drv.get_vnc_console(None, inst),
                      lambda: self.drv.get_serial_console(None, inst),
-                     lambda: self.drv.attach_volume(None, {}, inst, "/dev/vdb"),
                      lambda: self.drv.live_migration(None, inst, "h", None, None)):
             self.assertRaises(NotImplementedError, call)
 

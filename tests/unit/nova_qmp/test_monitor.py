@@ -1,4 +1,7 @@
 """The monitor against a real QEMU (``-machine none``: no guest, starts in ~50 ms)."""
+import asyncio
+import gc
+import logging
 import os
 import queue
 import signal
@@ -83,3 +86,32 @@ class TestMonitor(testtools.TestCase):
         self.assertRaises(monitor.MonitorError, self.monitor.connect, "u2",
                           os.path.join(self.dir, "missing.sock"))
         self.assertRaises(monitor.MonitorError, self.monitor.execute, "u2", "query-status")
+
+    def test_no_task_outlives_its_connection(self):
+        """Connections closed by the driver and lost with their QEMU leave no asyncio task
+        behind: when the loop ends without close() (as at nova-compute's exit) nothing
+        pending is destroyed, so asyncio logs nothing."""
+        log = self.useFixture(fixtures.FakeLogger(name="asyncio", level=logging.DEBUG))
+        events = queue.Queue()
+        mon = monitor.Monitor(lambda uuid, name, data: events.put(name), timeout=10)
+        loop, thread = mon._loop, mon._thread
+        try:
+            sock, pid = self.start_qemu()
+            for _ in range(3):
+                mon.connect("u1", sock)
+                mon.execute("u1", "query-status")
+                mon.disconnect("u1")
+            mon.execute_soon("u1", "query-status")      # no connection: nothing to run
+            mon.connect("u1", sock)
+            os.kill(pid, signal.SIGKILL)
+            self.assertEqual("DISCONNECTED", events.get(timeout=10))
+            self.assertFalse(mon.connected("u1"))
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
+        pending = [repr(t) for t in asyncio.all_tasks(loop) if not t.done()]
+        del mon
+        gc.collect()
+        loop.close()
+        self.assertNotIn("Task was destroyed", log.output)
+        self.assertEqual([], pending)

@@ -48,6 +48,23 @@ class TestCommandLine(base.TestCase):
             volumes=volumes or {}, rescued=rescued))
         return qemu.command_line(base.CONF, guest, **kw)
 
+    def test_a_swapped_volume_keeps_its_device(self):
+        old, new = "0ld" + "0" * 29, "new" + "1" * 29
+        vol = {"path": "/dev/null", "block": False, "slot": "hp0", "qdev": "vol-" + old}
+        device = [a for a in self.argv(volumes={new: vol})
+                  if a.startswith("virtio-blk-pci,drive=v")][0].split(",")
+        self.assertIn("drive=" + qemu.volume_ids(new)[0], device)
+        self.assertIn("id=vol-" + old, device)
+        self.assertIn("serial=" + old[:20], device)
+
+    def test_a_multiattach_volume_is_shared(self):
+        vol = {"path": "/dev/null", "block": False, "slot": "hp0"}
+        argv = self.argv(volumes={"a" * 8: dict(vol, shared=True), "b" * 8: vol})
+        devices = [a for a in argv if a.startswith("virtio-blk-pci,drive=v")]
+        self.assertIn("share-rw=on", devices[0].split(","))
+        self.assertNotIn("share-rw", devices[1])
+        self.assertIs(True, qemu.volume_device("x", shared=True)["share-rw"])  # QMP: bool
+
     def test_sandboxed_private_sockets_and_flavor(self):
         argv = self.argv()
         self.assertEqual("q35", qemu.machine_of(argv))
@@ -119,6 +136,23 @@ class TestCommandLine(base.TestCase):
                                    "node-name": node + "f"}}, json.loads(argv[1]))
         self.assertEqual(["-device", "virtio-blk-pci,drive=%s,id=%s,serial=%s,bus=hp3"
                           % (node, dev, vol[:20])], argv[2:])
+
+    def test_interfaces_single_and_multi_queue(self):
+        port = "0e8f1c2a-7b3d-4e5f-9a6b-1c2d3e4f5a6b"
+        netdev, dev = qemu.vif_ids(port)
+        one = {"tap": "tap0e8f1c2a-7b", "mac": "fa:16:3e:00:00:01", "slot": "hp1"}
+        self.assertEqual(
+            ["-netdev", "tap,id=%s,ifname=tap0e8f1c2a-7b,script=no,downscript=no" % netdev,
+             "-device", "virtio-net-pci,netdev=%s,id=%s,mac=fa:16:3e:00:00:01,bus=hp1"
+             % (netdev, dev)], qemu.vif_args({port: one}))
+        argv = qemu.vif_args({port: dict(one, queues=4)})
+        self.assertTrue(argv[1].endswith(",queues=4"), argv[1])
+        self.assertIn(",mq=on,vectors=10,", argv[3])
+        # QMP (hot-plug) gets typed values
+        self.assertEqual({"mq": True, "vectors": 10},
+                         {k: v for k, v in qemu.vif_device(port, "m", "hp1", 4).items()
+                          if k in ("mq", "vectors")})
+        self.assertEqual(4, qemu.vif_netdev(port, "t", 4)["queues"])
 
     def test_boot_volume_replaces_the_image_disk(self):
         self.assertIn("virtio-blk-pci,drive=root,id=root-disk,bootindex=1", self.argv())

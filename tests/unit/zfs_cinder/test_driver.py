@@ -2,6 +2,7 @@ from unittest import mock
 
 from cinder import exception
 from cinder.interface import util
+import fixtures
 
 from tests.unit.zfs_cinder.base import NOT_FOUND
 from tests.unit.zfs_cinder.base import SNAP_ID
@@ -9,6 +10,7 @@ from tests.unit.zfs_cinder.base import VOL_ID
 from tests.unit.zfs_cinder.base import DriverTestCase
 from tests.unit.zfs_cinder.base import GiB
 from zfs_cinder import driver
+from zfs_common import exception as zfs_exc
 
 ZVOL = "tank/cinder/volume-" + VOL_ID
 SNAP = ZVOL + "@snapshot-" + SNAP_ID
@@ -155,23 +157,75 @@ class TestSnapshots(DriverTestCase):
 
 
 class TestStats(DriverTestCase):
-    def test_thin_stats_count_provisioned_space(self):
-        tree = "".join("%s\t%s\t%s\n" % row for row in [
-            ("tank/cinder", "type", "filesystem"), ("tank/cinder", "volsize", "-"),
-            (ZVOL, "type", "volume"), (ZVOL, "volsize", str(10 * GiB)),
-            (SNAP, "type", "snapshot"), (SNAP, "volsize", str(10 * GiB))])
-        self.answer((0, "tank\tused\t%d\ntank\tavailable\t%d\n" % (GiB, 9 * GiB), ""),
-                    (0, "tank/cinder\tused\t%d\ntank/cinder\tavailable\t%d\n"
-                     % (GiB, 8 * GiB), ""), (0, tree, ""))
+    def test_one_pool_named_after_the_backend_from_one_command(self):
+        self.answer((0, "tank\tused\t%d\ntank\tavailable\t%d\ntank/cinder\tused\t%d\n"
+                     "tank/cinder\tavailable\t%d\n" % (GiB, 9 * GiB, GiB, 8 * GiB), ""))
         stats = self.drv.get_volume_stats(refresh=True)
-        self.assertEqual(10, stats["total_capacity_gb"])
-        self.assertEqual(8, stats["free_capacity_gb"])
-        self.assertEqual(10, stats["provisioned_capacity_gb"])
-        self.assertTrue(stats["thin_provisioning_support"])
-        self.assertTrue(stats["multiattach"])
+        self.assertEqual([["zfs", "get", "-H", "-p", "-o", "name,property,value",
+                           "used,available", "tank", "tank/cinder"]], self.ex.calls)
+        (pool,) = stats["pools"]
+        self.assertEqual("zfs", pool["pool_name"])
+        self.assertEqual(10, pool["total_capacity_gb"])
+        self.assertEqual(8, pool["free_capacity_gb"])
+        self.assertNotIn("provisioned_capacity_gb", pool)   # cinder's allocated counts
+        self.assertTrue(pool["thin_provisioning_support"])
+        self.assertTrue(pool["multiattach"])
+        self.assertEqual("ZFSVolumeDriver:cinderhost:tank/cinder", pool["location_info"])
         for key in ("driver_version", "storage_protocol", "vendor_name",
-                    "volume_backend_name", "reserved_percentage"):
+                    "volume_backend_name"):
             self.assertIn(key, stats)
+        self.assertIn("reserved_percentage", pool)
+
+
+class TestPools(DriverTestCase):
+    def setUp(self):
+        super().setUp()
+        self.drv = self.make_driver(zfs_volume_root=None,
+                                    zfs_volume_roots=["tank/cinder", "fast/c/v"])
+        self.ex = self.drv.zfs.executor
+
+    def test_a_pool_per_zpool_with_its_capacity(self):
+        self.answer((0, "".join("%s\tused\t%d\n%s\tavailable\t%d\n" % (n, u, n, a)
+                                for n, u, a in [("fast", GiB, GiB), ("tank", GiB, 9 * GiB),
+                                                ("fast/c/v", GiB, GiB // 2),
+                                                ("tank/cinder", GiB, 8 * GiB)]), ""))
+        stats = self.drv.get_volume_stats(refresh=True)
+        self.assertEqual(1, len(self.ex.calls))
+        self.assertEqual({"fast": (2, 0.5), "tank": (10, 8)},
+                         {p["pool_name"]: (p["total_capacity_gb"], p["free_capacity_gb"])
+                          for p in stats["pools"]})
+
+    def test_volumes_go_to_the_root_of_their_pool(self):
+        self.drv.create_volume(self.volume(host="cinderhost@zfs#fast"))
+        self.assertEqual("fast/c/v/volume-" + VOL_ID, self.ex.calls[-1][-1])
+        self.assertEqual("fast", self.drv.get_pool(self.volume(host="cinderhost@zfs#fast")))
+
+    def test_a_volume_from_a_snapshot_in_another_zpool_is_received(self):
+        sent = []
+        self.useFixture(fixtures.MockPatchObject(
+            driver.zfs_client.executor_mod, "pipe", lambda *a, **kw: sent.append(a)))
+        snapshot = self.snapshot(self.volume(host="cinderhost@zfs#tank"))
+        new = self.volume(id=SNAP_ID, host="cinderhost@zfs#fast")
+        self.drv.create_volume_from_snapshot(new, snapshot)
+        (pipe,) = sent
+        self.assertEqual(["zfs", "receive", "fast/c/v/volume-" + SNAP_ID], pipe[3])
+        self.assertIn(["zfs", "destroy", "fast/c/v/volume-%s@snapshot-%s" % (SNAP_ID, SNAP_ID)],
+                      self.ex.calls)
+        self.assertFalse([c for c in self.ex.calls if c[:2] == ["zfs", "clone"]])
+
+    def test_retype_to_another_pool_needs_migration(self):
+        volume = self.volume(host="cinderhost@zfs#tank")
+        self.assertFalse(self.drv.retype(self.ctx, volume, {"extra_specs": {}}, {},
+                                         {"host": "cinderhost@zfs#fast"}))
+        self.assertEqual([], self.ex.calls)
+
+    def test_bad_pool_settings(self):
+        for options in ({"zfs_volume_root": "tank/a", "zfs_volume_roots": ["fast/b"]},
+                        {"zfs_volume_root": None, "zfs_volume_roots": []},
+                        {"zfs_volume_root": None, "zfs_volume_roots": ["tank/a", "tank/b"]},
+                        {"zfs_volume_root": None, "zfs_volume_roots": ["tank/a", "b;rm"]}):
+            self.assertRaises(exception.InvalidConfigurationValue, self.make_driver,
+                              **options)
 
 
 class TestAttach(DriverTestCase):
@@ -246,3 +300,33 @@ class TestDetach(DriverTestCase):
         self.drv.target.terminate_connection = mock.Mock()
         self.assertFalse(self.drv.terminate_connection(self.attached({}), None))
         self.drv.target.terminate_connection.assert_not_called()
+
+
+class TestEveryZFSErrorReachesCinder(DriverTestCase):
+    """No ZFSError leaves the driver: each becomes a cinder exception with ZFS's text."""
+
+    def test_unreachable_host_in_every_operation(self):
+        def unreachable(argv):
+            raise zfs_exc.ConnectionFailed("cannot reach ZFS host root@zfs1: "
+                                           "Connection refused")
+        self.ex.respond = unreachable
+        volume, snapshot = self.volume(), self.snapshot()
+        local = {"host": "cinderhost"}
+        calls = [
+            (self.drv.create_volume, volume),
+            (self.drv.delete_volume, volume),
+            (self.drv.extend_volume, volume, 2),
+            (self.drv.create_snapshot, snapshot),
+            (self.drv.delete_snapshot, snapshot),
+            (self.drv.create_volume_from_snapshot, self.volume(id=SNAP_ID), snapshot),
+            (self.drv.create_cloned_volume, self.volume(id=SNAP_ID), volume),
+            (self.drv.revert_to_snapshot, self.ctx, volume, snapshot),
+            (self.drv.initialize_connection, volume, local),
+            (self.drv.create_export, self.ctx, volume, {"host": "other"}),
+            (self.drv.manage_existing, volume, {"source-name": "old"}),
+            (self.drv.get_manageable_volumes, [], None, 10, 0, ["size"], ["asc"]),
+            (self.drv.get_volume_stats, True),
+        ]
+        for func, *args in calls:
+            e = self.assertRaises(exception.CinderException, func, *args)
+            self.assertIn("Connection refused", str(e), func.__name__)

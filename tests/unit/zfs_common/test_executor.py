@@ -1,7 +1,11 @@
+import ast
+import os
 import shlex
+import subprocess
 import sys
 from unittest import mock
 
+import fixtures
 import testtools
 
 from zfs_common import exception
@@ -58,8 +62,10 @@ class TestSSHExecutor(testtools.TestCase):
 
     def test_control_master_socket_directory(self):
         ssh = executor.SSHExecutor("h")
+        self.addCleanup(ssh.close)
         path = [a for a in ssh.argv(["true"]) if a.startswith("ControlPath=")]
         self.assertEqual(1, len(path))
+
 
     def test_unreachable_host_is_connection_failed(self):
         err = "ssh: connect to host h port 22: No route to host"
@@ -128,3 +134,59 @@ class TestLocalExecutor(testtools.TestCase):
         self.assertFalse(executor.LocalExecutor().path_exists("/nonexistent/zvol"))
 
 
+class TestControlPathDirectory(testtools.TestCase):
+    """One ControlPath directory per process, removed on close and at exit."""
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        self.useFixture(fixtures.MonkeyPatch("tempfile.tempdir", self.tmp))
+        # "-O exit" finds no master here: fine, but run nothing real
+        self.useFixture(fixtures.MockPatchObject(process, "run",
+                                                 return_value=(255, "", "no master")))
+
+    def dirs(self):
+        return sorted(n for n in os.listdir(self.tmp) if n.startswith("zfs-ssh-"))
+
+    def test_executors_share_one_directory_removed_with_the_last(self):
+        executors = [executor.SSHExecutor("zfs%d.example" % i) for i in range(5)]
+        for ex in executors:
+            ex.argv(["zfs", "list"])
+        self.assertEqual(["zfs-ssh-%d-" % os.getpid()], [d[:-8] for d in self.dirs()])
+        for ex in executors[:-1]:
+            ex.close()
+        self.assertEqual(1, len(self.dirs()))
+        executors[-1].close()
+        self.assertEqual([], self.dirs())
+        # the master is told to exit, with the options it was started with
+        argv = process.run.call_args[0][0]
+        self.assertEqual(["-O", "exit", "zfs4.example"], argv[-3:])
+        self.assertTrue(any(a.startswith("ControlPath=") for a in argv))
+        # and an executor used again after its close makes a new one
+        executors[0].argv(["zfs", "list"])
+        self.assertEqual(1, len(self.dirs()))
+        executors[0].close()
+        self.assertEqual([], self.dirs())
+
+    def test_no_directory_without_control_master(self):
+        executor.SSHExecutor("h", control_persist=0).argv(["true"])
+        self.assertEqual([], self.dirs())
+
+    def test_removed_at_exit_and_left_ones_of_dead_processes_swept(self):
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        os.mkdir(os.path.join(self.tmp, "zfs-ssh-%s-abcdefgh" % dead))
+        alive = "zfs-ssh-%d-abcdefgh" % os.getpid()
+        os.mkdir(os.path.join(self.tmp, alive))
+        script = ("import os, sys\n"
+                  "from zfs_common import executor\n"
+                  "for i in range(3):\n"
+                  "    executor.SSHExecutor('h%d' % i, port=1).argv(['zfs', 'list'])\n"
+                  "print(sorted(n for n in os.listdir(sys.argv[1]) if 'zfs-ssh' in n))\n")
+        out = subprocess.run([sys.executable, "-c", script, self.tmp], check=True,
+                             capture_output=True, text=True,
+                             env=dict(os.environ, TMPDIR=self.tmp)).stdout
+        during = ast.literal_eval(out.strip().splitlines()[-1])
+        self.assertEqual(2, len(during))      # the dead one swept, its own made
+        self.assertIn(alive, during)
+        self.assertEqual([alive], self.dirs())  # its own removed at exit

@@ -11,6 +11,7 @@ import testtools
 
 from tests.unit.zfs_common.fakes import RecordingExecutor
 from zfs_common import client as zfs_client
+from zfs_common import exception as zfs_exc
 from zfs_common import opts as zfs_opts
 from zfs_manila import driver
 from zfs_manila import opts
@@ -194,3 +195,55 @@ class TestStats(DriverTestCase):
         self.drv.delete_share(None, share("s2", size=5))
         self.assertEqual({"tank": 2.0, "other": 2.0}, self.provisioned())
         self.assertEqual(2, self.full_counts())       # one per root, at the first update
+
+
+class TestEveryZFSErrorReachesManila(DriverTestCase):
+    """No ZFSError leaves the driver: each becomes a manila exception with ZFS's text."""
+
+    MESSAGE = "cannot open 'tank/manila': pool I/O is currently suspended"
+
+    def setUp(self):
+        super().setUp()
+        self.ex.respond = lambda argv: (1, "", self.MESSAGE) if argv[0] == "zfs" else None
+
+    def assertManila(self, expected, func, *args):
+        e = self.assertRaises(expected, func, *args)
+        self.assertIn("pool I/O is currently suspended", str(e))
+
+    def test_shrink(self):
+        self.assertManila(exception.ShareBackendException, self.drv.shrink_share,
+                          share(size=3), 1)
+
+    def test_manage_existing(self):
+        self.assertManila(exception.ManageInvalidShare, self.drv.manage_existing,
+                          dict(share(), export_locations=[{"path": "h:/tank/old"}]), {})
+
+    def test_stats(self):
+        self.assertManila(exception.ShareBackendException, self.drv.get_share_stats, True)
+
+    def test_unreachable_host_in_every_operation(self):
+        def unreachable(argv):
+            raise zfs_exc.ConnectionFailed("cannot reach ZFS host root@zfs1: "
+                                           "pool I/O is currently suspended")
+        self.ex.respond = unreachable
+        snapshot = {"id": "i1", "snapshot_id": "n1", "share_instance_id": "s1",
+                    "share_instance": {"host": "h@zfs#tank"}, "provider_location": ""}
+        calls = [
+            (self.drv.create_share, None, share()),
+            (self.drv.delete_share, None, share()),
+            (self.drv.extend_share, share(), 2),
+            (self.drv.shrink_share, share(size=3), 1),
+            (self.drv.ensure_share, None, share()),
+            (self.drv.ensure_shares, None, [share()]),
+            (self.drv.update_access, None, share(), [], [], [], []),
+            (self.drv.create_snapshot, None, snapshot),
+            (self.drv.delete_snapshot, None, snapshot),
+            (self.drv.revert_to_snapshot, None, snapshot, [], []),
+            (self.drv.create_share_from_snapshot, None, share("s2"), snapshot),
+            (self.drv.get_share_stats, True),
+        ]
+        for func, *args in calls:
+            e = self.assertRaises(exception.ManilaException, func, *args)
+            self.assertIn("pool I/O is currently suspended", str(e), func.__name__)
+        self.assertManila(exception.ManageInvalidShare, self.drv.manage_existing,
+                          dict(share(), export_locations=[{"path": "h:/tank/old"}]), {})

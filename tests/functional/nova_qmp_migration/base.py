@@ -1,0 +1,160 @@
+"""Two nova-compute services of the QMP driver in one nova deployment (nova's functional
+framework), each a host of its own: its service host name, its ``instances_path`` (disks,
+image cache, records, guest processes) and its guest uids; migration traffic between
+the two QEMU processes on loopback.
+
+nova's framework runs every service in this one process with one ``nova.conf``. What
+differs per host is given to each compute's driver by ``HostScope``: every call into a
+compute's driver (nova's manager calling it, the privileged launcher called in-process)
+sees its host's ``instances_path`` and ``host`` while it runs.
+"""
+# nova's functional package applies (or poisons) eventlet patching: import it first
+from nova.tests import functional as _nova_functional  # noqa: F401,I001  isort:skip
+import functools
+import inspect
+import socket
+import threading
+import time
+import uuid
+
+import fixtures
+from nova import context as nova_context
+from nova import objects
+import nova.conf
+from nova.virt import driver as virt_driver
+
+from nova_common import instance_dir
+from nova_qmp import qemu
+from tests.functional.nova_qmp import base
+
+CONF = nova.conf.CONF
+# modules whose CONF sees the calling host's values
+SCOPED_MODULES = ("nova_common.confine", "nova_common.disks", "nova_common.driver",
+                  "nova_common.host", "nova_common.imagecache", "nova_common.instance_dir",
+                  "nova_common.launcher", "nova_common.migration")
+_current = threading.local()
+
+
+class _HostConf:
+    """nova.conf, with ``instances_path`` and ``host`` of the host whose driver runs."""
+
+    def __getattr__(self, name):
+        scope = getattr(_current, "scope", None)
+        if scope is not None and name in scope:
+            return scope[name]
+        return getattr(CONF, name)
+
+
+def scoped_driver_class(cls, scope):
+    """``cls`` whose methods run with ``scope`` (a dict of option values)."""
+
+    class Scoped(cls):
+        def get_nodenames_by_uuid(self, refresh=False):
+            # nova caches one local node uuid per process (nova.virt.node); each
+            # host here has its own
+            return {scope["node_uuid"]: scope["host"]}
+
+        def get_available_resource(self, nodename):
+            resources = super().get_available_resource(nodename)
+            resources["uuid"] = scope["node_uuid"]
+            return resources
+
+        def __getattribute__(self, name):
+            attr = object.__getattribute__(self, name)
+            if name.startswith("__") or not inspect.ismethod(attr):
+                return attr
+
+            @functools.wraps(attr)
+            def call(*args, **kwargs):
+                old = getattr(_current, "scope", None)
+                _current.scope = scope
+                try:
+                    return attr(*args, **kwargs)
+                finally:
+                    _current.scope = old
+            return call
+
+    Scoped.__name__ = cls.__name__
+    return Scoped
+
+
+class TwoHostsTestBase(base.QMPServerTestBase):
+    """Starts the source ``compute`` (nova's first) and the destination ``compute2``."""
+    HOSTS = ("compute", "compute2")
+
+    def _setup_compute_service(self):
+        self.paths = {}
+        proxy = _HostConf()
+        for name in SCOPED_MODULES:
+            self.useFixture(fixtures.MonkeyPatch(name + ".CONF", proxy))
+        # plain TCP unless a test makes certificates (tls.make)
+        self.flags(live_migration_inbound_addr="127.0.0.1", live_migration_plain_tcp=True,
+                   group="qmp")
+        source = super()._setup_compute_service()      # "compute"
+        self.computes_by_host = {"compute": source}
+        return source
+
+    def _start_compute(self, host, cell_name=None):
+        if host not in self.paths:
+            self.paths[host] = self.instances if not self.paths else \
+                self._instances_path()
+            if len(self.paths) > 1:
+                self.useFixture(base.QemuReaper(self.paths[host]))
+        scope = {"instances_path": self.paths[host], "host": host,
+                 "node_uuid": str(uuid.uuid5(uuid.NAMESPACE_DNS, host + self.paths[host]))}
+        load = virt_driver.load_compute_driver
+
+        def load_scoped(virtapi, compute_driver=None):
+            drv = load(virtapi, compute_driver)
+            drv.__class__ = scoped_driver_class(type(drv), scope)
+            return drv
+
+        with fixtures.MonkeyPatch("nova.virt.driver.load_compute_driver", load_scoped):
+            compute = super()._start_compute(host, cell_name=cell_name)
+        if hasattr(self, "computes_by_host"):
+            self.computes_by_host[host] = compute
+        return compute
+
+    # -- per host helpers -------------------------------------------------------------------
+    def idir(self, host, server):
+        return instance_dir.InstanceDir(server["id"], root=self.paths[host])
+
+    def pid_on(self, host, server):
+        return qemu.read_pid(self.idir(host, server))
+
+    def running_on(self, host, server):
+        return qemu.alive(self.pid_on(host, server), server["id"])
+
+    def serial_on(self, host, server):
+        """A raw TCP connection to the serial console the host's driver gives nova."""
+        ctx = nova_context.get_admin_context()
+        instance = objects.Instance.get_by_uuid(ctx, server["id"])
+        drv = self.computes_by_host[host].manager.driver
+        endpoint = drv.get_serial_console(ctx, instance)
+        conn = socket.create_connection((endpoint.host, endpoint.port), timeout=30)
+        self.addCleanup(conn.close)
+        return conn
+
+    def migration_parameters(self, host, server):
+        """QEMU's migration parameters in the server's process on ``host``."""
+        ctx = nova_context.get_admin_context()
+        instance = objects.Instance.get_by_uuid(ctx, server["id"])
+        drv = self.computes_by_host[host].manager.driver
+        return drv.hv._qmp(drv._guest(instance), "query-migrate-parameters")
+
+    def migrations(self, server):
+        ctx = nova_context.get_admin_context()
+        return objects.MigrationList.get_by_filters(ctx, {"instance_uuid": server["id"]})
+
+    def _wait_for_migration_status(self, server, expected_statuses, timeout=300):
+        """nova's helper waits 5 s; a migration of a TCG guest here takes longer."""
+        statuses = [s.lower() for s in expected_statuses]
+        deadline, actual = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            for migration in self.api.api_get("/os-migrations").body["migrations"]:
+                if migration["instance_uuid"] == server["id"]:
+                    actual = migration["status"]
+                    if actual.lower() in statuses:
+                        return migration
+            time.sleep(0.5)
+        self.fail("migration of %s: %s, not %s" % (server["id"], actual, statuses))

@@ -1,0 +1,145 @@
+"""Live migration of a running QMP guest from one nova-compute host to another through
+nova's API: its local disks copied (block migration), its RAM, and the guest going on
+where it was (a counter on its serial console, a value in its memory, data on its disk);
+an aborted migration leaves it running on the source and nothing on the destination."""
+import os
+import re
+import signal
+import time
+
+import nova.conf
+
+from tests.functional.nova_qmp_migration import base
+from tests.functional.nova_qmp_migration import tls
+
+CONF = nova.conf.CONF
+
+SECTOR = 1800000      # a sector of the 1 GiB root disk past what the image uses
+
+
+class LiveMigrationTest(base.TwoHostsTestBase):
+
+    def _counting_guest(self):
+        server = self.boot()
+        self.assertEqual("compute", server["OS-EXT-SRV-ATTR:host"])
+        self.wait_console(server, self.guest.marker("ready"))
+        self._start_compute("compute2")
+        conn = self.serial_on("compute", server)
+        self.shell(conn, "echo mem-$((6*7)) > /run/mark; cat /run/mark", "mem-42")
+        self.shell(conn, "echo disk-$((5*5))-data | dd of=/dev/vda bs=512 seek=%d "
+                         "conv=fsync 2>/dev/null; echo written-$((1+1))" % SECTOR,
+                   "written-2")
+        self.shell(conn, "(i=0; while :; do i=$((i+1)); echo tick-$i; sleep 1; done) &",
+                   "tick-2")
+        return server
+
+    def _ticks(self, text):
+        return [int(n) for n in re.findall(r"tick-(\d+)", text)]
+
+    def test_block_migration_over_tls_keeps_the_guest_running(self):
+        tls_dir = tls.make(os.path.join(self.instances, "_tls"), CONF.hci_guests.gid)
+        self.flags(live_migration_plain_tcp=False, live_migration_tls_dir=tls_dir,
+                   group="qmp")
+        server = self._counting_guest()
+        before = max(self._ticks(self.console(server)))
+        self.api.post_server_action(server["id"], {"os-migrateLive": {
+            "host": "compute2", "block_migration": "auto"}})
+        migration = self._wait_for_migration_status(server, ["completed", "error",
+                                                             "failed"])
+        self.assertEqual("completed", migration["status"])
+        server = self._wait_for_server_parameter(
+            server, {"OS-EXT-SRV-ATTR:host": "compute2", "status": "ACTIVE"},
+            max_retries=240)
+
+        # the guest runs on compute2 only; nothing of it is left on compute
+        self.assertTrue(self.running_on("compute2", server))
+        self.assertFalse(os.path.exists(self.idir("compute", server).path))
+        # the counter goes on from where it was: no reboot, the same shell
+        out = self.wait_console(server, "tick-%d" % (before + 3))
+        self.assertNotIn(self.guest.marker("ready"), out)
+        after = self._ticks(out)
+        self.assertGreater(min(after), 0)
+        conn = self.serial_on("compute2", server)
+        self.shell(conn, "cat /run/mark", "mem-42")
+        self.shell(conn, "dd if=/dev/vda bs=512 skip=%d count=1 2>/dev/null | head -c 12; "
+                         "echo" % SECTOR, "disk-25-data")
+        # RAM and disks came over TLS (the destination's QEMU has the credentials)
+        self.assertEqual("hci-mig-tls",
+                         self.migration_parameters("compute2", server)["tls-creds"])
+        # nova's migration record got the progress of the copy
+        migration = self.migrations(server)[0]
+        self.assertGreater(migration.memory_total, 0)
+        self.assertGreater(migration.disk_total, 0)
+        self.assertEqual(migration.disk_total, migration.disk_processed)
+
+    def test_aborted_migration_leaves_the_guest_on_the_source(self):
+        self.flags(live_migration_bandwidth=1, group="qmp")     # RAM at 1 MiB/s
+        server = self._counting_guest()
+        self.api.post_server_action(server["id"], {"os-migrateLive": {
+            "host": "compute2", "block_migration": "auto"}})
+        migration = self._wait_for_migration_status(server, ["running"])
+        # the destination's QEMU is waiting for (receiving) the migration
+        deadline = time.monotonic() + 120
+        while not self.running_on("compute2", server):
+            self.assertLess(time.monotonic(), deadline, "no QEMU on compute2")
+            time.sleep(0.2)
+        self.api.api_delete("/servers/%s/migrations/%s" % (server["id"], migration["id"]))
+        self._wait_for_migration_status(server, ["cancelled"])
+        server = self._wait_for_state_change(server, "ACTIVE")
+        self.assertEqual("compute", server["OS-EXT-SRV-ATTR:host"])
+        deadline = time.monotonic() + 120
+        while os.path.exists(self.idir("compute2", server).path):
+            self.assertLess(time.monotonic(), deadline, "compute2 kept the instance")
+            time.sleep(0.2)
+        self.assertTrue(self.running_on("compute", server))
+        before = max(self._ticks(self.console(server)))
+        self.wait_console(server, "tick-%d" % (before + 2))
+        conn = self.serial_on("compute", server)
+        self.shell(conn, "cat /run/mark", "mem-42")
+
+    def test_forced_completion_pauses_the_guest_and_it_runs_on_the_destination(self):
+        self.flags(live_migration_bandwidth=2, group="qmp")     # RAM at 2 MiB/s
+        server = self._counting_guest()
+        before = max(self._ticks(self.console(server)))
+        self.api.post_server_action(server["id"], {"os-migrateLive": {
+            "host": "compute2", "block_migration": "auto"}})
+        migration = self._wait_for_migration_status(server, ["running"])
+        deadline = time.monotonic() + 120
+        while not self.running_on("compute2", server):
+            self.assertLess(time.monotonic(), deadline, "no QEMU on compute2")
+            time.sleep(0.2)
+        self.api.force_complete_migration(server["id"], migration["id"])
+        migration = self._wait_for_migration_status(server, ["completed", "error",
+                                                             "failed"])
+        self.assertEqual("completed", migration["status"])
+        server = self._wait_for_server_parameter(
+            server, {"OS-EXT-SRV-ATTR:host": "compute2", "status": "ACTIVE"},
+            max_retries=240)
+        self.assertIn("paused so that the migration completes", self.stdlog.logger.output)
+        out = self.wait_console(server, "tick-%d" % (before + 3))
+        self.assertNotIn(self.guest.marker("ready"), out)
+        self.shell(self.serial_on("compute2", server), "cat /run/mark", "mem-42")
+
+    def test_destination_dying_half_way_leaves_the_guest_on_the_source(self):
+        self.flags(live_migration_bandwidth=1, group="qmp")     # RAM at 1 MiB/s
+        server = self._counting_guest()
+        self.api.post_server_action(server["id"], {"os-migrateLive": {
+            "host": "compute2", "block_migration": "auto"}})
+        self._wait_for_migration_status(server, ["running"])
+        deadline = time.monotonic() + 120
+        while not self.running_on("compute2", server):
+            self.assertLess(time.monotonic(), deadline, "no QEMU on compute2")
+            time.sleep(0.2)
+        time.sleep(2)                   # into the copy
+        os.kill(self.pid_on("compute2", server), signal.SIGKILL)   # that one only
+        self._wait_for_migration_status(server, ["error", "failed"])
+        server = self._wait_for_state_change(server, "ACTIVE")
+        self.assertEqual("compute", server["OS-EXT-SRV-ATTR:host"])
+        deadline = time.monotonic() + 120
+        while os.path.exists(self.idir("compute2", server).path):
+            self.assertLess(time.monotonic(), deadline, "compute2 kept the instance")
+            time.sleep(0.2)
+        self.assertTrue(self.running_on("compute", server))
+        before = max(self._ticks(self.console(server)))
+        self.wait_console(server, "tick-%d" % (before + 2))
+        self.shell(self.serial_on("compute", server), "cat /run/mark", "mem-42")

@@ -1,0 +1,80 @@
+"""Live migration checks of the QMP driver that need no second host (the migrations
+themselves: tests/functional/nova_qmp_migration)."""
+import os
+import types
+
+from nova import exception
+
+from nova_common import instance_dir
+from nova_qmp import migration
+from tests.unit.nova_qmp import test_driver
+
+QEMU = {"hypervisor_type": "qemu", "disk_available_least": 10}
+
+
+class TestDowntimeSteps(test_driver.base.TestCase):
+    def test_downtime_grows_to_the_limit_in_steps(self):
+        steps = migration.downtime_steps(migration.Settings(
+            downtime_ms=500, downtime_steps=10, downtime_delay=75), 2048)
+        self.assertEqual(10, len(steps))
+        self.assertEqual((0, 50), steps[0])
+        self.assertEqual(500, steps[-1][1])
+        self.assertEqual(150, steps[1][0])          # 75 s per GiB of 2 GiB RAM
+        self.assertEqual(sorted(steps), steps)
+
+    def test_local_disks_are_the_drives_copied(self):
+        guest = types.SimpleNamespace(record=types.SimpleNamespace(spec={
+            "root_disk": True, "local_disks": ["disk.eph0", "disk.swap"]}))
+        self.assertEqual(["root", "eph0", "swap"], migration.drives(guest))
+        guest.record.spec = {"root_disk": False}
+        self.assertEqual([], migration.drives(guest))
+
+
+class TestChecks(test_driver.DriverCase):
+    def test_tls_by_default_needs_its_files(self):
+        self.flags(live_migration_tls_dir=self.instances, group="qmp")
+        e = self.assertRaises(exception.MigrationPreCheckError,
+                              self.drv.check_can_live_migrate_destination, None,
+                              self.inst, QEMU, QEMU)
+        self.assertIn("ca-cert.pem, server-cert.pem, server-key.pem", str(e))
+        self.assertEqual([], [n for n in os.listdir(self.instances)     # no probe left
+                              if n.startswith("hci-shared-probe-")])
+        for name in migration.TLS_FILES["server"]:
+            open(os.path.join(self.instances, name), "w").close()
+        data = self.drv.check_can_live_migrate_destination(None, self.inst, QEMU, QEMU)
+        self.drv.cleanup_live_migration_destination_check(None, data)
+
+    def test_destination_probe_and_refusals_at_the_source(self):
+        self.flags(live_migration_inbound_addr="192.0.2.5", live_migration_plain_tcp=True,
+                   group="qmp")
+        data = self.drv.check_can_live_migrate_destination(None, self.inst, QEMU, QEMU)
+        self.assertTrue(data.filename.startswith("hci-shared-probe-"))
+        self.assertEqual("192.0.2.5", data.target_connect_addr)
+        probe = os.path.join(self.instances, data.filename)
+        self.assertTrue(os.path.exists(probe))
+        # a guest that does not run is not migrated
+        self.assertRaises(exception.MigrationPreCheckError,
+                          self.drv.check_can_live_migrate_source, None, self.inst, data)
+        # the probe seen from here: a shared instances_path, refused
+        self.drv.hv.running = lambda guest: True
+        self.assertRaises(exception.MigrationPreCheckError,
+                          self.drv.check_can_live_migrate_source, None, self.inst, data)
+        self.drv.cleanup_live_migration_destination_check(None, data)
+        self.assertFalse(os.path.exists(probe))
+        # not shared, no local disk (volume-backed): RAM only; block migration refused
+        data = self.drv.check_can_live_migrate_destination(None, self.inst, QEMU, QEMU)
+        self.drv.cleanup_live_migration_destination_check(None, data)
+        checked = self.drv.check_can_live_migrate_source(None, self.inst, data)
+        self.assertFalse(checked.block_migration)
+        self.assertTrue(checked.is_shared_block_storage)
+        data = self.drv.check_can_live_migrate_destination(
+            None, self.inst, QEMU, QEMU, block_migration=True)
+        self.drv.cleanup_live_migration_destination_check(None, data)
+        self.assertRaises(exception.InvalidLocalStorage,
+                          self.drv.check_can_live_migrate_source, None, self.inst, data)
+
+    def test_other_hypervisor_types_are_refused(self):
+        self.assertRaises(exception.MigrationPreCheckError,
+                          self.drv.check_can_live_migrate_destination, None, self.inst,
+                          {"hypervisor_type": "lxc"}, QEMU)
+        self.assertEqual([self.inst.uuid], instance_dir.list_uuids())
