@@ -14,7 +14,7 @@
 # services' configuration in /etc/<service> (where the shipped sudoers rules expect it).
 # OpenStack services run as the users keystone, glance, placement, nova, neutron, cinder
 # and manila; privileged work goes through sudo + rootwrap + this project's filters.
-set -euo pipefail
+set -Eeuo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 HCI_DIR=$(cd "$HERE/../.." && pwd)
 export HCI_CACHE=${HCI_CACHE:-/var/cache/openstack-hci-drivers}
@@ -38,6 +38,9 @@ T0=$(date +%s)
 
 step() { printf '[%4ds] %s\n' $(($(date +%s) - T0)) "$*"; }
 die() { echo "ERROR: $*" >&2; exit 1; }
+# no silent exit: any failing command names itself, where it failed and where the logs are
+trap 'echo "ERROR: \"$BASH_COMMAND\" failed (exit $?) at ${BASH_SOURCE[0]}:$LINENO in ${FUNCNAME[0]:-main}; logs: $LOGS" >&2' ERR
+export PATH=$V/bin:$PATH
 logged() {   # logged LOGNAME CMD...: output to $LOGS/setup-LOGNAME.log, tail on failure
     local log=$LOGS/setup-$1.log; shift
     if ! "$@" >>"$log" 2>&1; then
@@ -115,6 +118,9 @@ make_users() {
         install -d -o "$u" -g "$u" -m 0750 "$S/home/$u" "$S/data/$u" "$S/data/$u/lock"
         install -d -o root -g "$u" -m 0750 "/etc/$u"
     done
+    # the guests' QEMU and supervisor run under uids of their own: they reach their
+    # instance directory (0700 + ACL for that uid) through nova's state directory
+    chmod 0711 "$S/data/nova"
     install -d -m 0755 "$LOGS"
     for u in $USERS; do
         install -d -o "$u" -g "$u" -m 0755 "$LOGS/$u"
@@ -129,6 +135,17 @@ make_users() {
         ln -sf "$V/bin/$svc-rootwrap" "/usr/local/bin/$svc-rootwrap"
         hci_install_privsep "$svc" "/usr/local/bin/$svc-rootwrap"
     done
+    # nova_common asks os-brick for the host's connector properties (get_volume_connector),
+    # which starts os-brick's privsep daemon; the shipped nova sudoers rule does not
+    # admit it (a packaged nova's "nova-rootwrap /etc/nova/rootwrap.conf *" does): this
+    # cloud admits that one context more, in a file of its own
+    local brick=/etc/sudoers.d/openstack-hci-aio-os-brick
+    printf '%s\n' "# tools/aio/aio.sh: os-brick's privsep daemon for nova-compute (removed by destroy)" \
+        "nova ALL = (root) NOPASSWD: /usr/local/bin/nova-rootwrap ^/etc/nova/rootwrap\\.conf privsep-helper( --config-file /etc/nova(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)+){0,2} --privsep_context os_brick\\.privileged\\.default --privsep_sock_path /tmp/[A-Za-z0-9_-]+/privsep\\.sock\$" \
+        >"$brick.new"
+    chmod 0440 "$brick.new"
+    visudo -cqf "$brick.new" >/dev/null || die "sudoers rule $brick.new refused by visudo"
+    mv "$brick.new" "$brick"
     # nova-compute (as nova) opens /dev/net/tun for the guests' taps
     [ ! -c /dev/net/tun ] || chmod 0666 /dev/net/tun
 }
@@ -440,7 +457,8 @@ start_zfs_guest() {
 
 install_rtstool() {
     local src lib=/usr/local/lib/cinder-rtstool
-    src=$("$V/bin/python" -c 'import cinder, os; print(os.path.dirname(cinder.__file__))')
+    # (cinder's import warns about eventlet on stderr: not for the terminal)
+    src=$("$V/bin/python" -W ignore -c 'import cinder, os; print(os.path.dirname(cinder.__file__))' 2>>"$LOGS/setup-guest.log")
     (cd "$src/.." && tar cf - cinder/i18n.py cinder/cmd/rtstool.py) | zfs_ssh "
         mkdir -p $lib /etc/target && tar xf - -C $lib &&
         touch $lib/cinder/__init__.py $lib/cinder/cmd/__init__.py &&
@@ -556,12 +574,18 @@ rabbit_env() {
     export RABBITMQ_DIST_PORT=$((PORT_RABBIT + 20000)) ERL_EPMD_PORT=$PORT_EPMD
     export ERL_EPMD_ADDRESS=127.0.0.1
 }
-rmqctl() { (rabbit_env; HOME=$S/data/rabbit /usr/lib/rabbitmq/bin/rabbitmqctl "$@"); }
+# rabbitmqctl is an Erlang VM too: its cookie in that HOME, any erl_crash.dump there
+rmqctl() {
+    (rabbit_env; mkdir -p "$S/data/rabbit" && cd "$S/data/rabbit" &&
+     HOME=$S/data/rabbit /usr/lib/rabbitmq/bin/rabbitmqctl "$@")
+}
 start_rabbit() {
     if rmqctl -q status >/dev/null 2>&1; then return 0; fi
     mkdir -p "$S/data/rabbit/mnesia" "$LOGS/rabbitmq"
     [ -f "$S/data/rabbit/enabled_plugins" ] || echo '[].' >"$S/data/rabbit/enabled_plugins"
+    # from its own directory: the Erlang VM writes erl_crash.dump into its working directory
     (rabbit_env; export HOME=$S/data/rabbit PATH=/usr/lib/rabbitmq/bin:$PATH
+     cd "$S/data/rabbit"
      setsid rabbitmq-server >"$LOGS/rabbitmq/stdout.log" 2>&1 </dev/null & echo $! >"$RUN/rabbit-launcher.pid")
     local i
     for i in $(seq 120); do rmqctl -q await_startup --timeout 5 >/dev/null 2>&1 && break; sleep 1; done
@@ -672,7 +696,7 @@ wait_services() {
         n=$(openstack compute service list -f value -c State 2>/dev/null | grep -c up || true)
         h=$(openstack hypervisor list -f value -c State 2>/dev/null | grep -c up || true)
         c=$(openstack volume service list -f value -c State 2>/dev/null | grep -c up || true)
-        m=$(manila service-list --columns State 2>/dev/null | grep -c up || true)
+        m=$(openstack share service list -f value -c State 2>/dev/null | grep -c up || true)
         [ "$n" -ge 3 ] && [ "$h" -ge 1 ] && [ "$c" -ge 2 ] && [ "$m" -ge 2 ] && return 0
         sleep 1
     done
@@ -727,9 +751,10 @@ first_resources() {
         openstack flavor create --ram 384 --disk 2 --vcpus 1 --id 84 m1.small >/dev/null
     openstack volume type show zfs >/dev/null 2>&1 ||
         openstack volume type create --property volume_backend_name=zfs zfs >/dev/null
-    manila type-show default >/dev/null 2>&1 ||
-        manila type-create default false --snapshot_support true \
-            --create_share_from_snapshot_support true --revert_to_snapshot_support true >/dev/null
+    # the openstack CLI's share commands (python-manilaclient 6 has no 'manila' command)
+    openstack share type show default >/dev/null 2>&1 ||
+        openstack share type create default false --snapshot-support true \
+            --create-share-from-snapshot-support true --revert-to-snapshot-support true >/dev/null
 }
 
 # ---------------------------------------------------------------------------- commands
@@ -829,6 +854,7 @@ do_destroy() {
         hci_remove_privsep "$svc"
         rm -f "/usr/local/bin/$svc-rootwrap"
     done
+    rm -f /etc/sudoers.d/openstack-hci-aio-os-brick
     for u in $USERS; do
         rm -rf "/etc/${u:?}"
         id "$u" >/dev/null 2>&1 && userdel "$u"

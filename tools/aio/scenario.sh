@@ -2,7 +2,7 @@
 # What an operator does first with the all-in-one cloud, with the openstack CLI: the test
 # guest image, a server on a neutron network, a volume attached to it, a share with an
 # access rule, the server's console output. Re-runnable: it reuses what it made before.
-set -euo pipefail
+set -Eeuo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 S=${HCI_AIO:-/var/lib/openstack-hci-aio}
 export HCI_CACHE=${HCI_CACHE:-/var/cache/openstack-hci-drivers}
@@ -11,12 +11,15 @@ export HCI_CACHE=${HCI_CACHE:-/var/cache/openstack-hci-drivers}
 T0=$(date +%s)
 step() { printf '[%4ds] %s\n' $(($(date +%s) - T0)) "$*"; }
 die() { echo "ERROR: $*" >&2; exit 1; }
+trap 'echo "ERROR: \"$BASH_COMMAND\" failed (exit $?) at ${BASH_SOURCE[0]}:$LINENO; logs: $S/logs" >&2' ERR
 wait_for() {   # wait_for WHAT ID FIELD WANTED [seconds]
     local what=$1 id=$2 field=$3 want=$4 t=${5:-300} v=
     for _ in $(seq "$t"); do
         v=$($what show "$id" -f value -c "$field" 2>/dev/null || true)
         [ "$v" = "$want" ] && return 0
-        case "$v" in error|ERROR|error_*) die "$what $id: $field=$v";; esac
+        case "$v" in error|ERROR|error_*)
+            die "$what $id: $field=$v $($what show "$id" -f value -c fault 2>/dev/null | cut -c1-400) (logs: $S/logs/<service>/)";;
+        esac
         sleep 1
     done
     die "$what $id: $field=$v after ${t}s (wanted $want)"
@@ -51,8 +54,8 @@ if [ "$(openstack volume show demo-volume -f value -c status)" = available ]; th
 fi
 wait_for "openstack volume" demo-volume status in-use 300
 step "volume demo-volume attached to demo-server"
-if ! manila show demo-share >/dev/null 2>&1; then
-    manila create NFS 1 --name demo-share --share-type default >/dev/null
+if ! openstack share show demo-share >/dev/null 2>&1; then
+    openstack share create NFS 1 --name demo-share --share-type default >/dev/null
 fi
 wait_for "openstack share" demo-share status available 300
 if [ -z "$(openstack share access list demo-share -f value -c id 2>/dev/null)" ]; then
