@@ -356,6 +356,9 @@ $(authtoken cinder)
 $(ksauth nova nova)
 EOF
     CINDER_CONF=/etc/cinder/cinder.conf configure_cinder_backend_zfs zfs
+    # the initiators reach the LIO target at 127.0.0.1:3260, which QEMU's user network
+    # forwards to the ZFS guest's own address: a second portal there
+    iniset /etc/cinder/cinder.conf zfs iscsi_secondary_ip_addresses 10.0.2.15
     iniset /etc/cinder/cinder.conf zfs zfs_ssh_private_key /etc/cinder/zfs-host-key
     iniset /etc/cinder/cinder.conf zfs zfs_ssh_strict_host_key_checking no
     write_conf cinder /etc/cinder/cinder-api.conf <<EOF
