@@ -291,6 +291,8 @@ my_ip = 127.0.0.1
 host = $HOSTNAME_AIO
 state_path = $d/nova
 instances_path = $d/nova/instances
+# stop waits this long for a guest's clean shutdown (the test guest ignores ACPI)
+shutdown_timeout = 10
 log_dir = $LOGS/nova
 periodic_fuzzy_delay = 0
 rootwrap_config = /etc/nova/rootwrap.conf
@@ -804,6 +806,7 @@ do_start() {
     step "APIs answering"
     wait_services
     step "nova, cinder and manila services up"
+    start_servers
 }
 
 do_up() {
@@ -826,9 +829,58 @@ do_up() {
     step "cloud ready; credentials in $S/openrc"
 }
 
+# The servers running at stop are stopped through nova (state kept) and started again
+# by start, so no guest outlives its cloud.
+RUNNING=$S/data/servers-running
+stop_servers() {
+    [ -f "$S/openrc" ] && curl -s -o /dev/null -m 5 "$AUTH" || return 0
+    # shellcheck source=/dev/null
+    . "$S/openrc"
+    local ids i
+    ids=$(openstack server list --all-projects --status ACTIVE -f value -c ID 2>/dev/null || true)
+    [ -n "$ids" ] || return 0
+    echo "$ids" >"$RUNNING"
+    step "stopping servers: $(echo "$ids" | tr '\n' ' ')"
+    # shellcheck disable=SC2086
+    openstack server stop $ids
+    for i in $(seq 120); do
+        [ -z "$(openstack server list --all-projects --status ACTIVE -f value -c ID 2>/dev/null)" ] && return 0
+        sleep 1
+    done
+    die "servers still ACTIVE after 120 s: $(openstack server list --all-projects --status ACTIVE -f value -c ID) (log: $LOGS/nova/nova-compute.log)"
+}
+start_servers() {
+    [ -s "$RUNNING" ] || return 0
+    local ids id i
+    ids=$(cat "$RUNNING")
+    step "starting the servers stopped by stop: $(echo "$ids" | tr '\n' ' ')"
+    # shellcheck disable=SC2086
+    openstack server start $ids
+    for id in $ids; do
+        for i in $(seq 300); do
+            [ "$(openstack server show "$id" -f value -c status)" = ACTIVE ] && break
+            [ "$i" = 300 ] && die "server $id not ACTIVE after 300 s (log: $LOGS/nova/nova-compute.log)"
+            sleep 1
+        done
+    done
+    rm -f "$RUNNING"
+}
+
+# guests left behind by a cloud that could not stop them (destroy only): by their PID,
+# found by the instance directory under this state directory on their command line
+kill_leftover_guests() {
+    local f pid
+    for f in /proc/[0-9]*/cmdline; do
+        pid=${f#/proc/}; pid=${pid%/cmdline}
+        tr '\0' ' ' <"$f" 2>/dev/null | grep -q -- "--dir $S/data/nova/instances/" || continue
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    done
+}
+
 do_stop() {
     local s
     ovn_env
+    stop_servers
     for s in $SERVICES; do stop_pidfile "$RUN/$s.pid" & done
     wait
     step "OpenStack services stopped"
@@ -852,6 +904,7 @@ do_status() {
 
 do_destroy() {
     do_stop
+    kill_leftover_guests
     local u svc
     for svc in nova cinder manila; do
         hci_remove_privsep "$svc"
