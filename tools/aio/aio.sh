@@ -857,10 +857,11 @@ start_servers() {
     # shellcheck disable=SC2086
     openstack server start $ids
     for id in $ids; do
-        for i in $(seq 300); do
-            [ "$(openstack server show "$id" -f value -c status)" = ACTIVE ] && break
-            [ "$i" = 300 ] && die "server $id not ACTIVE after 300 s (log: $LOGS/nova/nova-compute.log)"
-            sleep 1
+        i=$((SECONDS + 180))
+        until [ "$(openstack server show "$id" -f value -c status)" = ACTIVE ]; do
+            [ "$SECONDS" -lt "$i" ] ||
+                die "server $id not ACTIVE 180 s after its start (log: $LOGS/nova/nova-compute.log)"
+            sleep 2
         done
     done
     rm -f "$RUNNING"
