@@ -1,12 +1,22 @@
 #!/bin/bash
-# devstack plugin of openstack-hci-drivers: installs the distribution into devstack's
-# Python environment and, for the storage services that run (c-vol, m-shr), this
-# project's rootwrap filters and sudoers rule for the zfs_common privsep daemon.
-# Enable with:  enable_plugin openstack-hci-drivers <git url> [ref]
-# Configuring the drivers themselves (volume_driver / share_driver lines) stays with
-# local.conf's [[post-config|...]] sections (README, "Deploying").
+# shellcheck source-path=SCRIPTDIR
+# shellcheck shell=bash
+# devstack plugin of openstack-hci-drivers. Enable with:
+#   enable_plugin openstack-hci-drivers <git url> [ref]
+#   CINDER_ENABLED_BACKENDS=zfs:zfs          # a cinder backend of type zfs (lib/hci)
+#   HCI_ZFS_SSH_HOST=...                      # the ZFS host, if not this one
+# Phases:
+#   stack install      installs the distribution into devstack's Python environment
+#   stack post-config  compute_driver = qmp.QMPDriver for n-cpu, the manila backend for
+#                      m-shr, this project's rootwrap filters and sudoers rules
+#   stack test-config  tempest's feature flags from what the drivers support
+#   clean              removes the filters and sudoers rules
+# The configuration steps are the functions of devstack/lib/hci, which the all-in-one
+# cloud (tools/aio/aio.sh, tools/demo.sh) calls too.
 
 HCI_DIR=${HCI_DIR:-$DEST/openstack-hci-drivers}
+# shellcheck source=lib/hci
+source "$HCI_DIR/devstack/lib/hci"
 
 function install_hci_drivers {
     setup_develop "$HCI_DIR"
@@ -36,15 +46,27 @@ function configure_hci_privsep {
         if [[ $service == manila ]] && ! is_service_enabled m-shr; then
             continue
         fi
-        sudo "$HCI_DIR/tools/install-privsep-config.sh" "$service" \
-            "$(hci_rootwrap_path "$service")"
+        hci_install_privsep "$service" "$(hci_rootwrap_path "$service")"
     done
+}
+
+function configure_hci_drivers {
+    if is_service_enabled n-cpu; then
+        hci_configure_nova_compute "$NOVA_CONF"
+        if [[ -n ${NOVA_CPU_CONF:-} && $NOVA_CPU_CONF != "$NOVA_CONF" ]]; then
+            hci_configure_nova_compute "$NOVA_CPU_CONF"
+        fi
+    fi
+    if is_service_enabled m-shr; then
+        iniset "$MANILA_CONF" DEFAULT enabled_share_backends "$HCI_MANILA_BACKEND"
+        hci_configure_manila_backend "$MANILA_CONF" "$HCI_MANILA_BACKEND"
+    fi
 }
 
 function cleanup_hci_privsep {
     local service
     for service in nova cinder manila; do
-        sudo "$HCI_DIR/tools/install-privsep-config.sh" --remove "$service"
+        hci_remove_privsep "$service"
     done
 }
 
@@ -52,8 +74,14 @@ if [[ "$1" == "stack" && "$2" == "install" ]]; then
     echo_summary "Installing openstack-hci-drivers"
     install_hci_drivers
 elif [[ "$1" == "stack" && "$2" == "post-config" ]]; then
-    echo_summary "Installing the openstack-hci-drivers rootwrap filters and sudoers rules"
+    echo_summary "Configuring the openstack-hci-drivers drivers, rootwrap filters, sudoers"
+    configure_hci_drivers
     configure_hci_privsep
+elif [[ "$1" == "stack" && "$2" == "test-config" ]]; then
+    if is_service_enabled tempest; then
+        echo_summary "Setting tempest's feature flags for the openstack-hci-drivers drivers"
+        hci_configure_tempest "$TEMPEST_CONFIG"
+    fi
 fi
 
 if [[ "$1" == "clean" ]]; then

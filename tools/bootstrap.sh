@@ -36,6 +36,9 @@ PACKAGES=(
     openvswitch-switch ovn-central ovn-host
     # Python for tox and the test virtualenvs
     python3 python3-venv python3-dev git
+    # the all-in-one cloud (tools/demo.sh): database, message queue, QEMU's iSCSI
+    # initiator; shellcheck for the devstack plugin's unit test
+    mariadb-server rabbitmq-server qemu-block-extra shellcheck
 )
 
 missing=()
