@@ -10,67 +10,23 @@ helper, so the driver's daemon (context ``nova_lxc.privsep.lxc_admin``) starts t
 # nova's functional package applies (or poisons) eventlet patching: import it first
 from tests.functional.nova_lxc import base  # noqa: I001  isort:skip
 import os
-import shlex
 
-import fixtures
-from nova import utils
 import nova.conf
-from oslo_privsep import daemon as privsep_daemon
-from oslo_privsep import priv_context
 
 from nova_lxc import privsep as lxc_privsep
+from tests.functional.deploy import as_nova_user
 
 CONF = nova.conf.CONF
 
-# nova's test base forbids starting privsep helpers (PrivsepNoHelperFixture): this
-# scenario exists to start them, as nova-compute does
-REAL_CHANNEL = privsep_daemon.RootwrapClientChannel
 CONTEXT = "nova_lxc.privsep.lxc_admin"
+privsep_daemons = as_nova_user.privsep_daemons
 
 
 def uid_of(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return int([line for line in f if line.startswith("Uid:")][0].split()[1])
+    return as_nova_user.proc(pid)[0]
 
 
-def privsep_daemons():
-    """{context: uid} of the privsep daemons started for this scenario (they detach from
-    sudo: found by their command line, which names this test's nova.conf)."""
-    found = {}
-    conf = os.environ["HCI_DEPLOY_NOVA_CONF"]
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % name, "rb") as f:
-                argv = [a.decode() for a in f.read().split(b"\0") if a]
-            if "privsep-helper" in " ".join(argv[:2]) and conf in argv \
-                    and "--privsep_context" in argv:
-                found[argv[argv.index("--privsep_context") + 1]] = uid_of(int(name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
-class LXCComputeAsUser(base.LXCServerTestBase):
-    def setUp(self):
-        if os.geteuid() == 0 or os.getegid() == 0:
-            raise RuntimeError("this scenario runs as the unprivileged service user")
-        super().setUp()
-
-    def _instances_path(self):
-        # the one of the nova.conf the privileged side reads
-        return os.environ["HCI_DEPLOY_INSTANCES"]
-
-    def _privsep(self):
-        # what nova/cmd/compute.py does: privsep daemons through nova's root helper
-        self.useFixture(fixtures.MonkeyPatch(
-            "oslo_privsep.daemon.RootwrapClientChannel", REAL_CHANNEL))
-        # the daemons' sockets one directory below /tmp (as the sudoers rule allows)
-        self.useFixture(fixtures.MonkeyPatch("tempfile.tempdir", "/tmp"))
-        priv_context.init(root_helper=shlex.split(utils.get_root_helper()))
-        self.flags(config_file=[os.environ["HCI_DEPLOY_NOVA_CONF"]])
-
+class LXCComputeAsUser(as_nova_user.AsNovaUser, base.LXCServerTestBase):
     def test_a_container_spawned_and_destroyed(self):
         self.assertEqual({}, privsep_daemons())
         server = self.boot("tar")

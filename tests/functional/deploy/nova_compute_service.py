@@ -10,71 +10,16 @@ guest_admin) start through ``sudo nova-rootwrap /etc/nova/rootwrap.conf privsep-
 from tests.functional.nova_qmp import base  # noqa: I001  isort:skip
 import copy
 import os
-import shlex
 import subprocess
 
-import fixtures
-from nova import utils
-from oslo_privsep import daemon as privsep_daemon
-from oslo_privsep import priv_context
-
 from nova_common import confine
+from tests.functional.deploy import as_nova_user
 
-# nova's test base forbids starting privsep helpers (PrivsepNoHelperFixture): this
-# scenario exists to start them, as nova-compute does
-REAL_CHANNEL = privsep_daemon.RootwrapClientChannel
 CONTEXTS = ("nova_common.privsep.net_admin", "nova_common.privsep.guest_admin")
+proc = as_nova_user.proc
 
 
-def proc(pid):
-    with open("/proc/%d/status" % pid) as f:
-        status = dict(line.split(":", 1) for line in f if ":" in line)
-    with open("/proc/%d/cmdline" % pid, "rb") as f:
-        argv = [a.decode() for a in f.read().split(b"\0") if a]
-    return int(status["Uid"].split()[1]), int(status["PPid"]), argv
-
-
-def privsep_daemons():
-    """{context: uid} of the privsep daemons of ours started for this scenario (they
-    detach from sudo: found by their command line, which names this test's nova.conf)."""
-    found = {}
-    conf = os.environ["HCI_DEPLOY_NOVA_CONF"]
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            uid, _ppid, argv = proc(int(name))
-        except (OSError, ValueError, KeyError):
-            continue
-        if "privsep-helper" not in " ".join(argv[:2]) or conf not in argv:
-            continue
-        for context in CONTEXTS:
-            if context in argv:
-                found[context] = uid
-    return found
-
-
-class ComputeAsUser(base.QMPServerTestBase):
-    def setUp(self):
-        if os.geteuid() == 0 or os.getegid() == 0:
-            raise RuntimeError("this scenario runs as the unprivileged service user")
-        super().setUp()
-
-    def _instances_path(self):
-        # the one the privileged side's nova.conf names (it checks paths against it)
-        return os.environ["HCI_DEPLOY_INSTANCES"]
-
-    def _privsep(self):
-        # what nova/cmd/compute.py does: privsep daemons through nova's root helper
-        self.useFixture(fixtures.MonkeyPatch(
-            "oslo_privsep.daemon.RootwrapClientChannel", REAL_CHANNEL))
-        # the daemons' sockets where nova-compute's go (one directory below /tmp, as
-        # the sudoers rule allows), not in the test framework's nested temporary dirs
-        self.useFixture(fixtures.MonkeyPatch("tempfile.tempdir", "/tmp"))
-        priv_context.init(root_helper=shlex.split(utils.get_root_helper()))
-        # and nova's configuration files given to them, as nova-compute's are
-        self.flags(config_file=[os.environ["HCI_DEPLOY_NOVA_CONF"]])
-
+class ComputeAsUser(as_nova_user.AsNovaUser, base.QMPServerTestBase):
     def test_a_server_with_a_port_and_a_volume(self):
         port = self.neutron.port_1
         self.neutron._ports[port["id"]] = dict(copy.deepcopy(port),
@@ -93,7 +38,9 @@ class ComputeAsUser(base.QMPServerTestBase):
         uid, _ppid, _argv = proc(self.qemu_pid(server))
         self.assertIn(uid, confine.uid_range())
         self.assertNotEqual(os.getuid(), uid)
-        self.assertEqual({c: 0 for c in CONTEXTS}, privsep_daemons())
+        daemons = as_nova_user.privsep_daemons()
+        self.assertEqual({c: 0 for c in CONTEXTS},
+                         {c: daemons.get(c) for c in CONTEXTS}, daemons)
         tap = "tap" + port["id"][:11]
         link = subprocess.run(["ip", "-d", "link", "show", tap], capture_output=True,
                               text=True).stdout
