@@ -46,7 +46,9 @@ class VolumeDriverAsUser(testtools.TestCase):
         self.driver.check_for_setup_error()
         stats = self.driver.get_volume_stats(refresh=True)
         self.assertEqual("ZFS_FUSE", stats["volume_backend_name"])
-        self.assertGreater(stats["total_capacity_gb"], 0)
+        # one pool per volume root, each with its own capacity (from one zfs get)
+        (pool,) = stats["pools"]
+        self.assertGreater(pool["total_capacity_gb"], 0)
         root = os.environ["HCI_DEPLOY_POOL"] + "/cinder"
         self.assertEqual("filesystem", self.driver.zfs.get_one(root, "type"))
         self.assertNotEqual(0, os.getuid())
