@@ -199,3 +199,23 @@ class ServiceRootwrap(fixtures.Fixture):
         out = subprocess.run([installer, service, self.rootwrap], check=True,
                              capture_output=True, text=True).stdout
         self.installed = out.split()
+
+
+class ServiceDeployment(fixtures.Fixture):
+    """A service deployed as its package would be, for a scenario run by its user: the
+    machine lock, the service user, the interpreter and the repository reachable by it,
+    and its rootwrap with this project's filters and sudoers rule (``.user``,
+    ``.rootwrap``)."""
+
+    def __init__(self, service):
+        super().__init__()
+        self.service = service
+
+    def _setUp(self):
+        self.useFixture(MachineLock())
+        self.user = self.useFixture(ServiceUser(self.service))
+        self.useFixture(ReachableBy(sys.prefix))
+        # the venv's python links to an interpreter that may live in root's home
+        self.useFixture(ReachableBy(sys.base_prefix))
+        self.useFixture(ReachableBy(REPO))
+        self.rootwrap = self.useFixture(ServiceRootwrap(self.service))

@@ -28,12 +28,8 @@ class TestCinderVolumeDriverAsServiceUser(testtools.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.useFixture(deployment.MachineLock())
-        self.user = self.useFixture(deployment.ServiceUser("cinder"))
-        self.useFixture(deployment.ReachableBy(sys.prefix))
-        self.useFixture(deployment.ReachableBy(sys.base_prefix))
-        self.useFixture(deployment.ReachableBy(deployment.REPO))
-        self.rootwrap = self.useFixture(deployment.ServiceRootwrap("cinder"))
+        deployed = self.useFixture(deployment.ServiceDeployment("cinder"))
+        self.user, self.rootwrap = deployed.user, deployed.rootwrap
         self.pool = self.useFixture(zfsfuse.FusePool(size=2 * GiB, prefix="dc"))
 
     def test_driver_setup_as_the_cinder_user(self):

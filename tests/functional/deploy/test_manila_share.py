@@ -42,13 +42,8 @@ class TestManilaShareAsServiceUser(testtools.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.useFixture(deployment.MachineLock())
-        self.user = self.useFixture(deployment.ServiceUser("manila"))
-        self.useFixture(deployment.ReachableBy(sys.prefix))
-        # the venv's python links to an interpreter that may live in root's home (pyenv)
-        self.useFixture(deployment.ReachableBy(sys.base_prefix))
-        self.useFixture(deployment.ReachableBy(deployment.REPO))
-        self.rootwrap = self.useFixture(deployment.ServiceRootwrap("manila"))
+        deployed = self.useFixture(deployment.ServiceDeployment("manila"))
+        self.user, self.rootwrap = deployed.user, deployed.rootwrap
         self.pool = self.useFixture(zfsfuse.FusePool(size=4 * GiB, prefix="dp"))
         # the share directories are the users' (0777); the path to them must be open
         os.chmod(os.path.dirname(self.pool.mountpoint), 0o755)

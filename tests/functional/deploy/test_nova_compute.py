@@ -26,12 +26,8 @@ CHILD = "tests.functional.deploy.nova_compute_service.ComputeAsUser"
 class TestNovaComputeAsServiceUser(testtools.TestCase):
     def setUp(self):
         super().setUp()
-        self.useFixture(deployment.MachineLock())
-        self.user = self.useFixture(deployment.ServiceUser("nova"))
-        self.useFixture(deployment.ReachableBy(sys.prefix))
-        self.useFixture(deployment.ReachableBy(sys.base_prefix))
-        self.useFixture(deployment.ReachableBy(deployment.REPO))
-        self.rootwrap = self.useFixture(deployment.ServiceRootwrap("nova"))
+        deployed = self.useFixture(deployment.ServiceDeployment("nova"))
+        self.user, self.rootwrap = deployed.user, deployed.rootwrap
         backing = tempfile.NamedTemporaryFile(prefix="hci-deploy-vol-")
         self.addCleanup(backing.close)
         backing.truncate(16 * 1024 ** 2)

@@ -26,12 +26,8 @@ CHILD = "tests.functional.deploy.lxc_compute_service.LXCComputeAsUser"
 class TestNovaLXCAsServiceUser(testtools.TestCase):
     def setUp(self):
         super().setUp()
-        self.useFixture(deployment.MachineLock())
-        self.user = self.useFixture(deployment.ServiceUser("nova"))
-        self.useFixture(deployment.ReachableBy(sys.prefix))
-        self.useFixture(deployment.ReachableBy(sys.base_prefix))
-        self.useFixture(deployment.ReachableBy(deployment.REPO))
-        self.rootwrap = self.useFixture(deployment.ServiceRootwrap("nova"))
+        deployed = self.useFixture(deployment.ServiceDeployment("nova"))
+        self.user, self.rootwrap = deployed.user, deployed.rootwrap
         # nova's instances path (the containers' lxcpath), traversable by their mapped ids
         self.instances = tempfile.mkdtemp(prefix="lxcd", dir="/tmp")
         self.addCleanup(shutil.rmtree, self.instances, True)
