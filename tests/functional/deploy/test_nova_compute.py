@@ -11,7 +11,6 @@ failure left (by its pidfile).
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 
@@ -19,6 +18,7 @@ import testtools
 from testtools import content
 
 from tests.common import deployment
+from tests.common import loop as loop_dev
 
 CHILD = "tests.functional.deploy.nova_compute_service.ComputeAsUser"
 
@@ -31,12 +31,7 @@ class TestNovaComputeAsServiceUser(testtools.TestCase):
         backing = tempfile.NamedTemporaryFile(prefix="hci-deploy-vol-")
         self.addCleanup(backing.close)
         backing.truncate(16 * 1024 ** 2)
-        self.loop = subprocess.run(["losetup", "--find", "--show", backing.name],
-                                   check=True, capture_output=True, text=True).stdout.strip()
-        self.addCleanup(subprocess.run, ["losetup", "--detach", self.loop], check=False)
-        # a loop device node keeps its ACL across uses: none from an earlier run, none after
-        subprocess.run(["setfacl", "-b", self.loop], check=True)
-        self.addCleanup(subprocess.run, ["setfacl", "-b", self.loop], check=False)
+        self.loop = loop_dev.loop_device(self, backing.name)
         # nova.conf as the privsep daemons read it: the instances path they check
         self.instances = tempfile.mkdtemp(prefix="q", dir="/tmp")
         self.addCleanup(shutil.rmtree, self.instances, True)

@@ -7,6 +7,7 @@ import os
 import subprocess
 
 from nova_common import confine
+from tests.common import loop as loop_dev
 
 GID = 1900000000
 
@@ -49,12 +50,7 @@ class TestConfinement(base.QMPServerTestBase):
         with open(backing, "wb") as f:
             f.write(b"volume data")
             f.truncate(16 * 1024 ** 2)
-        loop = subprocess.run(["losetup", "--find", "--show", backing], check=True,
-                              capture_output=True, text=True).stdout.strip()
-        self.addCleanup(subprocess.run, ["losetup", "--detach", loop], check=False)
-        # a loop device node keeps its ACL across uses: none from an earlier test run
-        subprocess.run(["setfacl", "-b", loop], check=True)
-        self.addCleanup(subprocess.run, ["setfacl", "-b", loop], check=False)
+        loop = loop_dev.loop_device(self, backing)
         self.cinder.VOLUME_CONNECTION_INFO = dict(self.cinder.VOLUME_CONNECTION_INFO, **{
             volume_id: {"driver_volume_type": "local", "data": {"device_path": loop}}})
         read = ("dd", "if=" + loop, "bs=11", "count=1", "status=none")
