@@ -4,7 +4,8 @@ again.
 The device node appears at ``/dev/<node>`` in the container (``vdb``, ``vdc``... by the
 volume's slot) and an ext2/3/4 filesystem on it is mounted at
 ``/mnt/volumes/<volume id>``; the container's root may read and write the node (an ACL
-for its host uid on the host's node) and its devices cgroup allows it (cgroup v1). The
+for its host uid on the host's node) and its device controller allows it (the cgroup v1
+file, or on v2 a rule liblxc adds to the container's device BPF program). The
 mounts are made by ``nova_lxc.devinject`` in a short-lived child.
 """
 import os
@@ -60,8 +61,12 @@ def _inject(name, *args):
 
 
 def _devices(c, key, st):
+    """Allow or deny the node in the running container's device controller. liblxc
+    writes the v1 ``devices.allow``/``devices.deny`` file, and on a unified (v2) host
+    turns the same key into a rule of the container's device BPF program (through its
+    monitor), so one call serves both."""
     rule = "b %d:%d rwm" % (os.major(st.st_rdev), os.minor(st.st_rdev))
-    if config.host_cgroup_version() == 1 and not c.set_cgroup_item(key, rule):
+    if not c.set_cgroup_item(key, rule):
         raise container.ContainerError(name=c.name, reason=_("cannot set %(k)s %(r)s")
                                        % {"k": key, "r": rule})
 

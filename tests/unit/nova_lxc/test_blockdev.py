@@ -2,6 +2,7 @@
 import os
 import tempfile
 
+import fixtures
 from nova import exception
 import testtools
 
@@ -33,3 +34,39 @@ class TestChecks(testtools.TestCase):
                     continue
                 self.assertRaises(exception.InvalidInput, blockdev.detach, *args, None)
                 self.assertRaises(exception.InvalidInput, blockdev.attach, *args, None)
+
+
+class _Container:
+    """What _devices needs of liblxc's Container: set_cgroup_item, recorded."""
+
+    name = NAME
+
+    def __init__(self, ok=True):
+        self.ok, self.items = ok, []
+
+    def set_cgroup_item(self, key, value):
+        self.items.append((key, value))
+        return self.ok
+
+
+class TestDeviceRules(testtools.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.st = os.stat("/dev/null")      # any device number will do
+        self.rule = "b %d:%d rwm" % (os.major(self.st.st_rdev), os.minor(self.st.st_rdev))
+
+    def test_rule_set_on_v1_and_v2_hosts(self):
+        # On a unified host liblxc turns devices.allow/deny into a BPF program rule; the
+        # node must be allowed there too, not only on v1.
+        for version in (1, 2):
+            self.useFixture(fixtures.MockPatch("nova_lxc.config.host_cgroup_version",
+                                               return_value=version))
+            c = _Container()
+            blockdev._devices(c, "devices.allow", self.st)
+            blockdev._devices(c, "devices.deny", self.st)
+            self.assertEqual([("devices.allow", self.rule), ("devices.deny", self.rule)],
+                             c.items, "cgroup v%d" % version)
+
+    def test_refused_rule_is_an_error(self):
+        self.assertRaises(blockdev.container.ContainerError, blockdev._devices,
+                          _Container(ok=False), "devices.allow", self.st)
