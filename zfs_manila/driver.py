@@ -22,6 +22,7 @@ from zfs_common import rootwrap as zfs_rootwrap
 from zfs_common import translation
 from zfs_manila import nfs
 from zfs_manila import opts
+from zfs_manila import peers
 from zfs_manila import properties
 from zfs_manila import provisioned
 from zfs_manila import replication
@@ -54,6 +55,7 @@ class ZFSShareDriver(driver.ShareDriver):
         self.nfs = None
         self.roots = {}
         self.replicator = None
+        self.peers = None
         self.share_id_property = SHARE_ID_PROPERTY
 
     # -- setup ----------------------------------------------------------------------------
@@ -80,6 +82,7 @@ class ZFSShareDriver(driver.ShareDriver):
             [conf.zfs_admin_export_ip] if conf.zfs_admin_export_ip else [])
         self.ip_versions = sorted({ipaddress.ip_address(ip).version
                                    for ip in self._export_ips[:1]})
+        self.peers = peers.Peers(self)
         self.replicator = replication.Replicator(self)
         self.provisioned = provisioned.ProvisionedBytes(
             self._count_provisioned, conf.zfs_provisioned_recount_interval)
@@ -117,10 +120,13 @@ class ZFSShareDriver(driver.ShareDriver):
         """``dataset@<prefix><snapshot id>`` of a snapshot instance.
 
         Named by the snapshot's ID, which all replicas of a share have in common (instance
-        IDs differ per replica), so replicated snapshots keep their names.
+        IDs differ per replica), so replicated snapshots keep their names (the prefix is
+        the same on every backend of a replication domain). The instance may be on a peer
+        backend (a share from a snapshot on another host).
         """
         instance = instance or snapshot.get("share_instance") or snapshot["share"]
-        dataset = self._dataset({"id": snapshot["share_instance_id"], "host": instance["host"]})
+        dataset = self.peers.dataset({"id": snapshot["share_instance_id"],
+                                      "host": instance["host"]})
         return "%s@%s%s" % (dataset, self.configuration.zfs_snapshot_name_prefix,
                             snapshot["snapshot_id"])
 
@@ -322,24 +328,27 @@ class ZFSShareDriver(driver.ShareDriver):
     def create_share_from_snapshot(self, context, share, snapshot, share_server=None,
                                    parent_share=None):
         self._check_proto(share)
+        instance = snapshot.get("share_instance") or snapshot["share"]
+        origin = self.peers.client(instance)
         source = self._snapshot_name(snapshot)
         dataset = self._dataset(share)
         props = self._properties(share, share["size"])
         try:
-            if source.split("/")[0] == dataset.split("/")[0]:
+            if origin is self.zfs and source.split("/")[0] == dataset.split("/")[0]:
                 self.zfs.clone(source, dataset, props)
             else:
-                self._copy_snapshot(source, dataset, props)
+                self._copy_snapshot(origin, source, dataset, props)
         except zfs_exc.ZFSError as e:
             raise backend_error(e)
         locations = self._locations_or_cleanup(dataset)
         self.provisioned.add(self._root(share), share["size"] * GiB)
         return {"status": "available", "export_locations": locations}
 
-    def _copy_snapshot(self, source, dataset, props):
-        """Another zpool: receive the snapshot there, then drop the carried snapshot."""
+    def _copy_snapshot(self, origin, source, dataset, props):
+        """Another zpool, here or on a peer's ZFS host: receive the snapshot here, then
+        drop the carried snapshot."""
         try:
-            self.zfs.send(source, self.zfs, dataset)
+            origin.send(source, self.zfs, dataset)
             self.zfs.destroy("%s@%s" % (dataset, source.split("@")[1]))
             self.zfs.set(dataset, props)
         except zfs_exc.ZFSError:

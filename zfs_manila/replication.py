@@ -10,16 +10,10 @@ import datetime
 
 from manila import exception
 from manila.i18n import _
-from manila.share import configuration
-from manila.share import driver as share_driver
-from manila.share import utils as share_utils
 from oslo_log import log as logging
 
-from zfs_common import client as zfs_client
 from zfs_common import exception as zfs_exc
-from zfs_common import opts as zfs_opts
 from zfs_manila import nfs
-from zfs_manila import opts
 
 LOG = logging.getLogger(__name__)
 ACTIVE = "active"
@@ -45,30 +39,14 @@ class Replicator:
     def __init__(self, drv):
         self.drv = drv
         self.prefix = drv.configuration.zfs_replica_snapshot_prefix
-        self._clients = {}
 
     # -- where each replica lives -------------------------------------------------------
     def client_for(self, replica):
-        """The ZFS client of the backend hosting ``replica`` (this one or another)."""
-        backend = share_utils.extract_host(replica["host"], level="backend_name")
-        if backend == self.drv.configuration.config_group or backend is None:
-            return self.drv.zfs
-        if backend not in self._clients:
-            conf = configuration.Configuration(share_driver.share_opts, config_group=backend)
-            conf.append_config_values(opts.zfs_share_opts)
-            conf.append_config_values(zfs_opts.zfs_host_opts)
-            self._clients[backend] = (zfs_client.ZFSClient.from_config(conf), conf)
-        return self._clients[backend][0]
+        """The ZFS client of the backend hosting ``replica`` (this one or a peer)."""
+        return self.drv.peers.client(replica)
 
     def dataset_for(self, replica):
-        backend = share_utils.extract_host(replica["host"], level="backend_name")
-        if backend == self.drv.configuration.config_group or backend is None:
-            return self.drv._dataset(replica)
-        self.client_for(replica)
-        conf = self._clients[backend][1]
-        pool = share_utils.extract_host(replica["host"], level="pool")
-        roots = {r.strip().split("/")[0]: r.strip().rstrip("/") for r in conf.zfs_dataset_roots}
-        return "%s/%s%s" % (roots[pool], conf.zfs_share_name_prefix, replica["id"])
+        return self.drv.peers.dataset(replica)
 
     # -- sync -----------------------------------------------------------------------------
     def _tag(self, replica):
@@ -105,6 +83,10 @@ class Replicator:
             if first != tag:
                 src.send(tag, dst, dst_ds, base=first, force=True, intermediates=True)
         self._prune(src, src_ds, replica, keep=tag)
+        # sync snapshots named for the active replica itself date from its time as a
+        # replica (a promotion without a last sync keeps them): no sync needs them now
+        # (but the one just taken, when a promotion names it for the old active)
+        self._prune(src, src_ds, active, keep=tag)
         self._prune_replica(dst, dst_ds, keep=tag.split("@")[1])
         return tag
 

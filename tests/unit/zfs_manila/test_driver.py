@@ -21,7 +21,7 @@ NOT_FOUND = (1, "", "cannot open 'x': dataset does not exist")
 
 
 def share(share_id="s1", pool="tank", size=1, proto="NFS"):
-    return {"id": share_id, "host": "h@zfs#" + pool, "size": size, "share_proto": proto,
+    return {"id": share_id, "host": "h@zfs_unit#" + pool, "size": size, "share_proto": proto,
             "share_type_id": "t1"}
 
 
@@ -132,7 +132,7 @@ class TestDriver(DriverTestCase):
 
     def test_snapshot_from_another_pool_is_received_not_cloned(self):
         snapshot = {"id": "i1", "snapshot_id": "n1", "share_instance_id": "s1",
-                    "share_instance": {"host": "h@zfs#tank"}}
+                    "share_instance": {"host": "h@zfs_unit#tank"}}
         calls = []
         self.useFixture(fixtures.MockPatchObject(zfs_client.executor_mod, "pipe",
                                lambda *a, **kw: calls.append(a)))
@@ -227,7 +227,7 @@ class TestEveryZFSErrorReachesManila(DriverTestCase):
                                            "pool I/O is currently suspended")
         self.ex.respond = unreachable
         snapshot = {"id": "i1", "snapshot_id": "n1", "share_instance_id": "s1",
-                    "share_instance": {"host": "h@zfs#tank"}, "provider_location": ""}
+                    "share_instance": {"host": "h@zfs_unit#tank"}, "provider_location": ""}
         calls = [
             (self.drv.create_share, None, share()),
             (self.drv.delete_share, None, share()),
