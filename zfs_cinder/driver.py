@@ -23,6 +23,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from zfs_cinder import manageable
+from zfs_cinder import migration
 from zfs_cinder import opts
 from zfs_cinder import pools
 from zfs_cinder import target
@@ -274,6 +275,15 @@ class ZFSVolumeDriver(driver.VolumeDriver):
                 self.zfs.inherit(name, prop)
         return True, None
 
+    def migrate_volume(self, context, volume, host):
+        """An available volume to another ZFS backend (zfs_cinder.migration); (False,
+        None) lets cinder copy it where this driver cannot move it."""
+        specs = self._type_specs(volume.volume_type_id)
+        with translated(volume.name):
+            props = {k: v for k, v in self._properties(specs, volume).items()
+                     if k not in CREATE_ONLY}
+            return migration.migrate(self, volume, host, props, self._sparse(specs))
+
     @staticmethod
     def _size_value(value):
         """'16K' -> 16384 (volblocksize as ZFS reports it with -p)."""
@@ -365,7 +375,6 @@ class ZFSVolumeDriver(driver.VolumeDriver):
     # -- stats ----------------------------------------------------------------------------
     def _update_volume_stats(self):
         conf = self.configuration
-        host = conf.zfs_ssh_host or CONF.host
         with translated():
             capacity = pools.capacities(self.zfs, list(self.roots.values()))
         pool_stats = []
@@ -383,7 +392,8 @@ class ZFSVolumeDriver(driver.VolumeDriver):
                 "online_extend_support": True,
                 "sparse_copy_volume": True,
                 "QoS_support": False,
-                "location_info": "ZFSVolumeDriver:%s:%s" % (host, root),
+                "location_info": migration.location_info(
+                    migration.own_location(conf, root)),
             })
         self._stats = {
             "volume_backend_name": self.backend_name,

@@ -10,6 +10,14 @@ zfs_host_opts = [
         "zfs_ssh_host",
         help="ZFS host to manage over SSH. Unset (the default): ZFS runs on this host and "
              "commands run locally through oslo.privsep."),
+    cfg.HostAddressOpt(
+        "zfs_peer_ssh_host",
+        help="For a backend whose ZFS is local to its own service host (zfs_ssh_host "
+             "unset): the address other hosts' services use to reach that ZFS host over "
+             "SSH, with zfs_ssh_user, zfs_ssh_port, zfs_ssh_private_key and "
+             "zfs_ssh_known_hosts_file. Manila reads it from the peer backend's section "
+             "for replication and shares from snapshots across hosts; cinder reports it "
+             "in the pool's location_info for volume migration from other backends."),
     cfg.PortOpt("zfs_ssh_port", default=22, help="SSH port of the ZFS host."),
     cfg.StrOpt("zfs_ssh_user", default="root",
                help="User on the ZFS host; it must be allowed to run zfs and zpool."),

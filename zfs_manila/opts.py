@@ -40,14 +40,6 @@ zfs_share_opts = [
              "the sum up to date from its own operations, so a stats update costs the "
              "same with 10 or 10,000 shares; the recount picks up changes made outside "
              "manila. 0 recounts at every stats update."),
-    cfg.HostAddressOpt(
-        "zfs_peer_ssh_host",
-        help="For a backend whose ZFS is local to its own manila-share host (zfs_ssh_host "
-             "unset): the address other manila-share hosts use to reach that ZFS host "
-             "over SSH (with this section's zfs_ssh_user, zfs_ssh_port, "
-             "zfs_ssh_private_key and zfs_ssh_known_hosts_file) for replication and "
-             "shares from snapshots across hosts. Each host's configuration carries a "
-             "section for every backend of its replication domain."),
     cfg.StrOpt("zfs_replica_snapshot_prefix", default="replica-",
                help="Prefix of the snapshots that carry replication updates."),
 ]

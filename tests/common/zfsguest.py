@@ -190,6 +190,12 @@ def shared_guest():
     return process.shared("zfs-guest", lambda: ZfsGuest().start())
 
 
+def second_guest():
+    """A second ZFS host for tests across two ZFS hosts, booted on first use and stopped
+    at exit."""
+    return process.shared("zfs-guest-b", lambda: ZfsGuest().start())
+
+
 class ZfsPool(fixtures.Fixture):
     """A pool of its own for one test, on a scratch disk; destroyed and wiped in cleanup.
 

@@ -18,17 +18,11 @@ from oslo_config import fixture as config_fixture
 import testtools
 
 from tests.common import privsep_fixture
-from tests.common import process
 from tests.common import zfsguest
 from zfs_common import opts as zfs_opts
 from zfs_manila import driver
 from zfs_manila import nfs
 from zfs_manila import opts
-
-
-def second_guest():
-    """A second ZFS host for this test process, booted on first use, stopped at exit."""
-    return process.shared("zfs-guest-b", lambda: zfsguest.ZfsGuest().start())
 
 
 def rule(to, level="rw"):
@@ -45,7 +39,8 @@ class TestAcrossTwoZfsHosts(testtools.TestCase):
         self.useFixture(fixtures.MockPatchObject(
             driver.share_types, "get_extra_specs_from_share", lambda s: {}))
         self.hosts = {}
-        for backend, guest in (("zfsa", zfsguest.shared_guest()), ("zfsb", second_guest())):
+        for backend, guest in (("zfsa", zfsguest.shared_guest()),
+                               ("zfsb", zfsguest.second_guest())):
             pool = self.useFixture(zfsguest.ZfsPool(guest, prefix=backend)).name
             guest.run("/usr/local/sbin/start-nfsd")
             # after a failure: no export file or export of this pool stays on the guest

@@ -170,7 +170,7 @@ class TestStats(DriverTestCase):
         self.assertNotIn("provisioned_capacity_gb", pool)   # cinder's allocated counts
         self.assertTrue(pool["thin_provisioning_support"])
         self.assertTrue(pool["multiattach"])
-        self.assertEqual("ZFSVolumeDriver:cinderhost:tank/cinder", pool["location_info"])
+        self.assertEqual("ZFSVolumeDriver:local://cinderhost/tank/cinder", pool["location_info"])
         for key in ("driver_version", "storage_protocol", "vendor_name",
                     "volume_backend_name"):
             self.assertIn(key, stats)
