@@ -647,9 +647,21 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
     def _volume_id(connection_info):
         return connection_info["data"].get("volume_id") or connection_info["serial"]
 
-    def _connect_volume(self, guest, connection_info, boot=False, slot=None):
-        """Connect a volume on this host into ``guest.record`` (not written)."""
+    def _connect_volume(self, guest, connection_info, boot=False, slot=None,
+                        encryption=None):
+        """Connect a volume on this host into ``guest.record`` (not written).
+        ``encryption``: the hypervisor's ``volume_encryption`` field ({} for none); None
+        keeps the one recorded before (a restart), and refuses a volume cinder says is
+        encrypted when there is none (nova gives a spawn no encryption metadata)."""
         volume_id = self._volume_id(connection_info)
+        if encryption is None:
+            encryption = guest.record.volumes.get(volume_id, {}).get("encryption")
+            if not encryption and (connection_info.get("data") or {}).get("encrypted"):
+                raise exception.VolumeEncryptionNotSupported(
+                    volume_type=_("%s (attach it to the running server instead of "
+                                  "booting with it)")
+                    % connection_info.get("driver_volume_type"), volume_id=volume_id)
+        encrypted = {"encryption": encryption} if encryption else {}
         if slot is None and not boot:
             slot = self.hv.free_slot(guest)
         shared = {"shared": True} if connection_info.get("multiattach") else {}
@@ -657,7 +669,7 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
             raise exception.MultiattachNotSupportedByVirtDriver(volume_id=volume_id)
         if self.hv.connects_volume(connection_info):
             vol = dict(self.hv.connect_volume(guest, volume_id, connection_info),
-                       slot=slot, boot=boot, **shared)
+                       slot=slot, boot=boot, **shared, **encrypted)
             guest.record.volumes[volume_id] = vol
             return volume_id, vol
         path, device_info = volumes.connect(connection_info)
@@ -667,7 +679,7 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
             with excutils.save_and_reraise_exception():
                 volumes.disconnect(connection_info, device_info)
         vol = {"path": path, "block": volumes.is_block_device(path), "slot": slot,
-               "boot": boot, "device_info": device_info, **shared}
+               "boot": boot, "device_info": device_info, **shared, **encrypted}
         guest.record.volumes[volume_id] = vol
         return volume_id, vol
 
@@ -706,9 +718,6 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
         """Connect the volume on this host (os-brick) and hot-plug it; recorded so every
         later start has it too."""
         volume_id = self._volume_id(connection_info)
-        if encryption:
-            raise exception.VolumeEncryptionNotSupported(
-                volume_type=connection_info.get("driver_volume_type"), volume_id=volume_id)
         if device_type not in (None, "disk") or disk_bus not in (None, "virtio"):
             raise exception.VolumeAttachFailed(
                 volume_id=volume_id, reason=_("only virtio disks are supported"))
@@ -717,7 +726,16 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
             running = self.hv.running(guest)
             if running:
                 self._optional(hv_api.DISK_HOTPLUG)
-            volume_id, vol = self._connect_volume(guest, connection_info)
+            encrypted = {}
+            if encryption:
+                encrypted = self.hv.volume_encryption(
+                    guest, context, volume_id, connection_info, encryption) or {}
+                if encrypted and not running:    # its header is checked by the guest's
+                    raise exception.VolumeEncryptionNotSupported(      # hypervisor
+                        volume_type=_("%s (attach it while the server runs)")
+                        % connection_info.get("driver_volume_type"), volume_id=volume_id)
+            volume_id, vol = self._connect_volume(guest, connection_info,
+                                                  encryption=encrypted)
             try:
                 if running:
                     self.hv.attach_disk(guest, volume_id, vol)
@@ -758,6 +776,10 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
             if old is None:
                 raise exception.DiskNotFound(location=old_id)
             self._optional(hv_api.DISK_SWAP)
+            if old.get("encryption") or \
+                    (new_connection_info.get("data") or {}).get("encrypted"):
+                raise NotImplementedError(_("swapping an encrypted volume is not "
+                                            "supported by this driver"))
             if not self.hv.running(guest):
                 raise exception.InstanceNotRunning(instance_id=instance.uuid)
             new_id, new = self._connect_volume(guest, new_connection_info,
@@ -786,6 +808,8 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
         vol = guest.record.volumes.get(volume_id)
         if vol is None:
             raise exception.DiskNotFound(location=volume_id)
+        if vol.get("encryption"):
+            raise exception.ExtendVolumeNotSupported()
         size = (vol.get("path") and volumes.extend(connection_info, vol["path"])) or \
             requested_size
         if self.hv.running(guest):
