@@ -503,6 +503,10 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
             raise exception.InstanceFaultRollback(exception.ResizeError(
                 reason=_("the root disk cannot shrink")))
         guest = self._guest(instance)
+        if any(v.get("encryption") for v in guest.record.volumes.values()):
+            raise exception.InstanceFaultRollback(exception.ResizeError(
+                reason=_("resizing an instance with encrypted volumes is not supported "
+                         "by this driver")))
         self.power_off(instance, timeout, retry_interval)
         self.unplug_vifs(instance, network_info)
         self._disconnect_volumes(guest, block_device_info)

@@ -35,6 +35,11 @@ CIPHER = re.compile(r"^(?P<alg>aes|serpent|twofish)-(?P<mode>xts|cbc|ecb|ctr)-"
 HASHES = ("sha1", "sha256", "sha512")
 # the QMP error of QEMU's luks driver opening a volume that has no LUKS header
 NOT_LUKS = "not in LUKS format"
+# QEMU times its PBKDF2 iterations with the thread's CPU time (getrusage); on a kernel
+# with tick-based CPU accounting its first, short, measurement can read zero and the
+# creation fails with this error before writing anything: it is tried again
+BENCHMARK_FAILED = "Unable to get accurate CPU usage"
+FORMAT_ATTEMPTS = 10
 
 
 def provider_of(encryption):
@@ -152,6 +157,10 @@ def blockdevs(node, plain):
 def not_formatted(error):
     """Whether QEMU's error opening the luks node says the volume has no LUKS header."""
     return NOT_LUKS in str(error)
+
+
+def benchmark_failed(error):
+    return BENCHMARK_FAILED in str(error)
 
 
 def create_job(job, protocol_node, node, device_size, vol):

@@ -399,16 +399,23 @@ class QemuHypervisor(migration.LiveMigration, hv_api.Hypervisor):
         for on JOB_STATUS_CHANGE), as os-brick formats a blank encrypted volume on its
         first attach; the device's size before."""
         device_size = self._node_size(guest, protocol)
-        job = "%s%s-%d" % (FORMAT_JOB, guest.uuid[:8], next(self._jobs))
         LOG.info("volume %s has no LUKS header yet: formatting it with its key",
                  volume_id, instance_uuid=guest.uuid)
-        try:
-            self._job_step(guest, job, "blockdev-create",
-                           luks.create_job(job, protocol, node, device_size, volume),
-                           "concluded")
-        finally:
-            self._dismiss(guest, job)
-        return device_size
+        for attempt in range(1, luks.FORMAT_ATTEMPTS + 1):
+            job = "%s%s-%d" % (FORMAT_JOB, guest.uuid[:8], next(self._jobs))
+            try:
+                self._job_step(guest, job, "blockdev-create",
+                               luks.create_job(job, protocol, node, device_size, volume),
+                               "concluded")
+                return device_size
+            except exception.InternalError as e:
+                if not luks.benchmark_failed(e) or attempt == luks.FORMAT_ATTEMPTS:
+                    raise
+                LOG.info("QEMU's key-derivation benchmark measured no CPU time "
+                         "(attempt %d); formatting volume %s again", attempt, volume_id,
+                         instance_uuid=guest.uuid)
+            finally:
+                self._dismiss(guest, job)
 
     def _node_size(self, guest, name):
         for dev in self._qmp(guest, "query-named-block-nodes"):
