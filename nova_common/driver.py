@@ -262,8 +262,11 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
             root_volume = self._root_volume(block_device_info, mappings)
             for bdm in mappings:
                 info = bdm["connection_info"]
-                slot = old.get(self._volume_id(info), {}).get("slot")
-                self._connect_volume(guest, info, boot=bdm is root_volume, slot=slot)
+                was = old.get(self._volume_id(info), {})
+                self._connect_volume(guest, info, boot=bdm is root_volume,
+                                     slot=was.get("slot"),
+                                     # what the attach decided, for a volume it had
+                                     encryption=was.get("encryption", {}) if was else None)
 
     def _undo_launch(self, guest, instance, network_info, block_device_info):
         """After a failed spawn or finish_migration: no guest process, no interface, no
@@ -654,13 +657,12 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
     def _connect_volume(self, guest, connection_info, boot=False, slot=None,
                         encryption=None):
         """Connect a volume on this host into ``guest.record`` (not written).
-        ``encryption``: the hypervisor's ``volume_encryption`` field ({} for none); None
-        keeps the one recorded before (a restart), and refuses a volume cinder says is
-        encrypted when there is none (nova gives a spawn no encryption metadata)."""
+        ``encryption``: the hypervisor's ``volume_encryption`` field ({} for none, as
+        recorded before a restart); None refuses a volume cinder says is encrypted (nova
+        gives a spawn no encryption metadata)."""
         volume_id = self._volume_id(connection_info)
         if encryption is None:
-            encryption = guest.record.volumes.get(volume_id, {}).get("encryption")
-            if not encryption and (connection_info.get("data") or {}).get("encrypted"):
+            if (connection_info.get("data") or {}).get("encrypted"):
                 raise exception.VolumeEncryptionNotSupported(
                     volume_type=_("%s (attach it to the running server instead of "
                                   "booting with it)")
