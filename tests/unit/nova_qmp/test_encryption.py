@@ -176,10 +176,10 @@ class TestOnQemu(test_driver.DriverCase):
         self.assertEqual(16 * MiB, os.path.getsize(self.path))     # full size again
         payload = hv._node_size(self.guest, self.node)
         self.assertGreater(payload, 13 * MiB)
-        self.assertEqual(16 * MiB - payload, json.loads(json.dumps(
-            [n for n in hv._qmp(self.guest, "query-named-block-nodes")
-             if n["node-name"] == self.node][0]["image"]["format-specific"]))[
-                 "data"]["payload-offset"])
+        luks_node = [n for n in hv._qmp(self.guest, "query-named-block-nodes")
+                     if n["node-name"] == self.node][0]
+        self.assertEqual(16 * MiB - payload,
+                         luks_node["image"]["format-specific"]["data"]["payload-offset"])
         hv._del_blockdevs(self.guest, [self.node, self.node + "f"])
         hv._del_secrets(self.guest, secrets)
         with open(self.path, "rb") as f:
