@@ -262,8 +262,11 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
             root_volume = self._root_volume(block_device_info, mappings)
             for bdm in mappings:
                 info = bdm["connection_info"]
-                slot = old.get(self._volume_id(info), {}).get("slot")
-                self._connect_volume(guest, info, boot=bdm is root_volume, slot=slot)
+                was = old.get(self._volume_id(info), {})
+                self._connect_volume(guest, info, boot=bdm is root_volume,
+                                     slot=was.get("slot"),
+                                     # what the attach decided, for a volume it had
+                                     encryption=was.get("encryption", {}) if was else None)
 
     def _undo_launch(self, guest, instance, network_info, block_device_info):
         """After a failed spawn or finish_migration: no guest process, no interface, no
@@ -503,6 +506,10 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
             raise exception.InstanceFaultRollback(exception.ResizeError(
                 reason=_("the root disk cannot shrink")))
         guest = self._guest(instance)
+        if any(v.get("encryption") for v in guest.record.volumes.values()):
+            raise exception.InstanceFaultRollback(exception.ResizeError(
+                reason=_("resizing an instance with encrypted volumes is not supported "
+                         "by this driver")))
         self.power_off(instance, timeout, retry_interval)
         self.unplug_vifs(instance, network_info)
         self._disconnect_volumes(guest, block_device_info)
@@ -647,9 +654,20 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
     def _volume_id(connection_info):
         return connection_info["data"].get("volume_id") or connection_info["serial"]
 
-    def _connect_volume(self, guest, connection_info, boot=False, slot=None):
-        """Connect a volume on this host into ``guest.record`` (not written)."""
+    def _connect_volume(self, guest, connection_info, boot=False, slot=None,
+                        encryption=None):
+        """Connect a volume on this host into ``guest.record`` (not written).
+        ``encryption``: the hypervisor's ``volume_encryption`` field ({} for none, as
+        recorded before a restart); None refuses a volume cinder says is encrypted (nova
+        gives a spawn no encryption metadata)."""
         volume_id = self._volume_id(connection_info)
+        if encryption is None:
+            if (connection_info.get("data") or {}).get("encrypted"):
+                raise exception.VolumeEncryptionNotSupported(
+                    volume_type=_("%s (attach it to the running server instead of "
+                                  "booting with it)")
+                    % connection_info.get("driver_volume_type"), volume_id=volume_id)
+        encrypted = {"encryption": encryption} if encryption else {}
         if slot is None and not boot:
             slot = self.hv.free_slot(guest)
         shared = {"shared": True} if connection_info.get("multiattach") else {}
@@ -657,7 +675,7 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
             raise exception.MultiattachNotSupportedByVirtDriver(volume_id=volume_id)
         if self.hv.connects_volume(connection_info):
             vol = dict(self.hv.connect_volume(guest, volume_id, connection_info),
-                       slot=slot, boot=boot, **shared)
+                       slot=slot, boot=boot, **shared, **encrypted)
             guest.record.volumes[volume_id] = vol
             return volume_id, vol
         path, device_info = volumes.connect(connection_info)
@@ -667,7 +685,7 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
             with excutils.save_and_reraise_exception():
                 volumes.disconnect(connection_info, device_info)
         vol = {"path": path, "block": volumes.is_block_device(path), "slot": slot,
-               "boot": boot, "device_info": device_info, **shared}
+               "boot": boot, "device_info": device_info, **shared, **encrypted}
         guest.record.volumes[volume_id] = vol
         return volume_id, vol
 
@@ -706,9 +724,6 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
         """Connect the volume on this host (os-brick) and hot-plug it; recorded so every
         later start has it too."""
         volume_id = self._volume_id(connection_info)
-        if encryption:
-            raise exception.VolumeEncryptionNotSupported(
-                volume_type=connection_info.get("driver_volume_type"), volume_id=volume_id)
         if device_type not in (None, "disk") or disk_bus not in (None, "virtio"):
             raise exception.VolumeAttachFailed(
                 volume_id=volume_id, reason=_("only virtio disks are supported"))
@@ -717,7 +732,16 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
             running = self.hv.running(guest)
             if running:
                 self._optional(hv_api.DISK_HOTPLUG)
-            volume_id, vol = self._connect_volume(guest, connection_info)
+            encrypted = {}
+            if encryption:
+                encrypted = self.hv.volume_encryption(
+                    guest, context, volume_id, connection_info, encryption) or {}
+                if encrypted and not running:    # its header is checked by the guest's
+                    raise exception.VolumeEncryptionNotSupported(      # hypervisor
+                        volume_type=_("%s (attach it while the server runs)")
+                        % connection_info.get("driver_volume_type"), volume_id=volume_id)
+            volume_id, vol = self._connect_volume(guest, connection_info,
+                                                  encryption=encrypted)
             try:
                 if running:
                     self.hv.attach_disk(guest, volume_id, vol)
@@ -758,6 +782,10 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
             if old is None:
                 raise exception.DiskNotFound(location=old_id)
             self._optional(hv_api.DISK_SWAP)
+            if old.get("encryption") or \
+                    (new_connection_info.get("data") or {}).get("encrypted"):
+                raise NotImplementedError(_("swapping an encrypted volume is not "
+                                            "supported by this driver"))
             if not self.hv.running(guest):
                 raise exception.InstanceNotRunning(instance_id=instance.uuid)
             new_id, new = self._connect_volume(guest, new_connection_info,
@@ -786,6 +814,8 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
         vol = guest.record.volumes.get(volume_id)
         if vol is None:
             raise exception.DiskNotFound(location=volume_id)
+        if vol.get("encryption"):
+            raise exception.ExtendVolumeNotSupported()
         size = (vol.get("path") and volumes.extend(connection_info, vol["path"])) or \
             requested_size
         if self.hv.running(guest):

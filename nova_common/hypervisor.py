@@ -20,6 +20,8 @@ import abc
 import dataclasses
 import typing
 
+from nova import exception
+
 # optional operations a hypervisor may declare in Description.optional
 PAUSE = "pause"                  # pause/unpause
 NMI = "nmi"                      # inject_nmi
@@ -227,6 +229,13 @@ class Hypervisor(abc.ABC):
         """The ``guest.record.volumes`` entry (JSON-able, no secrets in clear) of a volume
         ``connects_volume`` accepted; ``attach_disk``/``start`` then use it."""
         raise NotImplementedError()
+
+    def volume_encryption(self, guest, context, volume_id, connection_info, encryption):
+        """The ``encryption`` field (JSON-able, no key in clear) of the record entry of a
+        volume with cinder's encryption metadata ``encryption``, or None when the host has
+        nothing to decrypt; ``attach_disk``/``start`` then open it decrypted."""
+        raise exception.VolumeEncryptionNotSupported(
+            volume_type=connection_info.get("driver_volume_type"), volume_id=volume_id)
 
     # -- live migration (LIVE_MIGRATION; the flow: nova_common.migration) ----------------
     def migration_address(self):

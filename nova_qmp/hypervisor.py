@@ -22,6 +22,7 @@ from oslo_utils import versionutils
 from nova_common import confine
 from nova_common import hypervisor as hv_api
 from nova_common import ports
+from nova_qmp import encryption as luks
 from nova_qmp import iscsi
 from nova_qmp import migration
 from nova_qmp import monitor
@@ -49,6 +50,7 @@ EVENTS = {"STOP": virtevent.EVENT_LIFECYCLE_PAUSED,
           "DISCONNECTED": virtevent.EVENT_LIFECYCLE_STOPPED}
 SNAPSHOT_JOB = "hci-snapshot-"
 SWAP_JOB = "hci-swap-"
+FORMAT_JOB = "hci-luks-"
 DETACH_RETRY = 10   # seconds between device_del requests (more than a PCIe slot's 5 s
 #                    attention-button window, in which a second press would cancel)
 
@@ -310,48 +312,140 @@ class QemuHypervisor(migration.LiveMigration, hv_api.Hypervisor):
         key = iscsi.master_key(guest.idir, guest.record.uid)
         return iscsi.target(volume_id, connection_info, key)
 
-    def _add_secret(self, guest, node, volume):
-        """The QEMU secret objects an iSCSI volume with CHAP needs (the instance's master
-        key first, if this QEMU was started without it); True if one was added."""
-        secret = iscsi.secret_object(node, volume)
-        if secret is None:
-            return False
+    def volume_encryption(self, guest, context, volume_id, connection_info, encryption):
+        key = iscsi.master_key(guest.idir, guest.record.uid)
+        return luks.entry(context, volume_id, connection_info, encryption, key)
+
+    def _add_secrets(self, guest, node, volume):
+        """The QEMU secret objects a volume needs (CHAP password, LUKS passphrase; the
+        instance's master key first, if this QEMU was started without it); their ids."""
+        secrets = [s for s in (iscsi.secret_object(node, volume),
+                               luks.secret_object(node, volume)) if s is not None]
+        if not secrets:
+            return []
         objects = {o["name"] for o in self._qmp(guest, "qom-list", path="/objects")}
         if iscsi.MASTER_ID not in objects:
             self._qmp(guest, "object-add", **iscsi.master_key_object(guest.idir))
-        self._qmp(guest, "object-add", **secret)
-        return True
+        added = []
+        try:
+            for secret in secrets:
+                self._qmp(guest, "object-add", **secret)
+                added.append(secret["id"])
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self._del_secrets(guest, added)
+        return added
+
+    def _del_secrets(self, guest, ids):
+        for secret in ids:
+            self._qmp(guest, "object-del", id=secret)
+
+    def _secret_ids(self, node, volume):
+        return ([iscsi.secret_id(node)] if "password" in volume else []) + \
+            ([luks.secret_id(node)] if volume.get("encryption") else [])
 
     def _blockdev(self, node, volume_id, volume):
         if volume.get("kind") == iscsi.KIND:
             return iscsi.blockdev(node, volume, iscsi.initiator_name(CONF))
         return qemu.volume_blockdev(volume_id, volume["path"], volume["block"])
 
-    def attach_disk(self, guest, volume_id, volume):
-        node = qemu.volume_ids(volume_id)[0]
-        secret = volume.get("kind") == iscsi.KIND and self._add_secret(guest, node, volume)
+    def _blockdevs(self, node, volume_id, volume):
+        """The volume's block nodes in the order they are added (the guest's last)."""
+        plain = self._blockdev(node, volume_id, volume)
+        return luks.blockdevs(node, plain) if volume.get("encryption") else [plain]
+
+    def _add_blockdevs(self, guest, node, volume_id, volume):
+        """``blockdev-add`` the volume's nodes; an encrypted volume without a LUKS header
+        gets one first (``_format``). The node names added."""
+        added = []
         try:
-            self._qmp(guest, "blockdev-add", **self._blockdev(node, volume_id, volume))
+            for bd in self._blockdevs(node, volume_id, volume):
+                if bd["driver"] == "luks":
+                    self._open_luks(guest, volume_id, bd, volume)
+                else:
+                    self._qmp(guest, "blockdev-add", **bd)
+                added.append(bd["node-name"])
         except Exception:
             with excutils.save_and_reraise_exception():
-                if secret:
-                    self._qmp(guest, "object-del", id=iscsi.secret_id(node))
+                self._del_blockdevs(guest, reversed(added))
+        return added
+
+    def _del_blockdevs(self, guest, nodes):
+        for name in nodes:
+            self._qmp(guest, "blockdev-del", **{"node-name": name})
+
+    def _open_luks(self, guest, volume_id, bd, volume):
+        try:
+            self._qmp(guest, "blockdev-add", **bd)
+            return
+        except exception.InternalError as e:
+            if not luks.not_formatted(e):
+                raise exception.VolumeAttachFailed(
+                    volume_id=volume_id,
+                    reason=_("QEMU cannot open the encrypted volume with its key from "
+                             "the key manager: %s") % e) from e
+        device_size = self._format(guest, volume_id, bd["file"], bd["node-name"], volume)
+        self._qmp(guest, "blockdev-add", **bd)
+        # the payload fills the volume (creating it truncated a file to header+payload)
+        payload, protocol = self._node_size(guest, bd["node-name"]), \
+            self._node_size(guest, bd["file"])
+        want = device_size - (protocol - payload)
+        if want != payload:
+            self._qmp(guest, "block_resize", **{"node-name": bd["node-name"],
+                                                 "size": want})
+
+    def _format(self, guest, volume_id, protocol, node, volume):
+        """Write a LUKS header with the volume's passphrase (``blockdev-create``, waited
+        for on JOB_STATUS_CHANGE), as os-brick formats a blank encrypted volume on its
+        first attach; the device's size before."""
+        device_size = self._node_size(guest, protocol)
+        LOG.info("volume %s has no LUKS header yet: formatting it with its key",
+                 volume_id, instance_uuid=guest.uuid)
+        for attempt in range(1, luks.FORMAT_ATTEMPTS + 1):
+            job = "%s%s-%d" % (FORMAT_JOB, guest.uuid[:8], next(self._jobs))
+            try:
+                self._job_step(guest, job, "blockdev-create",
+                               luks.create_job(job, protocol, node, device_size, volume),
+                               "concluded")
+                return device_size
+            except exception.InternalError as e:
+                if not luks.benchmark_failed(e) or attempt == luks.FORMAT_ATTEMPTS:
+                    raise
+                LOG.info("QEMU's key-derivation benchmark measured no CPU time "
+                         "(attempt %d); formatting volume %s again", attempt, volume_id,
+                         instance_uuid=guest.uuid)
+            finally:
+                self._dismiss(guest, job)
+
+    def _node_size(self, guest, name):
+        for dev in self._qmp(guest, "query-named-block-nodes"):
+            if dev.get("node-name") == name:
+                return dev["image"]["virtual-size"]
+        raise exception.InternalError(_("block node %s is missing") % name)
+
+    def attach_disk(self, guest, volume_id, volume):
+        node = qemu.volume_ids(volume_id)[0]
+        secrets = self._add_secrets(guest, node, volume)
+        try:
+            nodes = self._add_blockdevs(guest, node, volume_id, volume)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self._del_secrets(guest, secrets)
         try:
             self._qmp(guest, "device_add", **qemu.volume_device(
                 volume_id, volume["slot"], shared=volume.get("shared", False)))
         except Exception:
             with excutils.save_and_reraise_exception():
-                self._qmp(guest, "blockdev-del", **{"node-name": node})
-                if secret:
-                    self._qmp(guest, "object-del", id=iscsi.secret_id(node))
+                self._del_blockdevs(guest, reversed(nodes))
+                self._del_secrets(guest, secrets)
 
     def detach_disk(self, guest, volume_id, volume):
         node, dev = qemu.volume_ids(volume_id)
         dev = volume.get("qdev") or dev               # swapped: the old volume's device
         self._device_del(guest, dev, ("blockdev-del", {"node-name": node}))
-        self._qmp(guest, "blockdev-del", **{"node-name": node})
-        if "password" in volume:
-            self._qmp(guest, "object-del", id=iscsi.secret_id(node))
+        self._del_blockdevs(guest, [bd["node-name"] for bd in
+                                    reversed(self._blockdevs(node, volume_id, volume))])
+        self._del_secrets(guest, self._secret_ids(node, volume))
 
     def swap_disk(self, guest, old_id, old, new_id, new):
         """``blockdev-mirror`` of the guest's disk to the new volume's node, then
@@ -361,7 +455,9 @@ class QemuHypervisor(migration.LiveMigration, hv_api.Hypervisor):
         dev = old.get("qdev") or dev
         node = qemu.volume_ids(new_id)[0]
         job = "%s%s-%d" % (SWAP_JOB, guest.uuid[:8], next(self._jobs))
-        secret = new.get("kind") == iscsi.KIND and self._add_secret(guest, node, new)
+        if old.get("encryption") or new.get("encryption"):
+            raise NotImplementedError(_("swapping an encrypted volume is not supported"))
+        secret = new.get("kind") == iscsi.KIND and self._add_secrets(guest, node, new)
         try:
             self._qmp(guest, "blockdev-add", **self._blockdev(node, new_id, new))
         except Exception:

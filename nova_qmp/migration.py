@@ -454,6 +454,12 @@ class LiveMigration:
 
     def check_outgoing_migration(self, guest):
         check_tls(settings(CONF), "client")
+        encrypted = sorted(v for v, vol in guest.record.volumes.items()
+                           if vol.get("encryption"))
+        if encrypted:
+            raise exception.MigrationPreCheckError(reason=_(
+                "live migration of an instance with encrypted volumes (%s) is not "
+                "supported by the QMP driver") % ", ".join(encrypted))
 
     def migration_drives(self, guest):
         return drives(guest)

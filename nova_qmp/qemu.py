@@ -19,6 +19,7 @@ from nova_common import consolelog
 from nova_common import instance_dir
 from nova_common import pids
 from nova_common import privsep
+from nova_qmp import encryption
 from nova_qmp import iscsi
 
 QMP_SOCKET = "qmp.sock"
@@ -218,20 +219,24 @@ def volume_device(volume_id, port=None, boot=False, shared=False, qdev=None):
 
 def volume_args(volumes, idir=None, conf=None):
     """Command-line arguments for the volumes recorded in an instance's metadata (QEMU's
-    own iSCSI connections: ``nova_qmp.iscsi``, secrets given encrypted)."""
+    own iSCSI connections: ``nova_qmp.iscsi``; encrypted volumes: ``nova_qmp.encryption``;
+    secrets given encrypted with the instance's master key)."""
     argv = []
-    if any(v.get("kind") == iscsi.KIND for v in volumes.values()):
+    if any(v.get("kind") == iscsi.KIND or v.get("encryption") for v in volumes.values()):
         argv += ["-object", json.dumps(iscsi.master_key_object(idir))]
     for volume_id, vol in sorted(volumes.items()):
-        if vol.get("kind") == iscsi.KIND:
-            node = volume_ids(volume_id)[0]
-            secret = iscsi.secret_object(node, vol)
+        node = volume_ids(volume_id)[0]
+        for secret in (iscsi.secret_object(node, vol), encryption.secret_object(node, vol)):
             if secret is not None:
                 argv += ["-object", json.dumps(secret)]
+        if vol.get("kind") == iscsi.KIND:
             blockdev = iscsi.blockdev(node, vol, iscsi.initiator_name(conf))
         else:
             blockdev = volume_blockdev(volume_id, vol["path"], vol["block"])
-        argv += ["-blockdev", json.dumps(blockdev)]
+        nodes = encryption.blockdevs(node, blockdev) if vol.get("encryption") else \
+            [blockdev]
+        for bd in nodes:
+            argv += ["-blockdev", json.dumps(bd)]
         argv += ["-device", _device_arg(volume_device(volume_id, vol.get("slot"),
                                                       vol.get("boot", False),
                                                       vol.get("shared", False),

@@ -412,3 +412,85 @@ class TestSharedAndSwappedVolumes(DriverTestCase):
                           None)
         self.assertEqual(["v1"], list(self.rec().volumes))
         self.assertEqual([new_path], [d["device_path"] for d in self.disconnected])
+
+
+class EncryptingRecorder(SharingRecorder):
+    def volume_encryption(self, guest, context, volume_id, connection_info, encryption):
+        self._call("volume_encryption", volume_id)
+        if encryption.get("control_location") == "back-end":
+            return None
+        return {"format": "luks", "key": {"data": "c2VhbGVk", "iv": "aXY="}}
+
+
+class EncryptingDriver(driver.BaseDriver):
+    hypervisor_class = EncryptingRecorder
+
+
+class TestEncryptedVolumes(DriverTestCase):
+    info = TestSharedAndSwappedVolumes.info
+    META = {"provider": "luks", "encryption_key_id": "k", "control_location": "front-end"}
+
+    def setUp(self):
+        super().setUp()
+        self.drv = EncryptingDriver(virtapi=None)
+        self.hv = self.drv.hv
+
+    def encrypted(self, volume_id="v1", path=None):
+        info = self.info(volume_id, path)
+        info["data"]["encrypted"] = True
+        return info
+
+    def test_the_encryption_is_recorded_and_kept_over_a_restart(self):
+        self.drv.power_on(None, self.inst, [])
+        self.drv.attach_volume(None, self.encrypted(), self.inst, "/dev/vdb",
+                               encryption=self.META)
+        self.assertEqual("luks", self.rec().volumes["v1"]["encryption"]["format"])
+        self.drv.reboot(None, self.inst, [], "HARD", block_device_info={
+            "block_device_mapping": [{"mount_device": "/dev/vdb", "boot_index": -1,
+                                      "connection_info": self.encrypted()}]})
+        self.assertEqual("luks", self.rec().volumes["v1"]["encryption"]["format"])
+        started = [c for c in self.hv.calls if c[0] == "start"][-1]
+        self.assertIn("encryption", started[1]["v1"])
+
+    def test_back_end_encryption_attaches_a_plain_volume(self):
+        self.drv.power_on(None, self.inst, [])
+        self.drv.attach_volume(None, self.encrypted(), self.inst, "/dev/vdb",
+                               encryption=dict(self.META, control_location="back-end"))
+        self.assertNotIn("encryption", self.rec().volumes["v1"])
+
+    def test_refused_uses_leave_nothing_connected(self):
+        # a stopped server: the hypervisor cannot check or write the header
+        self.assertRaises(exception.VolumeEncryptionNotSupported, self.drv.attach_volume,
+                          None, self.encrypted(), self.inst, "/dev/vdb",
+                          encryption=self.META)
+        # a start with a volume cinder says is encrypted and no metadata for it
+        self.assertRaises(exception.VolumeEncryptionNotSupported, self.drv.power_on,
+                          None, self.inst, [], block_device_info={
+                              "block_device_mapping": [{
+                                  "mount_device": "/dev/vdb", "boot_index": -1,
+                                  "connection_info": self.encrypted()}]})
+        self.assertEqual([], self.connected)
+        self.drv.power_on(None, self.inst, [])
+        self.drv.attach_volume(None, self.encrypted(), self.inst, "/dev/vdb",
+                               encryption=self.META)
+        new_path = os.path.join(self.instances, "vol2")
+        open(new_path, "wb").close()
+        self.assertRaises(NotImplementedError, self.drv.swap_volume, None,
+                          self.encrypted(), self.info("v2", new_path), self.inst,
+                          "/dev/vdb", None)
+        self.assertRaises(exception.ExtendVolumeNotSupported, self.drv.extend_volume,
+                          None, self.encrypted(), self.inst, 2 * 1024 ** 3)
+        flavor = objects.Flavor(vcpus=1, memory_mb=64, root_gb=0, ephemeral_gb=0, swap=0)
+        self.assertRaises(exception.InstanceFaultRollback,
+                          self.drv.migrate_disk_and_power_off, None, self.inst,
+                          driver.CONF.host, flavor, [])
+        self.assertEqual(["v1"], list(self.rec().volumes))
+        self.assertEqual([], self.disconnected)
+        self.assertNotIn(("swap_disk", "v1", "v2"), self.hv.calls)
+
+    def test_a_hypervisor_without_encryption_refuses(self):
+        drv = SharingDriver(virtapi=None)
+        drv.power_on(None, self.inst, [])
+        self.assertRaises(exception.VolumeEncryptionNotSupported, drv.attach_volume, None,
+                          self.encrypted(), self.inst, "/dev/vdb", encryption=self.META)
+        self.assertEqual([], self.connected)
