@@ -38,9 +38,11 @@ LIVE_MIGRATION = "live_migration"  # prepare_incoming ... migrate (nova_common.m
 # evacuate verified: nova rebuilds (spawns) on another host, and the old host destroys
 # its copy when its nova-compute starts again (no hypervisor method of its own)
 EVACUATE = "evacuate"
+# cold migration and resize to another host: disk_transfer (nova_common.disk_transfer)
+COLD_MIGRATION = "cold_migration"
 OPTIONAL = frozenset({PAUSE, NMI, SAVE_RESTORE, DISK_HOTPLUG, DISK_RESIZE, NIC_HOTPLUG,
                       EXPORT_ROOT, RESCUE, LOCAL_DISKS, IMAGE_CACHE, MULTIQUEUE,
-                      MULTIATTACH, DISK_SWAP, LIVE_MIGRATION, EVACUATE})
+                      MULTIATTACH, DISK_SWAP, LIVE_MIGRATION, EVACUATE, COLD_MIGRATION})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,6 +228,13 @@ class Hypervisor(abc.ABC):
     def connect_volume(self, guest, volume_id, connection_info):
         """The ``guest.record.volumes`` entry (JSON-able, no secrets in clear) of a volume
         ``connects_volume`` accepted; ``attach_disk``/``start`` then use it."""
+        raise NotImplementedError()
+
+    # -- cold migration to another host (COLD_MIGRATION) ---------------------------------
+    def disk_transfer(self, endpoint):
+        """(address, X.509 directory or None for plain TCP) of this host serving
+        (``"server"``) or fetching (``"client"``) an instance's disks;
+        ``MigrationPreCheckError`` if it cannot."""
         raise NotImplementedError()
 
     # -- live migration (LIVE_MIGRATION; the flow: nova_common.migration) ----------------
