@@ -232,6 +232,19 @@ class TestColdMigration(DriverCase):
         self.assertEqual(power_state.RUNNING, self.state())
         self.assertTrue(self._pattern_at_1m(self.disk))
 
+    def test_a_shared_instances_path_is_seen_and_copied_locally(self):
+        self.drv.power_on(None, self.inst, None)
+        disk_info = self.drv.migrate_disk_and_power_off(
+            None, self.inst, "192.0.2.99", objects.Flavor(root_gb=0), [])
+        disk_transfer.stop_exports(self.kept.path)       # nothing to fetch over NBD
+        # the other host on the same instances_path sees the source's probe file
+        self.drv.finish_migration(None, None, self.inst, disk_info, [], None, False, None,
+                                  power_on=True)
+        self.assertEqual(power_state.RUNNING, self.state())
+        self.assertTrue(self._pattern_at_1m(self.disk))
+        self.drv.confirm_migration(None, None, self.inst, [])
+        self.assertFalse(os.path.exists(self.kept.path))
+
     def test_a_failed_export_starts_the_guest_again_on_the_source(self):
         self.flags(live_migration_inbound_addr="192.0.2.99", group="qmp")  # not ours
         self.drv.power_on(None, self.inst, None)
