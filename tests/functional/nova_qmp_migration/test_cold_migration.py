@@ -21,6 +21,8 @@ class ColdMigrationTest(base.TwoHostsTestBase):
     def _server_with_data(self):
         server = self.boot()
         self.assertEqual("compute", server["OS-EXT-SRV-ATTR:host"])
+        # qemu-nbd processes still serving the source's disks, stopped also on failure
+        self.addCleanup(disk_transfer.stop_exports, self._kept("compute", server))
         self.wait_console(server, self.guest.marker("ready"))
         self._start_compute("compute2")
         conn = self.serial_on("compute", server)

@@ -183,6 +183,7 @@ class TestColdMigration(DriverCase):
         self.dest = os.path.join(self.instances, "dest")      # the other host's
         os.mkdir(self.dest)
         self.kept = instance_dir.InstanceDir(self.inst.uuid, suffix="_resize")
+        self.addCleanup(disk_transfer.stop_exports, self.kept.path)   # also on failure
 
     def _on(self, path):
         self.flags(instances_path=path)
