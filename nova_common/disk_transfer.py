@@ -205,10 +205,37 @@ def shared(info, kept_directory):
     return os.path.exists(os.path.join(kept_directory, info["probe"]))
 
 
-def pull(info, directory, tls_dir, uuid):
-    """Copy each disk of the description into ``directory``; returns the names of the
-    local disks (ephemeral, swap) copied. ``MigrationError`` if the source serves them
+def _source(info, disk, tls_dir):
+    source = ("driver=nbd,server.type=inet,server.host=%s,server.port=%d,export=%s"
+              % (info["address"], disk["port"], disk["name"]))
+    objects = []
+    if tls_dir:
+        objects = ["--object", "tls-creds-x509,id=%s,dir=%s,endpoint=client" % (
+            TLS_ID, _opt(tls_dir))]
+        source += ",tls-creds=" + TLS_ID
+    return objects, source
+
+
+def release(info, tls_dir, done=()):
+    """After a failed fetch: one short visit to each disk not fetched (``done``: the
+    names fetched), so that its qemu-nbd on the source ends (errors ignored)."""
+    for disk in info["disks"]:
+        if disk["name"] in done:
+            continue
+        objects, source = _source(info, disk, tls_dir)
+        try:
+            processutils.execute(*(["qemu-img", "info"] + objects +
+                                   ["--image-opts", source]))
+        except processutils.ProcessExecutionError:
+            pass
+
+
+def pull(info, directory, tls_dir, uuid, fetched=None):
+    """Copy each disk of the description into ``directory`` (their names appended to
+    ``fetched`` as they are copied); returns the names of the local disks (ephemeral,
+    swap) copied. ``MigrationError`` if a copy fails, or if the source serves them
     another way than this host is configured for (TLS or plain TCP)."""
+    fetched = [] if fetched is None else fetched
     if info["tls"] != bool(tls_dir):
         raise exception.MigrationError(reason=_(
             "the source serves the disks %(src)s, this host expects %(dst)s") % {
@@ -216,13 +243,8 @@ def pull(info, directory, tls_dir, uuid):
             "dst": "TLS" if tls_dir else "plain TCP"})
     local = []
     for disk in info["disks"]:
-        source = ("driver=nbd,server.type=inet,server.host=%s,server.port=%d,export=%s"
-                  % (info["address"], disk["port"], disk["name"]))
-        argv = ["qemu-img", "convert", "-q", "-O", disk["format"]]
-        if tls_dir:
-            argv += ["--object", "tls-creds-x509,id=%s,dir=%s,endpoint=client" % (
-                TLS_ID, _opt(tls_dir))]
-            source += ",tls-creds=" + TLS_ID
+        objects, source = _source(info, disk, tls_dir)
+        argv = ["qemu-img", "convert", "-q", "-O", disk["format"]] + objects
         target = os.path.join(directory, disk["name"])
         try:
             processutils.execute(*(argv + ["--image-opts", source, target]))
@@ -231,6 +253,7 @@ def pull(info, directory, tls_dir, uuid):
                 "copying disk %(name)s from %(addr)s failed: %(err)s") % {
                 "name": disk["name"], "addr": info["address"],
                 "err": (e.stderr or "").strip()})
+        fetched.append(disk["name"])
         os.chmod(target, 0o600)
         LOG.info("disk %s copied from %s", disk["name"], info["address"],
                  instance_uuid=uuid)

@@ -581,12 +581,13 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
                               else 0)
         idir = instance_dir.InstanceDir(instance.uuid).create()
         guest = hv_api.Guest(instance.uuid, idir, kept)
+        fetched, tls_dir = [], None
         try:
             if remote is not None:
                 self._optional(hv_api.COLD_MIGRATION)
-                local = disk_transfer.pull(remote, idir.path,
-                                           self.hv.disk_transfer("client")[1],
-                                           instance.uuid)
+                tls_dir = self.hv.disk_transfer("client")[1]
+                local = disk_transfer.pull(remote, idir.path, tls_dir, instance.uuid,
+                                           fetched)
             else:
                 for name in CARRIED:
                     if os.path.exists(old.file(name)):
@@ -615,6 +616,8 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
                 LOG.warning("finishing the resize failed; the directory kept aside stays "
                             "for a revert", instance=instance)
                 self._undo_launch(guest, instance, network_info, block_device_info)
+                if remote is not None:     # the source's servers of unread disks end
+                    disk_transfer.release(remote, tls_dir, fetched)
         LOG.info("resized", instance=instance)
 
     def confirm_migration(self, context, migration, instance, network_info):

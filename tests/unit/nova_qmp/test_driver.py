@@ -233,6 +233,38 @@ class TestColdMigration(DriverCase):
         self.assertEqual(power_state.RUNNING, self.state())
         self.assertTrue(self._pattern_at_1m(self.disk))
 
+    def _servers(self):
+        found = []
+        for name in os.listdir(self.kept.path):
+            if name.startswith(disk_transfer.PID_PREFIX):
+                with open(os.path.join(self.kept.path, name)) as f:
+                    pid = int(f.read())
+                if disk_transfer._alive_qemu_nbd(pid, self.kept.path):
+                    found.append(name)
+        return found
+
+    def test_a_failed_copy_ends_the_servers_of_the_disks_not_read(self):
+        with open(self.idir.file(instance_dir.CONFIG_DRIVE), "wb") as f:
+            f.truncate(1024 * 1024)
+        self.drv.power_on(None, self.inst, None)
+        disk_info = self.drv.migrate_disk_and_power_off(
+            None, self.inst, "192.0.2.99", objects.Flavor(root_gb=0), [])
+        root_server = disk_transfer.PID_PREFIX + "disk.pid"
+        with open(os.path.join(self.kept.path, root_server)) as f:
+            os.kill(int(f.read()), signal.SIGTERM)      # the root disk cannot be read
+        deadline = time.monotonic() + 30
+        while root_server in self._servers():
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        self.assertEqual([disk_transfer.PID_PREFIX + "disk.config.pid"], self._servers())
+        self._on(self.dest)
+        self.assertRaises(exception.MigrationError, self.drv.finish_migration, None, None,
+                          self.inst, disk_info, [], None, False, None, power_on=True)
+        deadline = time.monotonic() + 30
+        while self._servers():                    # the config drive's server ended too
+            self.assertLess(time.monotonic(), deadline, self._servers())
+            time.sleep(0.05)
+
     def test_a_shared_instances_path_is_seen_and_copied_locally(self):
         self.drv.power_on(None, self.inst, None)
         disk_info = self.drv.migrate_disk_and_power_off(
