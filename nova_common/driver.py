@@ -4,11 +4,13 @@ A driver class is ``class XDriver(BaseDriver): hypervisor_class = XHypervisor``;
 ``capabilities`` derive from the hypervisor's ``Description``. See
 ``nova_common.hypervisor`` for the contract and README ("The compute base") for a table.
 """
+import json
 import os
 import shutil
 import time
 
 from nova import exception
+from nova import objects
 from nova.compute import power_state
 from nova.compute import task_states
 import nova.conf
@@ -26,6 +28,7 @@ from oslo_utils import excutils
 from nova_common import confine
 from nova_common import consolelog
 from nova_common import diagnostics
+from nova_common import disk_transfer
 from nova_common import disks
 from nova_common import host
 from nova_common import hypervisor as hv_api
@@ -479,6 +482,7 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
             reverting = instance.obj_attr_is_set("task_state") and \
                 instance.task_state == task_states.RESIZE_REVERTING
             if not reverting:
+                disk_transfer.stop_exports(self._resize_dir(instance))
                 shutil.rmtree(self._resize_dir(instance), ignore_errors=True)
             LOG.info("guest and its files removed", instance=instance)
 
@@ -490,48 +494,111 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
         if destroy_disks:
             instance_dir.InstanceDir(instance.uuid).remove()
 
-    # -- resize (on this host) --------------------------------------------------------------
+    # -- resize and cold migration ----------------------------------------------------------
     def _resize_dir(self, instance):
         return instance_dir.InstanceDir(instance.uuid, suffix="_resize").path
 
+    def _same_host(self, context, instance, dest):
+        """Whether the resize stays here: the destination compute of the instance's
+        migration (``dest`` is only an address, which two hosts may share)."""
+        loadable = context is not None and instance.obj_attr_is_set("uuid")
+        mc = instance.migration_context if loadable or instance.obj_attr_is_set(
+            "migration_context") else None
+        if mc is not None and "migration_id" in mc and mc.migration_id:
+            migration_obj = objects.Migration.get_by_id(context, mc.migration_id)
+            return migration_obj.dest_compute == CONF.host
+        return dest in (CONF.host, CONF.my_ip)
+
     def migrate_disk_and_power_off(self, context, instance, dest, flavor, network_info,
                                    block_device_info=None, timeout=0, retry_interval=0):
-        """Resizes stay on this host: the instance is stopped and its directory kept
-        aside (``<uuid>_resize``) until the resize is confirmed or reverted."""
-        if dest not in (CONF.host, CONF.my_ip):
+        """The instance is stopped and its directory kept aside (``<uuid>_resize``)
+        until the resize is confirmed or reverted; to another host its disks are
+        served for the destination to fetch (``nova_common.disk_transfer``)."""
+        remote = not self._same_host(context, instance, dest)
+        if remote and not self._desc.has(hv_api.COLD_MIGRATION):
             raise exception.InstanceFaultRollback(exception.MigrationPreCheckError(
-                reason=_("this driver resizes on the same host only "
-                         "(allow_resize_to_same_host)")))
+                reason=_("the %s driver resizes on the same host only "
+                         "(allow_resize_to_same_host)") % self._desc.hypervisor_type))
         if flavor.root_gb < instance.flavor.root_gb:
             raise exception.InstanceFaultRollback(exception.ResizeError(
                 reason=_("the root disk cannot shrink")))
+        try:
+            address, tls_dir = self.hv.disk_transfer("server") if remote else (None, None)
+        except exception.NovaException as e:
+            raise exception.InstanceFaultRollback(e)
         guest = self._guest(instance)
         if any(v.get("encryption") for v in guest.record.volumes.values()):
             raise exception.InstanceFaultRollback(exception.ResizeError(
                 reason=_("resizing an instance with encrypted volumes is not supported "
                          "by this driver")))
+        was_running = self.hv.running(guest)
         self.power_off(instance, timeout, retry_interval)
         self.unplug_vifs(instance, network_info)
         self._disconnect_volumes(guest, block_device_info)
-        os.rename(guest.idir.path, self._resize_dir(instance))
-        LOG.info("stopped for resize; its directory is kept aside", instance=instance)
-        return ""
+        kept = self._resize_dir(instance)
+        os.rename(guest.idir.path, kept)
+        if not remote:
+            LOG.info("stopped for resize; its directory is kept aside", instance=instance)
+            return ""
+        try:
+            info = disk_transfer.export(kept, guest.record.spec, address, tls_dir,
+                                        instance.uuid)
+        except Exception as e:
+            LOG.error("serving the disks to %s failed: %s; the instance stays here",
+                      dest, e, instance=instance)
+            self._back_to_source(guest, instance, network_info, block_device_info,
+                                 was_running)
+            raise exception.InstanceFaultRollback(exception.MigrationError(
+                reason=_("the disks could not be served: %s") % e))
+        LOG.info("stopped for migration to %s; its disks are served to it", dest,
+                 instance=instance)
+        return json.dumps(info)
+
+    def _back_to_source(self, guest, instance, network_info, block_device_info,
+                        was_running):
+        """After a failed start of a migration: the directory back, the interfaces
+        and volumes again, the guest started if it ran."""
+        kept = self._resize_dir(instance)
+        disk_transfer.stop_exports(kept)
+        disk_transfer.remove_probes(kept)
+        os.rename(kept, guest.idir.path)
+        self._plug_and_connect(guest, instance, network_info, block_device_info)
+        self._save(guest)
+        if was_running:
+            self._start(guest, instance)
 
     def finish_migration(self, context, migration, instance, disk_info, network_info,
                          image_meta, resize_instance, allocations, block_device_info=None,
                          power_on=True, share_info=None):
         """The instance again, with its new flavor, from the disks kept aside."""
         old = instance_dir.InstanceDir(instance.uuid, suffix="_resize")
-        try:
-            kept = rec.read(old.path, self.hv.upgrade_record)
-        except rec.CorruptRecord as e:
-            raise exception.InternalError(str(e))
+        remote = disk_transfer.parse(disk_info)        # None: resized on this host
+        if remote is not None and disk_transfer.shared(remote, old.path):
+            LOG.info("the source shares instances_path with this host", instance=instance)
+            remote = None
+        if remote is None:
+            try:
+                kept = rec.read(old.path, self.hv.upgrade_record)
+            except rec.CorruptRecord as e:
+                raise exception.InternalError(str(e))
+        else:
+            kept = rec.Record(name=instance.name, vcpus=instance.flavor.vcpus,
+                              memory_mb=instance.flavor.memory_mb, spec=remote["spec"],
+                              uid=self._new_uid(instance.uuid) if self._desc.confined
+                              else 0)
         idir = instance_dir.InstanceDir(instance.uuid).create()
         guest = hv_api.Guest(instance.uuid, idir, kept)
+        fetched, tls_dir = [], None
         try:
-            for name in CARRIED:
-                if os.path.exists(old.file(name)):
-                    shutil.copy2(old.file(name), idir.file(name))
+            if remote is not None:
+                self._optional(hv_api.COLD_MIGRATION)
+                tls_dir = self.hv.disk_transfer("client")[1]
+                local = disk_transfer.pull(remote, idir.path, tls_dir, instance.uuid,
+                                           fetched)
+            else:
+                for name in CARRIED:
+                    if os.path.exists(old.file(name)):
+                        shutil.copy2(old.file(name), idir.file(name))
             root = idir.file(instance_dir.ROOT_DISK)
             root_gb = instance.flavor.root_gb
             if resize_instance and root_gb and os.path.exists(root):
@@ -543,7 +610,8 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
                 config_drive=os.path.exists(idir.file(instance_dir.CONFIG_DRIVE)),
                 previous=kept.spec)
             if self._desc.has(hv_api.LOCAL_DISKS):
-                kept.spec["local_disks"] = disks.copy_local_disks(old.path, idir.path)
+                kept.spec["local_disks"] = local if remote is not None else \
+                    disks.copy_local_disks(old.path, idir.path)
             # no network-vif-plugged awaited, as libvirt: Neutron may not have seen the
             # ports unplugged by migrate_disk_and_power_off, so no event would come
             self._plug_and_connect(guest, instance, network_info, block_device_info)
@@ -555,9 +623,12 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
                 LOG.warning("finishing the resize failed; the directory kept aside stays "
                             "for a revert", instance=instance)
                 self._undo_launch(guest, instance, network_info, block_device_info)
+                if remote is not None:     # the source's servers of unread disks end
+                    disk_transfer.release(remote, tls_dir, fetched)
         LOG.info("resized", instance=instance)
 
     def confirm_migration(self, context, migration, instance, network_info):
+        disk_transfer.stop_exports(self._resize_dir(instance))
         shutil.rmtree(self._resize_dir(instance), ignore_errors=True)
         LOG.info("resize confirmed; the old directory is removed", instance=instance)
 
@@ -572,6 +643,8 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
                 except exception.NovaException:
                     LOG.warning("no usable resized guest to stop", instance=instance)
                 idir.remove()
+            disk_transfer.stop_exports(self._resize_dir(instance))
+            disk_transfer.remove_probes(self._resize_dir(instance))
             os.rename(self._resize_dir(instance), idir.path)
         guest = self._guest(instance)
         try:

@@ -40,9 +40,11 @@ LIVE_MIGRATION = "live_migration"  # prepare_incoming ... migrate (nova_common.m
 # evacuate verified: nova rebuilds (spawns) on another host, and the old host destroys
 # its copy when its nova-compute starts again (no hypervisor method of its own)
 EVACUATE = "evacuate"
+# cold migration and resize to another host: disk_transfer (nova_common.disk_transfer)
+COLD_MIGRATION = "cold_migration"
 OPTIONAL = frozenset({PAUSE, NMI, SAVE_RESTORE, DISK_HOTPLUG, DISK_RESIZE, NIC_HOTPLUG,
                       EXPORT_ROOT, RESCUE, LOCAL_DISKS, IMAGE_CACHE, MULTIQUEUE,
-                      MULTIATTACH, DISK_SWAP, LIVE_MIGRATION, EVACUATE})
+                      MULTIATTACH, DISK_SWAP, LIVE_MIGRATION, EVACUATE, COLD_MIGRATION})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,6 +238,12 @@ class Hypervisor(abc.ABC):
         nothing to decrypt; ``attach_disk``/``start`` then open it decrypted."""
         raise exception.VolumeEncryptionNotSupported(
             volume_type=connection_info.get("driver_volume_type"), volume_id=volume_id)
+    # -- cold migration to another host (COLD_MIGRATION) ---------------------------------
+    def disk_transfer(self, endpoint):
+        """(address, X.509 directory or None for plain TCP) of this host serving
+        (``"server"``) or fetching (``"client"``) an instance's disks;
+        ``MigrationPreCheckError`` if it cannot."""
+        raise NotImplementedError()
 
     # -- live migration (LIVE_MIGRATION; the flow: nova_common.migration) ----------------
     def migration_address(self):

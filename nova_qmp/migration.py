@@ -452,6 +452,12 @@ class LiveMigration:
         check_tls(settings(CONF), "server")
         return CONF.qmp.live_migration_inbound_addr or CONF.my_ip
 
+    def disk_transfer(self, endpoint):
+        """The live migration's address and credentials serve cold migrations too."""
+        s = settings(CONF)
+        check_tls(s, endpoint)
+        return self.migration_address(), s.tls_dir
+
     def check_outgoing_migration(self, guest):
         check_tls(settings(CONF), "client")
         encrypted = sorted(v for v, vol in guest.record.volumes.items()

@@ -54,18 +54,22 @@ qmp_opts = [
     # live migration (nova_qmp.migration): the [libvirt] options of the same names
     cfg.StrOpt("live_migration_inbound_addr", default=None,
                help="Address other compute hosts send live migrations (RAM and disks) "
-                    "to on this host; unset: my_ip."),
+                    "to on this host, and fetch the disks of cold migrations and "
+                    "resizes from; unset: my_ip."),
     cfg.StrOpt("live_migration_tls_dir", default="/etc/pki/qemu",
                help="Directory of the X.509 files of live migrations over TLS (QEMU's "
                     "tls-creds-x509, as libvirt's default_tls_x509_cert_dir): "
                     "ca-cert.pem, server-cert.pem and server-key.pem (this host "
                     "receiving; the certificate names live_migration_inbound_addr), "
                     "client-cert.pem and client-key.pem (this host sending); readable "
-                    "by the [hci_guests]gid group. Both peers are verified."),
+                    "by the [hci_guests]gid group. Both peers are verified. Cold "
+                    "migrations and resizes to another host use them too (this host "
+                    "serving the disks: server files; fetching them: client files; "
+                    "then also readable by nova-compute's user)."),
     cfg.BoolOpt("live_migration_plain_tcp", default=False,
-                help="Send live migrations (RAM and disks) over plain TCP instead of "
-                     "TLS: only on a network kept for migrations between trusted hosts. "
-                     "Both hosts must agree."),
+                help="Send live migrations (RAM and disks) and the disks of cold "
+                     "migrations over plain TCP instead of TLS: only on a network kept "
+                     "for migrations between trusted hosts. Both hosts must agree."),
     cfg.IntOpt("live_migration_bandwidth", default=0, min=0,
                help="Maximum bandwidth of a live migration in MiB/s; 0: unlimited."),
     cfg.IntOpt("live_migration_downtime", default=500, min=100,

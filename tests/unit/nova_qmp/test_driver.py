@@ -12,6 +12,8 @@ from nova import objects
 from nova.compute import power_state
 from oslo_utils import uuidutils
 
+from nova_common import confine
+from nova_common import disk_transfer
 from nova_common import instance_dir
 from nova_common import record
 from nova_qmp import driver
@@ -119,8 +121,10 @@ class TestDriver(DriverCase):
         self.assertRaises(exception.InternalError,
                           driver.QMPDriver(virtapi=None).init_host, "host")
 
-    def test_resizes_stay_on_this_host_and_never_shrink(self):
+    def test_resizes_never_shrink_and_need_the_transfer_credentials(self):
         self.inst.flavor = objects.Flavor(root_gb=2)
+        # to another host: no TLS files in [qmp]live_migration_tls_dir (nor plain TCP)
+        self.flags(live_migration_tls_dir=self.instances + "/no-tls", group="qmp")
         self.assertRaises(exception.InstanceFaultRollback,
                           self.drv.migrate_disk_and_power_off, None, self.inst,
                           "192.0.2.99", objects.Flavor(root_gb=2), None)
@@ -159,6 +163,132 @@ class TestDriver(DriverCase):
         self.flags(qemu_binary=qemu_binary, group="qmp")
         self.drv.finish_revert_migration(None, self.inst, [], None, power_on=True)
         self.assertEqual(power_state.RUNNING, self.state())
+
+
+class TestColdMigration(DriverCase):
+    """To another host: this process is both hosts, one instances_path each; the disks
+    go through a real qemu-nbd and qemu-img on loopback (plain TCP)."""
+
+    def setUp(self):
+        super().setUp()
+        self.flags(live_migration_plain_tcp=True, live_migration_inbound_addr="127.0.0.1",
+                   group="qmp")
+        self.disk = self.idir.file(instance_dir.ROOT_DISK)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", self.disk, "4M"],
+                       check=True)
+        subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 1M 64k",
+                        self.disk], check=True, capture_output=True)
+        self.inst.flavor = objects.Flavor(root_gb=0, vcpus=1, memory_mb=64)
+        self.source = self.instances
+        self.dest = os.path.join(self.instances, "dest")      # the other host's
+        os.mkdir(self.dest)
+        self.kept = instance_dir.InstanceDir(self.inst.uuid, suffix="_resize")
+        self.addCleanup(disk_transfer.stop_exports, self.kept.path)   # also on failure
+
+    def _on(self, path):
+        self.flags(instances_path=path)
+        confine.prepare_instances_path()          # as its init_host does
+
+    def _pattern_at_1m(self, path):
+        out = subprocess.run(["qemu-io", "-f", "qcow2", "-r", "-U", "-c",
+                              "read -P 0x5a 1M 64k", path], capture_output=True, text=True)
+        self.assertEqual(0, out.returncode, out.stdout + out.stderr)
+        return "Pattern verification failed" not in out.stdout
+
+    def test_disks_to_another_host_then_revert(self):
+        self.drv.power_on(None, self.inst, None)
+        disk_info = self.drv.migrate_disk_and_power_off(
+            None, self.inst, "192.0.2.99", objects.Flavor(root_gb=0), [])
+        self.assertTrue(self.kept.exists())
+        self._on(self.dest)
+        self.addCleanup(self.drv.destroy, None, self.inst, [])
+        self.drv.finish_migration(None, None, self.inst, disk_info, [], None, False, None,
+                                  power_on=True)
+        self.assertEqual(power_state.RUNNING, self.state())
+        moved = instance_dir.InstanceDir(self.inst.uuid)
+        self.assertTrue(self._pattern_at_1m(moved.file(instance_dir.ROOT_DISK)))
+        # revert: nova destroys the destination's copy, the source takes its own back
+        self.drv.destroy(None, self.inst, [])
+        self.assertFalse(moved.exists())
+        self._on(self.source)
+        self.drv.finish_revert_migration(None, self.inst, [], None, power_on=True)
+        self.assertEqual(power_state.RUNNING, self.state())
+        self.assertFalse(os.path.exists(self.kept.path))
+        self.assertTrue(self._pattern_at_1m(self.disk))
+
+    def test_a_copy_failing_half_way_leaves_the_source_intact(self):
+        self.drv.power_on(None, self.inst, None)
+        disk_info = self.drv.migrate_disk_and_power_off(
+            None, self.inst, "192.0.2.99", objects.Flavor(root_gb=0), [])
+        kept_disk = self.kept.file(instance_dir.ROOT_DISK)
+        before = os.stat(kept_disk)
+        disk_transfer.stop_exports(self.kept.path)       # the source stops serving
+        self._on(self.dest)
+        self.assertRaises(exception.MigrationError, self.drv.finish_migration, None, None,
+                          self.inst, disk_info, [], None, False, None, power_on=True)
+        self.assertFalse(os.path.exists(os.path.join(self.dest, self.inst.uuid)))
+        self._on(self.source)
+        self.assertEqual(before.st_mtime_ns, os.stat(kept_disk).st_mtime_ns)
+        self.drv.finish_revert_migration(None, self.inst, [], None, power_on=True)
+        self.assertEqual(power_state.RUNNING, self.state())
+        self.assertTrue(self._pattern_at_1m(self.disk))
+
+    def _servers(self):
+        found = []
+        for name in os.listdir(self.kept.path):
+            if name.startswith(disk_transfer.PID_PREFIX):
+                with open(os.path.join(self.kept.path, name)) as f:
+                    pid = int(f.read())
+                if disk_transfer._alive_qemu_nbd(pid, self.kept.path):
+                    found.append(name)
+        return found
+
+    def test_a_failed_copy_ends_the_servers_of_the_disks_not_read(self):
+        with open(self.idir.file(instance_dir.CONFIG_DRIVE), "wb") as f:
+            f.truncate(1024 * 1024)
+        self.drv.power_on(None, self.inst, None)
+        disk_info = self.drv.migrate_disk_and_power_off(
+            None, self.inst, "192.0.2.99", objects.Flavor(root_gb=0), [])
+        root_server = disk_transfer.PID_PREFIX + "disk.pid"
+        with open(os.path.join(self.kept.path, root_server)) as f:
+            os.kill(int(f.read()), signal.SIGTERM)      # the root disk cannot be read
+        deadline = time.monotonic() + 30
+        while root_server in self._servers():
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        self.assertEqual([disk_transfer.PID_PREFIX + "disk.config.pid"], self._servers())
+        self._on(self.dest)
+        self.assertRaises(exception.MigrationError, self.drv.finish_migration, None, None,
+                          self.inst, disk_info, [], None, False, None, power_on=True)
+        deadline = time.monotonic() + 30
+        while self._servers():                    # the config drive's server ended too
+            self.assertLess(time.monotonic(), deadline, self._servers())
+            time.sleep(0.05)
+
+    def test_a_shared_instances_path_is_seen_and_copied_locally(self):
+        self.drv.power_on(None, self.inst, None)
+        disk_info = self.drv.migrate_disk_and_power_off(
+            None, self.inst, "192.0.2.99", objects.Flavor(root_gb=0), [])
+        disk_transfer.stop_exports(self.kept.path)       # nothing to fetch over NBD
+        # the other host on the same instances_path sees the source's probe file
+        self.drv.finish_migration(None, None, self.inst, disk_info, [], None, False, None,
+                                  power_on=True)
+        self.assertEqual(power_state.RUNNING, self.state())
+        self.assertTrue(self._pattern_at_1m(self.disk))
+        self.drv.confirm_migration(None, None, self.inst, [])
+        self.assertFalse(os.path.exists(self.kept.path))
+
+    def test_a_failed_export_starts_the_guest_again_on_the_source(self):
+        self.flags(live_migration_inbound_addr="192.0.2.99", group="qmp")  # not ours
+        self.drv.power_on(None, self.inst, None)
+        pid = qemu.read_pid(self.idir)
+        self.assertRaises(exception.InstanceFaultRollback,
+                          self.drv.migrate_disk_and_power_off, None, self.inst,
+                          "192.0.2.99", objects.Flavor(root_gb=0), [])
+        self.assertFalse(os.path.exists(self.kept.path))
+        self.assertTrue(self._pattern_at_1m(self.disk))
+        self.assertEqual(power_state.RUNNING, self.state())
+        self.assertNotEqual(pid, qemu.read_pid(self.idir))          # started again
 
 
 class TestSnapshotJobs(DriverCase):
