@@ -167,7 +167,7 @@ def kill(pid, uuid, timeout):
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
         if not alive(pid, uuid):
             return
-        privsep.signal_guest(uuid, sig)
+        privsep.signal_guest(uuid, sig, pid)
         if wait_gone(pid, uuid, wait):
             return
     raise exception.InternalError(_("cloud-hypervisor %d did not exit") % pid)

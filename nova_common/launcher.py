@@ -181,15 +181,22 @@ def guest_processes(uuid):
     return found
 
 
-def signal_guest(uuid, signum):
-    """Send SIGTERM or SIGKILL to the processes of instance ``uuid``; how many got it."""
+def signal_guest(uuid, signum, pid=None):
+    """Send SIGTERM or SIGKILL to the processes of instance ``uuid``, or with ``pid`` to
+    that one only if it is one of them (another host's QEMU of the same instance, as
+    during a migration between two compute services of one machine, is left alone); how
+    many got it."""
     _uuid(uuid)
     if signum not in SIGNALS:
         raise Refused("signal %r is not allowed" % (signum,))
+    if pid is not None and (not isinstance(pid, int) or isinstance(pid, bool) or pid < 2):
+        raise Refused("not a process id: %r" % (pid,))
     sent = 0
-    for pid in guest_processes(uuid):
+    for found in guest_processes(uuid):
+        if pid is not None and found != pid:
+            continue
         try:
-            os.kill(pid, signum)
+            os.kill(found, signum)
             sent += 1
         except ProcessLookupError:
             pass

@@ -103,8 +103,8 @@ def start_guest(uuid, argv, uid, log_path, console_max=None, pidfile=None,
 
 
 @guest_admin.entrypoint
-def signal_guest(uuid, signum):
-    return launcher.signal_guest(uuid, signum)
+def signal_guest(uuid, signum, pid=None):
+    return launcher.signal_guest(uuid, signum, pid)
 
 
 @guest_admin.entrypoint

@@ -321,7 +321,9 @@ def start(conf, guest, argv):
         said = _log_since(log, offset)
         ended = "supervisor:" in said and "ended:" in said
         if ended or time.monotonic() > deadline:
-            privsep.signal_guest(guest.uuid, signal.SIGKILL)
+            started = read_pid(idir)
+            privsep.signal_guest(guest.uuid, signal.SIGKILL,
+                                 started if alive(started, guest.uuid) else None)
             why = (_("it exited") if ended else
                    _("it did not start within %ss ([qmp]start_timeout)")
                    % conf.qmp.start_timeout)
@@ -358,7 +360,7 @@ def kill(pid, uuid, timeout):
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
         if not alive(pid, uuid):
             return
-        privsep.signal_guest(uuid, sig)
+        privsep.signal_guest(uuid, sig, pid)
         deadline = time.monotonic() + wait
         while alive(pid, uuid) and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -91,6 +91,29 @@ class TestRefusals(base.TestCase):
         self.assertEqual(-9, guest.wait(10))
         self.assertIsNone(root.poll())
 
+    def test_signal_guest_with_a_pid_spares_the_instance_s_other_qemu(self):
+        # two compute services of one machine during a migration: one QEMU each
+        procs = []
+        for _ in range(2):
+            p = subprocess.Popen(["setpriv", "--reuid", str(GUEST), "--regid", str(GID),
+                                  "--clear-groups", sys.executable, "-c",
+                                  "import time; time.sleep(30)", self.uuid])
+            self.addCleanup(p.wait)
+            self.addCleanup(lambda p=p: p.poll() is None and p.kill())
+            procs.append(p)
+        for _ in range(100):
+            if len(launcher.guest_processes(self.uuid)) == 2:
+                break
+            __import__("time").sleep(0.02)
+        source, destination = procs
+        for bad in (0, 1, "1234", True, -5):
+            self.assertRaises(launcher.Refused, launcher.signal_guest, self.uuid,
+                              signal.SIGKILL, bad)
+        self.assertEqual(0, launcher.signal_guest(self.uuid, signal.SIGKILL, os.getpid()))
+        self.assertEqual(1, launcher.signal_guest(self.uuid, signal.SIGKILL, source.pid))
+        self.assertEqual(-9, source.wait(10))
+        self.assertIsNone(destination.poll())
+
     def test_grant_device_refusals(self):
         path = os.path.join(self.instances, "file")
         open(path, "w").close()
