@@ -4,7 +4,9 @@ nova_qmp/migration.py: ``blockdev-mirror`` over NBD, then the RAM) against nova'
 driver (``virt_type=qemu``, two libvirtd instances, nova's default block migration
 flags), in one run, migration traffic on loopback only.
 
-Each "host" is a child process in a mount namespace of its own: the same path
+Each "host" is a child process in mount and PID namespaces of its own (its own /proc:
+the QMP driver finds a guest's processes by scanning /proc, and both hosts' guests have
+the same UUID): the same path
 (``W``, here ``/work/scratch-bench/lm/w`` unless ``--scratch``) bind-mounted from a
 directory of that host, holding its nova.conf, ``instances_path`` and state, and private
 tmpfs mounts over libvirt's runtime and state directories (``/run/libvirt``,
@@ -19,10 +21,14 @@ between the hosts (as its RPC would): source spawns the tiny test guest (TCG, 1 
 ``check_can_live_migrate_destination``; source ``check_can_live_migrate_source`` and
 ``get_instance_disk_info``; destination ``pre_live_migration`` (timed); source
 ``live_migration`` (timed until it calls ``post_method``); destination
-``post_live_migration_at_destination``, the guest RUNNING there, its console shell
-answering; then destroy. Downtime is QEMU's own figure for both drivers (``downtime`` of
-the completed ``query-migrate`` on the source, which libvirt reports as the completed
-job's ``downtime`` statistic).
+``post_live_migration_at_destination``, the guest RUNNING there; then destroy. Downtime
+is measured twice, the same way for both drivers: QEMU's own figure (``downtime`` of the
+completed ``query-migrate`` on the source, which libvirt reports as the completed job's
+``downtime`` statistic), and the gap from the moment the guest's CPUs are seen stopped on
+the source to the moment they are seen running on the destination (each host polls its
+guest's run state every 2 ms; both use the machine's CLOCK_MONOTONIC). Not checked: the
+guest's memory and disk contents after the move (tests/functional/nova_qmp_migration
+does that for nova_qmp).
 
     python benchmarks/nova_live_migration.py [-n 3]
 
@@ -242,7 +248,6 @@ class Host:
             dom = self.drv._host.get_guest(self.inst)._domain
             stats = dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
             out["downtime_ms"] = stats.get("downtime")
-        # the guest's memory and its console shell survived: it answers on this host
         return out
 
     def destroy(self):
