@@ -11,7 +11,13 @@ root), no network. For each: ``spawn()`` until it returns with the instance RUNN
 with ``images_type=raw`` copies the cached base per instance, since qcow2 overlays need
 NBD, which this kernel lacks).
 
-Run as root: it starts a libvirtd of its own (when none answers) and stops it by PID.
+The libvirt child runs in a mount namespace of its own with a libvirtd of its own
+(started there and stopped by PID; libvirt's directories private to it) and, on a hybrid
+cgroup host like this one, without the cgroup v2 ``unified`` mount, which libvirt 9.0's
+LXC driver cannot start containers with (see ``namespace_prefix``; ``--keep-unified``
+shows the failure). The LXC driver runs in the host's namespace as it is.
+
+Run as root.
 
     python benchmarks/nova_lxc_vs_libvirt.py [-n 7] [--grow-mb 200]
 """
@@ -65,10 +71,16 @@ def child_libvirt(work, n):
     from nova import context
     from nova.virt import fake
     from nova.virt.libvirt import driver
-    ctx = context.RequestContext("u", "p", is_admin=True)
-    drv = driver.LibvirtDriver(fake.FakeVirtAPI(), read_only=False)
-    drv.init_host("bench")
-    return spawn_destroy(drv, ctx, n)
+
+    from tests.common import process
+    libvirtd = start_libvirtd(work)
+    try:
+        ctx = context.RequestContext("u", "p", is_admin=True)
+        drv = driver.LibvirtDriver(fake.FakeVirtAPI(), read_only=False)
+        drv.init_host("bench")
+        return spawn_destroy(drv, ctx, n)
+    finally:
+        process.stop(libvirtd)
 
 
 def child_lxc(work, n):
@@ -108,34 +120,53 @@ def image(work, grow_mb):
                                  size_mb=32 + grow_mb * 11 // 10)
 
 
+# libvirt's runtime and state of the LXC driver, private to the libvirt child's namespace
+PRIVATE = ("/run/libvirt", "/var/lib/libvirt/lxc", "/etc/libvirt/lxc", "/var/log/libvirt/lxc")
+UNIFIED = "/sys/fs/cgroup/unified"
+
+
+def namespace_prefix(keep_unified):
+    """The libvirt child's own mount namespace: libvirt's directories private and, on a
+    hybrid cgroup host (v1 controllers plus a v2 ``unified`` mount), the ``unified``
+    mount left out. With both backends detected, libvirt 9.0's libvirt_lxc cannot make
+    the v2 backend's mount point inside the container (``virCgroupV2BindMount``): the
+    container's start fails with "Unable to create directory /sys/fs/cgroup/unified".
+    Without the v2 mount libvirt uses the v1 controllers alone (the ones this host's
+    cgroups are managed with)."""
+    steps = ["mkdir -p %s && mount -t tmpfs tmpfs %s" % (p, p) for p in PRIVATE]
+    if not keep_unified:
+        steps.append("if mountpoint -q %s; then umount %s; fi" % (UNIFIED, UNIFIED))
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+            " && ".join(steps) + ' && exec "$0" "$@"']
+
+
 def start_libvirtd(work):
-    """A libvirtd of this run's own when none answers (returns its Popen, or None)."""
-    if subprocess.run(["virsh", "-c", "lxc:///system", "uri"], capture_output=True).returncode == 0:
-        return None
-    env = dict(os.environ, LIBVIRT_SETUP_ONLY="1")
-    subprocess.run([os.path.join(REPO, "benchmarks", "start-libvirt.sh")], check=True,
-                   env=env)
+    """This namespace's libvirtd (under tini, a child subreaper): its Popen."""
     log = open(os.path.join(work, "libvirtd.log"), "ab")
     proc = subprocess.Popen(["tini", "-s", "--", "libvirtd"], stdin=subprocess.DEVNULL,
-                            stdout=log, stderr=log, start_new_session=True)
-    for _ in range(100):
+                            stdout=log, stderr=log)
+    log.close()
+    for _ in range(200):
         if subprocess.run(["virsh", "-c", "lxc:///system", "uri"],
                           capture_output=True).returncode == 0:
             return proc
         time.sleep(0.1)
-    proc.terminate()
+    from tests.common import process
+    process.stop(proc)
     raise RuntimeError("libvirtd did not answer (log: %s)" % log.name)
 
 
-def run_child(name, n, image_path):
+def run_child(name, n, image_path, keep_unified=False):
     work = tempfile.mkdtemp(prefix="lb-", dir="/tmp")
     os.chmod(work, 0o711)
     env = dict(os.environ, BENCH_IMAGE=image_path)
+    # libvirt (its libvirtd with it) in a mount namespace of its own
+    prefix = namespace_prefix(keep_unified) if name == "libvirt" else []
     proc = None
     try:
-        proc = subprocess.run([sys.executable, __file__, "--child", name, "-n", str(n),
-                               "--work", work], stdout=subprocess.PIPE, timeout=3600,
-                              env=env)
+        proc = subprocess.run(prefix + [sys.executable, __file__, "--child", name, "-n",
+                                        str(n), "--work", work], stdout=subprocess.PIPE,
+                              timeout=3600, env=env)
         if proc.returncode:
             return {"error": "exit %d" % proc.returncode}
         return json.loads(proc.stdout.decode().strip().splitlines()[-1])
@@ -152,6 +183,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-n", type=int, default=7, help="spawn/destroy rounds per driver")
     ap.add_argument("--grow-mb", type=int, default=200)
+    ap.add_argument("--keep-unified", action="store_true",
+                    help="leave libvirt the host's cgroup v2 'unified' mount (on this "
+                         "hybrid host: libvirt-lxc starts no container)")
     ap.add_argument("--child", choices=CHILDREN)
     ap.add_argument("--work")
     args = ap.parse_args()
@@ -166,19 +200,16 @@ def main():
         os._exit(0)     # libvirt's event thread never ends; do not wait for it
 
     work = tempfile.mkdtemp(prefix="lxcvs", dir="/tmp")
-    libvirtd = None
     try:
-        libvirtd = start_libvirtd(work)
+        subprocess.run([os.path.join(REPO, "benchmarks", "start-libvirt.sh")], check=True,
+                       env=dict(os.environ, LIBVIRT_SETUP_ONLY="1"))
         results = {}
         for size in (0, args.grow_mb):
             path = image(work, size)
             for name in ("lxc", "libvirt"):
-                results[(name, size)] = run_child(name, args.n, path)
+                results[(name, size)] = run_child(name, args.n, path, args.keep_unified)
         report(results, args.n, args.grow_mb)
     finally:
-        if libvirtd is not None:
-            libvirtd.terminate()
-            libvirtd.wait(30)
         shutil.rmtree(work, ignore_errors=True)
 
 

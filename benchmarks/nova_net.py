@@ -15,7 +15,7 @@ port, and libvirt / QMP ratios.
 
     python benchmarks/nova_net.py [-n 5]
 
-Run as root (tox -e bench-net). Not measured yet: ping round trips between two guests.
+Run as root (tox -e bench-net). Ping round trips between two guests: nova_net_ping.py.
 """
 import argparse
 import importlib.util
