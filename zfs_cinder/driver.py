@@ -257,11 +257,22 @@ class ZFSVolumeDriver(driver.VolumeDriver):
             if not self.zfs.exists(name):
                 LOG.info("zvol %s of volume %s is already gone", name, volume.id)
                 return
-            # the promotion a retirement may do moves snapshots between datasets that
-            # other services of a cluster may be retiring at the same moment: one
-            # retirement at a time per zpool of the ZFS host
-            with locks.host_lock("retire", self.zfs.executor, name.split("/")[0]):
-                self.zfs.retire(name)
+            try:
+                self._retire(name)
+            except zfs_exc.DatasetBusy:
+                # a target of a service that died while exporting holds the zvol open
+                if not (isinstance(self.target, target.RemoteLioAdm)
+                        and self.target.remove_leftover(volume)):
+                    raise
+                LOG.info("removed the leftover export of volume %s", volume.id)
+                self._retire(name)
+
+    def _retire(self, name):
+        # the promotion a retirement may do moves snapshots between datasets that other
+        # services of a cluster may be retiring at the same moment: one retirement at a
+        # time per zpool of the ZFS host
+        with locks.host_lock("retire", self.zfs.executor, name.split("/")[0]):
+            self.zfs.retire(name)
 
     def extend_volume(self, volume, new_size):
         with translated(volume.name):

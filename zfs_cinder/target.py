@@ -45,6 +45,15 @@ class RemoteLioAdm(lio.LioAdm):
         """
         return locks.host_lock("lioadm", self._remote)
 
+    def remove_leftover(self, volume):
+        """Remove the target of ``volume`` if one exists although cinder recorded none
+        (the service making it died before saving ``provider_location``); True if one
+        was removed."""
+        if not self._get_target("%s%s" % (self.iscsi_target_prefix, volume.name)):
+            return False
+        self.remove_iscsi_target(0, 0, volume.id, volume.name)
+        return True
+
     def _execute(self, *cmd, **kwargs):
         argv = [str(c) for c in cmd]
         with self._host_lock():

@@ -1,5 +1,6 @@
 """Active-active: which modes claim it, and the cross-process locks it relies on."""
 from cinder import coordination
+from cinder import exception
 import fixtures
 from tooz import coordination as tooz_coordination
 
@@ -67,3 +68,39 @@ class TestConcurrentSetup(DriverTestCase):
         calls = drv.zfs.executor.calls
         self.assertEqual(["zfs", "create", "-p", "tank/cinder"], calls[-2])
         self.assertEqual(["zfs", "get"], calls[-1][:2])      # and its type checked
+
+
+class TestLeftoverExport(DriverTestCase):
+    """A service that died between making a volume's LIO target and saving its
+    provider_location leaves a target holding the zvol open: the delete removes it."""
+
+    def setUp(self):
+        super().setUp()
+        self.drv = self.make_driver(zfs_ssh_host="192.0.2.5", target_helper="lioadm")
+        self.drv.zfs.busy_timeout = 0
+        self.ex = self.drv.zfs.executor
+        self.vol = self.volume()
+        self.iqn = "iqn.2010-10.org.openstack:" + self.vol.name
+        self.destroys = 0
+
+    def respond(self, targets):
+        def respond(argv):
+            if argv[:3] == ["zfs", "destroy", "-r"]:
+                self.destroys += 1
+                if self.destroys == 1:
+                    return (1, "", "cannot destroy '%s': dataset is busy" % argv[-1])
+            if argv[:2] == ["cinder-rtstool", "get-targets"]:
+                return (0, targets, "")
+            return None
+        return respond
+
+    def test_busy_zvol_with_a_target_of_its_own(self):
+        self.ex.respond = self.respond(self.iqn + "\n")
+        self.drv.delete_volume(self.vol)
+        self.assertIn(["cinder-rtstool", "delete", self.iqn], self.ex.calls)
+        self.assertEqual(2, self.destroys)
+
+    def test_busy_for_another_reason_stays_busy(self):
+        self.ex.respond = self.respond("iqn.2010-10.org.openstack:volume-other\n")
+        self.assertRaises(exception.VolumeIsBusy, self.drv.delete_volume, self.vol)
+        self.assertFalse([c for c in self.ex.calls if c[:2] == ["cinder-rtstool", "delete"]])
