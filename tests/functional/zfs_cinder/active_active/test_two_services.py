@@ -190,7 +190,7 @@ class TestTwoServices(testtools.TestCase):
 
     def md5(self, vid):
         dev = "/dev/zvol/%s/volume-%s" % (self.root, vid)
-        self.guest.wait_for_path(dev, timeout=30)
+        self.guest.wait_for_path(dev, timeout=120)
         return self.guest.run("head -c 8M %s | md5sum" % dev).out.split()[0]
 
     # -- operations -----------------------------------------------------------------------
@@ -229,9 +229,10 @@ class TestTwoServices(testtools.TestCase):
         # 10 creates, five on each service
         self.check(*self.run_batch([(i % 2, "create", {"volume": self.new(v[i])})
                                     for i in range(10)]))
+        self.guest.run("udevadm settle -t 120", timeout=150)  # ten zvols' links at once
         for i in range(10):
             dev = "/dev/zvol/%s/volume-%s" % (self.root, self.ids[v[i]])
-            self.guest.wait_for_path(dev, timeout=30)
+            self.guest.wait_for_path(dev, timeout=120)
             self.guest.run("yes v%d | head -c 8M | dd of=%s bs=1M conv=fsync status=none"
                            % (i, dev))
         data = {i: self.md5(self.ids[v[i]]) for i in range(10)}
