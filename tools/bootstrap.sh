@@ -39,6 +39,9 @@ PACKAGES=(
     # the all-in-one cloud (tools/demo.sh): database, message queue, QEMU's iSCSI
     # initiator; shellcheck for the devstack plugin's unit test
     mariadb-server rabbitmq-server qemu-block-extra shellcheck
+    # etcd for cinder's coordination in the active-active test (started by the test on
+    # loopback; the package's own service is not used)
+    etcd-server
 )
 
 missing=()

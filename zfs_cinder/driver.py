@@ -22,6 +22,7 @@ from cinder.volume import volume_utils
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from zfs_cinder import locks
 from zfs_cinder import manageable
 from zfs_cinder import migration
 from zfs_cinder import opts
@@ -80,6 +81,14 @@ class ZFSVolumeDriver(driver.VolumeDriver):
     VERSION = "1.0.0"
     CI_WIKI_NAME = "openstack-hci-drivers_CI"
 
+    @property
+    def SUPPORTS_ACTIVE_ACTIVE(self):   # noqa: N802 (cinder's attribute name)
+        """Several cinder-volume services of one ``cluster`` may drive a remote ZFS host:
+        what they share there (rtslib, the origin/clone tree while a volume is retired)
+        is locked through cinder's coordination (``zfs_cinder.locks``). A local ZFS host
+        is one machine's: no cluster."""
+        return self.remote
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.configuration.append_config_values(opts.zfs_volume_opts)
@@ -123,13 +132,20 @@ class ZFSVolumeDriver(driver.VolumeDriver):
         for root in self.roots.values():
             try:
                 if not self.zfs.exists(root):
-                    self.zfs.create_filesystem(root, parents=True)
-                elif self.zfs.get_one(root, "type") != zfs_client.FILESYSTEM:
+                    self._create_root(root)
+                if self.zfs.get_one(root, "type") != zfs_client.FILESYSTEM:
                     raise zfs_exc.ZFSError("%s is not a filesystem" % root)
             except zfs_exc.ZFSError as e:
                 raise exception.VolumeBackendAPIException(data=_(
                     "volume root %(root)s is not usable: %(err)s") % {"root": root,
                                                                       "err": e})
+
+    def _create_root(self, root):
+        try:
+            self.zfs.create_filesystem(root, parents=True)
+        except zfs_exc.DatasetExists:
+            # another service of the cluster starting at the same moment made it
+            LOG.debug("volume root %s was created concurrently", root)
 
     # -- naming ---------------------------------------------------------------------------
     def _root(self, volume):
@@ -242,6 +258,21 @@ class ZFSVolumeDriver(driver.VolumeDriver):
             if not self.zfs.exists(name):
                 LOG.info("zvol %s of volume %s is already gone", name, volume.id)
                 return
+            try:
+                self._retire(name)
+            except zfs_exc.DatasetBusy:
+                # a target of a service that died while exporting holds the zvol open
+                if not (isinstance(self.target, target.RemoteLioAdm)
+                        and self.target.remove_leftover(volume)):
+                    raise
+                LOG.info("removed the leftover export of volume %s", volume.id)
+                self._retire(name)
+
+    def _retire(self, name):
+        # the promotion a retirement may do moves snapshots between datasets that other
+        # services of a cluster may be retiring at the same moment: one retirement at a
+        # time per zpool of the ZFS host
+        with locks.host_lock("retire", self.zfs.executor, name.split("/")[0]):
             self.zfs.retire(name)
 
     def extend_volume(self, volume, new_size):

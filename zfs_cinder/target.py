@@ -7,16 +7,14 @@ write local files or use local privsep (tgtadm, nvmet, ...) cannot, and are refu
 """
 import shlex
 
-from cinder import coordination
 from cinder import exception
 from cinder import utils
 from cinder.i18n import _
 from cinder.volume.targets import lio
-from oslo_concurrency import lockutils
 from oslo_concurrency import processutils as putils
-from oslo_config import cfg
 from oslo_utils import importutils
 
+from zfs_cinder import locks
 from zfs_common import exception as zfs_exc
 
 # helpers that can serve a remote ZFS host ("fake", cinder's test helper, runs nothing)
@@ -43,17 +41,18 @@ class RemoteLioAdm(lio.LioAdm):
 
         rtslib races with itself (upstream's LioAdm holds a file lock of the cinder host
         around its calls), and the processes exporting from one ZFS host may be on
-        several hosts: cinder's coordination lock (tooz: a file lock with the default
-        ``[coordination]backend_url``, a cluster-wide one with etcd and the like). A
-        process that never started cinder's coordinator (tools, tests) takes a file
-        lock under ``lock_path``, or without one an in-process lock.
+        several hosts (an active-active cluster): ``zfs_cinder.locks``.
         """
-        name = "zfs-cinder-lioadm-%s" % self._remote     # SSHExecutor(user@host)
-        if coordination.COORDINATOR.started:
-            return coordination.COORDINATOR.get_lock(name)
-        if cfg.CONF.oslo_concurrency.lock_path:
-            return lockutils.lock(name, external=True)
-        return lockutils.lock(name)
+        return locks.host_lock("lioadm", self._remote)
+
+    def remove_leftover(self, volume):
+        """Remove the target of ``volume`` if one exists although cinder recorded none
+        (the service making it died before saving ``provider_location``); True if one
+        was removed."""
+        if not self._get_target("%s%s" % (self.iscsi_target_prefix, volume.name)):
+            return False
+        self.remove_iscsi_target(0, 0, volume.id, volume.name)
+        return True
 
     def _execute(self, *cmd, **kwargs):
         argv = [str(c) for c in cmd]
