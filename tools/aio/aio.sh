@@ -138,10 +138,16 @@ make_users() {
     # nova_common asks os-brick for the host's connector properties (get_volume_connector),
     # which starts os-brick's privsep daemon; the shipped nova sudoers rule does not
     # admit it (a packaged nova's "nova-rootwrap /etc/nova/rootwrap.conf *" does): this
-    # cloud admits that one context more, in a file of its own
+    # cloud admits that one context more, in a file of its own. cinder-volume's own image
+    # handling (volumes from images, boot from volume: cinder's privsep context and
+    # "qemu-img info/convert" through cinder-rootwrap) needs what a packaged cinder ships
+    # and the project's rule does not: cinder's volume.filters and its general rule
+    # "cinder-rootwrap /etc/cinder/rootwrap.conf *".
+    install -m 0644 "$V/etc/cinder/rootwrap.d/volume.filters" /etc/cinder/rootwrap.d/volume.filters
     local brick=/etc/sudoers.d/openstack-hci-aio-os-brick
-    printf '%s\n' "# tools/aio/aio.sh: os-brick's privsep daemon for nova-compute (removed by destroy)" \
+    printf '%s\n' "# tools/aio/aio.sh: os-brick's privsep daemon for nova-compute; cinder-rootwrap as a packaged cinder has it (removed by destroy)" \
         "nova ALL = (root) NOPASSWD: /usr/local/bin/nova-rootwrap ^/etc/nova/rootwrap\\.conf privsep-helper( --config-file /etc/nova(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)+){0,2} --privsep_context os_brick\\.privileged\\.default --privsep_sock_path /tmp/[A-Za-z0-9_-]+/privsep\\.sock\$" \
+        "cinder ALL = (root) NOPASSWD: /usr/local/bin/cinder-rootwrap /etc/cinder/rootwrap.conf *" \
         >"$brick.new"
     chmod 0440 "$brick.new"
     visudo -cqf "$brick.new" >/dev/null || die "sudoers rule $brick.new refused by visudo"
@@ -457,6 +463,14 @@ start_zfs_guest() {
     # the pool on the persistent disk; cinder-rtstool for LIO (from cinder installed here)
     zfs_ssh 'zpool import -f aio 2>/dev/null || zpool list aio >/dev/null 2>&1 ||
              zpool create -f -o ashift=12 -O snapdev=hidden -O mountpoint=/aio aio /dev/vdb'
+    # LIO's saved configuration (cinder-rtstool save, restored by cinder-volume's
+    # ensure_export when the host has no target) on the persistent pool: the guest's root
+    # is thrown away at each stop, and without it the volumes' targets (and their ACLs)
+    # were gone after a restart, so attached servers could not start again
+    # (rtslib's default save file: /etc/rtslib-fb-target/saveconfig.json on Debian)
+    # shellcheck disable=SC2016  # expanded on the ZFS host
+    zfs_ssh 'd=$(python3 -c "import os, rtslib_fb.root as r; print(os.path.dirname(r.default_save_file))") &&
+             mkdir -p /aio/.lio "$d" && { mountpoint -q "$d" || mount --bind /aio/.lio "$d"; }'
     install_rtstool
 }
 
@@ -476,7 +490,7 @@ stop_zfs_guest() {
     [ -f "$f" ] || return 0
     pid=$(cat "$f")
     if kill -0 "$pid" 2>/dev/null; then
-        zfs_ssh 'zpool export aio; sync; echo o > /proc/sysrq-trigger' >/dev/null 2>&1 || true
+        zfs_ssh 'umount /etc/rtslib-fb-target /etc/target; zpool export aio; sync; echo o > /proc/sysrq-trigger' >/dev/null 2>&1 || true
         for i in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
         kill "$pid" 2>/dev/null || true
     fi

@@ -49,7 +49,7 @@ PY
 if ! openstack image show hci-tiny >/dev/null 2>&1; then
     tiny=$("$HCI_DIR/tools/guest/build-tiny-guest.sh" "$HCI_CACHE" 2>/dev/null | tail -n1)
     openstack image create --disk-format qcow2 --container-format bare --public \
-        --file "$tiny/disk.qcow2" hci-tiny >/dev/null
+        --property hci_guest_key="$(basename "$tiny")" --file "$tiny/disk.qcow2" hci-tiny >/dev/null
 fi
 if ! openstack network show demo-net >/dev/null 2>&1; then
     openstack network create demo-net >/dev/null
