@@ -670,13 +670,17 @@ stop_ovn() {
 start_openstack() {
     start_wsgi keystone keystone "$PORT_KEYSTONE" keystone.wsgi.api:application \
         --env OS_KEYSTONE_CONFIG_DIR=/etc/keystone
-    # conductor and schedulers first: nova-compute waits for the conductor's queue
+    # placement answering before nova's conductor and scheduler start: they exit at once
+    # when it does not (seen on a loaded machine: "placement ... does not have any
+    # supported versions"); then conductor and schedulers before the rest, since
+    # nova-compute waits for the conductor's queue
+    start_wsgi placement placement "$PORT_PLACEMENT" placement.wsgi.api:application \
+        --env OS_PLACEMENT_CONFIG_DIR=/etc/placement
+    wait_http "http://127.0.0.1:$PORT_PLACEMENT/"
     start_as nova nova-conductor nova-conductor --config-file /etc/nova/nova.conf
     start_as nova nova-scheduler nova-scheduler --config-file /etc/nova/nova.conf
     start_as cinder cinder-scheduler cinder-scheduler --config-file /etc/cinder/cinder.conf
     start_as manila manila-scheduler manila-scheduler --config-file /etc/manila/manila.conf
-    start_wsgi placement placement "$PORT_PLACEMENT" placement.wsgi.api:application \
-        --env OS_PLACEMENT_CONFIG_DIR=/etc/placement
     start_wsgi glance glance-api "$PORT_GLANCE" glance.wsgi.api:application \
         --env OS_GLANCE_CONFIG_DIR=/etc/glance --http-raw-body --http-auto-chunked \
         --chunked-input-limit 4096000
@@ -795,8 +799,20 @@ take_machine_lock() {
     die "the deployment lock $LOCK stayed taken"
 }
 
+# The cloud's ports lie in the kernel's ephemeral range (32768-60999): a client's outgoing
+# connection once held 127.0.0.1:42001 and placement could not bind. Reserve them (as
+# devstack does for keystone's); harmless to other programs, kept until reboot.
+reserve_ports() {
+    local f=/proc/sys/net/ipv4/ip_local_reserved_ports cur want="$P-$((P + 13))"
+    cur=$(cat "$f" 2>/dev/null) || return 0
+    case ",$cur," in *",$want,"*) return 0 ;; esac
+    echo "${cur:+$cur,}$want" >"$f" 2>/dev/null ||
+        step "warning: could not reserve ports $want ($f)"
+}
+
 prepare_host() {
     take_machine_lock
+    reserve_ports
     make_users
     mkdir -p "$S/data/glance/"{images,staging,tasks,cache,lock} "$S/data/nova/instances"
     chown -R glance:glance "$S/data/glance"
