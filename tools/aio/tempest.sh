@@ -59,8 +59,10 @@ openstack volume type show zfs-multiattach >/dev/null 2>&1 ||
     openstack volume type create --property volume_backend_name=zfs \
         --property multiattach='<is> True' zfs-multiattach >/dev/null
 
-rm -rf "$W"
-(cd "$S" && "$TV/bin/tempest" init tempest >/dev/null)
+# a fresh workspace each run, registered in a workspace file of the cloud's own (tempest
+# refuses to init a name its registry, by default ~/.tempest, already holds)
+rm -rf "$W" "$S/tempest-workspace.yaml"
+"$TV/bin/tempest" init --name hci-aio --workspace-path "$S/tempest-workspace.yaml" "$W" >/dev/null
 C=$W/etc/tempest.conf
 image=$(openstack image show hci-tiny -f value -c id)
 iniset "$C" DEFAULT log_file "$W/tempest.log"
