@@ -138,10 +138,16 @@ make_users() {
     # nova_common asks os-brick for the host's connector properties (get_volume_connector),
     # which starts os-brick's privsep daemon; the shipped nova sudoers rule does not
     # admit it (a packaged nova's "nova-rootwrap /etc/nova/rootwrap.conf *" does): this
-    # cloud admits that one context more, in a file of its own
+    # cloud admits that one context more, in a file of its own. cinder-volume's own image
+    # handling (volumes from images, boot from volume: cinder's privsep context and
+    # "qemu-img info/convert" through cinder-rootwrap) needs what a packaged cinder ships
+    # and the project's rule does not: cinder's volume.filters and its general rule
+    # "cinder-rootwrap /etc/cinder/rootwrap.conf *".
+    install -m 0644 "$V/etc/cinder/rootwrap.d/volume.filters" /etc/cinder/rootwrap.d/volume.filters
     local brick=/etc/sudoers.d/openstack-hci-aio-os-brick
-    printf '%s\n' "# tools/aio/aio.sh: os-brick's privsep daemon for nova-compute (removed by destroy)" \
+    printf '%s\n' "# tools/aio/aio.sh: os-brick's privsep daemon for nova-compute; cinder-rootwrap as a packaged cinder has it (removed by destroy)" \
         "nova ALL = (root) NOPASSWD: /usr/local/bin/nova-rootwrap ^/etc/nova/rootwrap\\.conf privsep-helper( --config-file /etc/nova(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)+){0,2} --privsep_context os_brick\\.privileged\\.default --privsep_sock_path /tmp/[A-Za-z0-9_-]+/privsep\\.sock\$" \
+        "cinder ALL = (root) NOPASSWD: /usr/local/bin/cinder-rootwrap /etc/cinder/rootwrap.conf *" \
         >"$brick.new"
     chmod 0440 "$brick.new"
     visudo -cqf "$brick.new" >/dev/null || die "sudoers rule $brick.new refused by visudo"
@@ -457,6 +463,14 @@ start_zfs_guest() {
     # the pool on the persistent disk; cinder-rtstool for LIO (from cinder installed here)
     zfs_ssh 'zpool import -f aio 2>/dev/null || zpool list aio >/dev/null 2>&1 ||
              zpool create -f -o ashift=12 -O snapdev=hidden -O mountpoint=/aio aio /dev/vdb'
+    # LIO's saved configuration (cinder-rtstool save, restored by cinder-volume's
+    # ensure_export when the host has no target) on the persistent pool: the guest's root
+    # is thrown away at each stop, and without it the volumes' targets (and their ACLs)
+    # were gone after a restart, so attached servers could not start again
+    # (rtslib's default save file: /etc/rtslib-fb-target/saveconfig.json on Debian)
+    # shellcheck disable=SC2016  # expanded on the ZFS host
+    zfs_ssh 'd=$(python3 -c "import os, rtslib_fb.root as r; print(os.path.dirname(r.default_save_file))") &&
+             mkdir -p /aio/.lio "$d" && { mountpoint -q "$d" || mount --bind /aio/.lio "$d"; }'
     install_rtstool
 }
 
@@ -476,7 +490,7 @@ stop_zfs_guest() {
     [ -f "$f" ] || return 0
     pid=$(cat "$f")
     if kill -0 "$pid" 2>/dev/null; then
-        zfs_ssh 'zpool export aio; sync; echo o > /proc/sysrq-trigger' >/dev/null 2>&1 || true
+        zfs_ssh 'umount /etc/rtslib-fb-target /etc/target; zpool export aio; sync; echo o > /proc/sysrq-trigger' >/dev/null 2>&1 || true
         for i in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
         kill "$pid" 2>/dev/null || true
     fi
@@ -656,13 +670,17 @@ stop_ovn() {
 start_openstack() {
     start_wsgi keystone keystone "$PORT_KEYSTONE" keystone.wsgi.api:application \
         --env OS_KEYSTONE_CONFIG_DIR=/etc/keystone
-    # conductor and schedulers first: nova-compute waits for the conductor's queue
+    # placement answering before nova's conductor and scheduler start: they exit at once
+    # when it does not (seen on a loaded machine: "placement ... does not have any
+    # supported versions"); then conductor and schedulers before the rest, since
+    # nova-compute waits for the conductor's queue
+    start_wsgi placement placement "$PORT_PLACEMENT" placement.wsgi.api:application \
+        --env OS_PLACEMENT_CONFIG_DIR=/etc/placement
+    wait_http "http://127.0.0.1:$PORT_PLACEMENT/"
     start_as nova nova-conductor nova-conductor --config-file /etc/nova/nova.conf
     start_as nova nova-scheduler nova-scheduler --config-file /etc/nova/nova.conf
     start_as cinder cinder-scheduler cinder-scheduler --config-file /etc/cinder/cinder.conf
     start_as manila manila-scheduler manila-scheduler --config-file /etc/manila/manila.conf
-    start_wsgi placement placement "$PORT_PLACEMENT" placement.wsgi.api:application \
-        --env OS_PLACEMENT_CONFIG_DIR=/etc/placement
     start_wsgi glance glance-api "$PORT_GLANCE" glance.wsgi.api:application \
         --env OS_GLANCE_CONFIG_DIR=/etc/glance --http-raw-body --http-auto-chunked \
         --chunked-input-limit 4096000
@@ -781,8 +799,20 @@ take_machine_lock() {
     die "the deployment lock $LOCK stayed taken"
 }
 
+# The cloud's ports lie in the kernel's ephemeral range (32768-60999): a client's outgoing
+# connection once held 127.0.0.1:42001 and placement could not bind. Reserve them (as
+# devstack does for keystone's); harmless to other programs, kept until reboot.
+reserve_ports() {
+    local f=/proc/sys/net/ipv4/ip_local_reserved_ports cur want="$P-$((P + 13))"
+    cur=$(cat "$f" 2>/dev/null) || return 0
+    case ",$cur," in *",$want,"*) return 0 ;; esac
+    echo "${cur:+$cur,}$want" >"$f" 2>/dev/null ||
+        step "warning: could not reserve ports $want ($f)"
+}
+
 prepare_host() {
     take_machine_lock
+    reserve_ports
     make_users
     mkdir -p "$S/data/glance/"{images,staging,tasks,cache,lock} "$S/data/nova/instances"
     chown -R glance:glance "$S/data/glance"

@@ -26,10 +26,16 @@ wait_for() {   # wait_for WHAT ID FIELD WANTED [seconds]
 }
 
 tiny=$("$HERE/../guest/build-tiny-guest.sh" "$HCI_CACHE" 2>/dev/null | tail -n1)
-if ! openstack image show hci-tiny >/dev/null 2>&1; then
+# the image of the test guest built now (its cache key in a property): replaced when the
+# guest changed
+key=$(basename "$tiny")
+have=$(openstack image show hci-tiny -f json -c properties 2>/dev/null |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["properties"].get("hci_guest_key", "-"))' 2>/dev/null || true)
+if [ "$have" != "$key" ]; then
+    [ -z "$have" ] || openstack image delete hci-tiny
     # the partitioned disk image (glance's inspector refuses an unpartitioned one)
     openstack image create --disk-format qcow2 --container-format bare --public \
-        --file "$tiny/disk.qcow2" hci-tiny >/dev/null
+        --property hci_guest_key="$key" --file "$tiny/disk.qcow2" hci-tiny >/dev/null
 fi
 step "image hci-tiny: $(openstack image show hci-tiny -f value -c status)"
 if ! openstack network show demo-net >/dev/null 2>&1; then
@@ -69,6 +75,48 @@ for _ in $(seq 300); do
 done
 step "console output of demo-server (last lines):"
 openstack console log show --lines 15 demo-server | sed 's/\x1b\[[0-9;]*[a-zA-Z]//g; s/^/    /'
+
+# two servers on the ML2/OVN network: each asks OVN's DHCP for its address (a user-data
+# script on a config drive, run by the test guest), the second pings the first; the
+# result is read from its console output; both are deleted afterwards
+ud=$S/data/scenario
+mkdir -p "$ud"
+cat >"$ud/dhcp.sh" <<'EOF2'
+#!/bin/sh
+printf '%s\n' '#!/bin/sh' '[ "$1" = bound ] || exit 0' \
+    'ifconfig "$interface" "$ip" netmask "$subnet" mtu "${mtu:-1400}" && echo "LEASE $ip"' >/tmp/lease.sh
+chmod +x /tmp/lease.sh
+ip link set eth0 up
+udhcpc -i eth0 -n -q -t 60 -T 2 -s /tmp/lease.sh
+EOF2
+openstack server delete --wait demo-peer demo-pinger >/dev/null 2>&1 || true
+openstack server create --flavor m1.tiny --image hci-tiny --network demo-net \
+    --config-drive true --user-data "$ud/dhcp.sh" demo-peer >/dev/null
+wait_for "openstack server" demo-peer status ACTIVE 600
+peer=$(openstack port list --server demo-peer -f value -c 'Fixed IP Addresses' |
+    python3 -c 'import ast,sys; print(ast.literal_eval(sys.stdin.read().strip())[0]["ip_address"])')
+{ cat "$ud/dhcp.sh"
+  echo "for i in \$(seq 60); do ping -c 1 -W 2 $peer >/dev/null && break; done"
+  echo "ping -c 3 -W 5 $peer && echo PING-\$((1+1))"; } >"$ud/pinger.sh"
+openstack server create --flavor m1.tiny --image hci-tiny --network demo-net \
+    --config-drive true --user-data "$ud/pinger.sh" demo-pinger >/dev/null
+wait_for "openstack server" demo-pinger status ACTIVE 600
+for s in demo-peer demo-pinger; do
+    st=$(openstack port list --server "$s" -f value -c Status)
+    [ "$st" = ACTIVE ] || die "server $s: port status $st (wanted ACTIVE)"
+done
+step "servers demo-peer ($peer) and demo-pinger on demo-net, both ports ACTIVE"
+for _ in $(seq 300); do
+    openstack console log show demo-pinger 2>/dev/null | grep -q 'USERDATA-DONE' && break
+    sleep 2
+done
+log=$(openstack console log show demo-pinger | sed 's/\x1b\[[0-9;]*[a-zA-Z]//g')
+grep -q 'USERDATA PING-2' <<<"$log" ||
+    die "demo-pinger did not reach demo-peer ($peer): $(grep USERDATA <<<"$log" | tail -n 8)"
+step "demo-pinger pinged demo-peer: $(grep -o '[0-9]* packets transmitted, [0-9]* packets received' <<<"$log" | tail -n1)"
+openstack server delete --wait demo-peer demo-pinger
+step "demo-peer and demo-pinger deleted"
+
 cat <<EOF2
 
 The cloud is up. Use it with:

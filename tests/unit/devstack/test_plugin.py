@@ -94,6 +94,7 @@ class PluginTest(unittest.TestCase):
                      "run_shrink_tests", "run_manage_unmanage_tests"):
             self.assertEqual("True", tempest["share"][flag], flag)
         self.assertEqual("False", tempest["compute-feature-enabled"]["live_migration"])
+        self.assertEqual("True", tempest["compute-feature-enabled"]["volume_multiattach"])
 
     def test_test_config_without_tempest(self):
         self.run_phases(["stack test-config"], services="n-cpu")

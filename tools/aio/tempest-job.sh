@@ -1,0 +1,46 @@
+#!/bin/bash
+# tox -e tempest: the fixed tempest list (tools/aio/tempest.sh) against the all-in-one
+# cloud. A cloud that runs is used as it is; a stopped one is started and stopped again at
+# the end; with no cloud, one is brought up (tools/bootstrap.sh, tools/aio/aio.sh up) and
+# destroyed at the end (also on failure), so that the deployment tests, which refuse
+# while the cloud's service users exist, run after it.
+set -Eeuo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+export HCI_CACHE=${HCI_CACHE:-/var/cache/openstack-hci-drivers}
+S=${HCI_AIO:-/var/lib/openstack-hci-aio}
+[ "$(id -u)" = 0 ] || { echo "ERROR: run as root (the all-in-one cloud installs and starts services)" >&2; exit 1; }
+T0=$(date +%s)
+step() { printf '[%4ds] %s\n' $(($(date +%s) - T0)) "$*"; }
+running() {   # keystone answers and the three drivers' services run
+    local st
+    [ -f "$S/openrc" ] || return 1
+    # shellcheck source=/dev/null
+    curl -s -o /dev/null -m 5 "$(. "$S/openrc"; echo "$OS_AUTH_URL")" || return 1
+    st=$("$HERE/aio.sh" status 2>/dev/null)
+    for svc in nova-compute cinder-volume manila-share; do
+        grep -q "^$svc: running" <<<"$st" || return 1
+    done
+}
+after=
+if running; then
+    step "the all-in-one cloud runs: using it as it is"
+elif [ -f "$S/initialised" ]; then
+    step "the all-in-one cloud is stopped: starting it (stopped again at the end)"
+    after=stop
+    "$HERE/aio.sh" stop >/dev/null 2>&1 || true   # whatever half of it still runs
+    "$HERE/aio.sh" start
+else
+    step "no all-in-one cloud: bringing one up (destroyed at the end)"
+    after=destroy
+    "$HERE/../bootstrap.sh" >/dev/null
+fi
+cleanup() {
+    [ -n "$after" ] || return 0
+    step "tools/aio/aio.sh $after (the cloud was not running before this run)"
+    "$HERE/aio.sh" "$after" >/dev/null || echo "ERROR: tools/aio/aio.sh $after failed" >&2
+    step "done"
+}
+trap cleanup EXIT
+[ "$after" = destroy ] && "$HERE/aio.sh" up
+step "running tempest (tools/aio/tempest.sh)"
+"$HERE/tempest.sh" "$@"
