@@ -184,14 +184,10 @@ class Incoming:
         return status
 
     def finish(self, guest):
-        """Exports gone, NBD server stopped, the guest running (idempotent). The source's
-        NBD client may still be connected (its mirrors have completed; it disconnects
-        when its QEMU ends): the exports are removed in ``hard`` mode, so the guest's
-        resumption does not wait for the source (such an export is listed, shutting down,
-        until that client has gone)."""
+        """Exports gone, NBD server stopped, the guest running (idempotent)."""
         for export in self.hv._qmp(guest, "query-block-exports"):
-            if export["id"].startswith(EXPORT) and not export.get("shutting-down"):
-                self.hv._qmp(guest, "block-export-del", id=export["id"], mode="hard")
+            if export["id"].startswith(EXPORT):
+                self.hv._qmp(guest, "block-export-del", id=export["id"])
         try:
             self.hv._qmp(guest, "nbd-server-stop")
         except exception.InternalError:

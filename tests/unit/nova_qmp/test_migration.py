@@ -30,45 +30,6 @@ class TestDowntimeSteps(test_driver.base.TestCase):
         self.assertEqual([], migration.drives(guest))
 
 
-class FakeIncomingQEMU:
-    """The destination QEMU's answers at completion, as QEMU 7.2 gives them while the
-    source's NBD client is still connected: ``block-export-del`` refuses the export
-    unless in ``hard`` mode; then it stays listed, shutting down, and a second delete
-    does not find it."""
-
-    def __init__(self):
-        self.calls, self.status = [], "paused"
-        self.exports = {"hci-mig-root": False}          # id: shutting down
-
-    def _qmp(self, guest, command, **args):
-        self.calls.append(command)
-        if command == "query-block-exports":
-            return [{"id": e, "node-name": "n", "shutting-down": down}
-                    for e, down in self.exports.items()]
-        if command == "block-export-del":
-            if self.exports.get(args["id"]) is not False:
-                raise exception.InternalError("Export '%s' is not found" % args["id"])
-            if args.get("mode", "safe") != "hard":
-                raise exception.InternalError("export '%s' still in use" % args["id"])
-            self.exports[args["id"]] = True
-        if command == "query-status":
-            return {"status": self.status, "running": self.status == "running"}
-        if command == "cont":
-            self.status = "running"
-        return {}
-
-
-class TestIncomingFinish(test_driver.base.TestCase):
-    def test_the_guest_resumes_while_the_source_is_still_connected(self):
-        qemu = FakeIncomingQEMU()
-        migration.Incoming(qemu).finish(object())
-        self.assertEqual("running", qemu.status)
-        self.assertEqual({"hci-mig-root": True}, qemu.exports)     # shutting down
-        self.assertIn("nbd-server-stop", qemu.calls)
-        migration.Incoming(qemu).finish(object())      # again (nova's post call): no-op
-        self.assertEqual("running", qemu.status)
-
-
 class TestChecks(test_driver.DriverCase):
     def test_tls_by_default_needs_its_files(self):
         self.flags(live_migration_tls_dir=self.instances, group="qmp")
