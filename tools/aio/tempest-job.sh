@@ -34,7 +34,12 @@ else
     after=destroy
     "$HERE/../bootstrap.sh" >/dev/null
 fi
+KEEP=${HCI_TEMPEST_LOGS:-$HERE/../../logs/tempest}
 cleanup() {
+    # the run's and the services' logs outlive a destroyed cloud
+    mkdir -p "$KEEP"
+    cp -a "$S/logs" "$KEEP/" 2>/dev/null || true
+    cp -a "$S/tempest/run.log" "$S/tempest/tempest.log" "$KEEP/" 2>/dev/null || true
     [ -n "$after" ] || return 0
     step "tools/aio/aio.sh $after (the cloud was not running before this run)"
     "$HERE/aio.sh" "$after" >/dev/null || echo "ERROR: tools/aio/aio.sh $after failed" >&2
