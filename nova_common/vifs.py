@@ -119,7 +119,8 @@ def queues(instance):
     ``FlavorImageConflict``), capped at what a tap takes, as libvirt does; else 1."""
     image_meta = instance.image_meta
     if not image_meta.obj_attr_is_set("name"):     # (named in nova's conflict message)
-        image_meta.name = instance.image_ref or None
+        # a server booted from a volume has no image_ref: the name must still be a str
+        image_meta.name = instance.image_ref or ""
     if not hardware.get_vif_multiqueue_constraint(instance.flavor, image_meta):
         return 1
     return min(instance.flavor.vcpus, MAX_TAP_QUEUES)
