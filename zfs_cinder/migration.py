@@ -22,7 +22,6 @@ from oslo_log import log as logging
 
 from zfs_common import client as zfs_client
 from zfs_common import exception as zfs_exc
-from zfs_common import executor as executor_mod
 from zfs_common import validation
 
 CONF = cfg.CONF
@@ -87,13 +86,7 @@ def _client_for(drv, here, there):
         if there.address == CONF.host and here.scheme == "local":
             return drv.zfs          # another backend of this cinder host's local ZFS
         return None
-    conf = drv.configuration
-    ex = executor_mod.SSHExecutor(
-        there.address, user=conf.zfs_ssh_user, port=there.port,
-        private_key=conf.zfs_ssh_private_key, known_hosts=conf.zfs_ssh_known_hosts_file,
-        strict_host_key_checking=conf.zfs_ssh_strict_host_key_checking)
-    return zfs_client.ZFSClient(ex, timeout=conf.zfs_command_timeout,
-                                busy_timeout=conf.zfs_busy_timeout)
+    return zfs_client.ZFSClient.over_ssh(drv.configuration, there.address, there.port)
 
 
 def migrate(drv, volume, host, props, sparse):

@@ -44,13 +44,18 @@ class ZFSClient:
     def from_config(cls, conf):
         """A client for the ZFS host a backend's configuration names (``zfs_host_opts``)."""
         if conf.zfs_ssh_host:
-            ex = executor_mod.SSHExecutor(
-                conf.zfs_ssh_host, user=conf.zfs_ssh_user, port=conf.zfs_ssh_port,
-                private_key=conf.zfs_ssh_private_key,
-                known_hosts=conf.zfs_ssh_known_hosts_file,
-                strict_host_key_checking=conf.zfs_ssh_strict_host_key_checking)
-        else:
-            ex = executor_mod.LocalExecutor()
+            return cls.over_ssh(conf, conf.zfs_ssh_host)
+        return cls(executor_mod.LocalExecutor(), timeout=conf.zfs_command_timeout,
+                   busy_timeout=conf.zfs_busy_timeout)
+
+    @classmethod
+    def over_ssh(cls, conf, host, port=None):
+        """A client for ZFS host ``host`` (port ``port``, default ``zfs_ssh_port``) over
+        SSH with the credentials and timeouts of backend configuration ``conf``."""
+        ex = executor_mod.SSHExecutor(
+            host, user=conf.zfs_ssh_user, port=conf.zfs_ssh_port if port is None else port,
+            private_key=conf.zfs_ssh_private_key, known_hosts=conf.zfs_ssh_known_hosts_file,
+            strict_host_key_checking=conf.zfs_ssh_strict_host_key_checking)
         return cls(ex, timeout=conf.zfs_command_timeout, busy_timeout=conf.zfs_busy_timeout)
 
     # -- command plumbing -----------------------------------------------------------------

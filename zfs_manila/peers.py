@@ -24,7 +24,6 @@ from manila.share import utils as share_utils
 from oslo_config import cfg
 
 from zfs_common import client as zfs_client
-from zfs_common import executor as executor_mod
 from zfs_common import opts as zfs_opts
 from zfs_manila import opts
 
@@ -56,12 +55,7 @@ def peer_client(backend, conf):
     if backend in (CONF.enabled_share_backends or []):
         return zfs_client.ZFSClient.from_config(conf)      # local here too
     if conf.zfs_peer_ssh_host:
-        ex = executor_mod.SSHExecutor(
-            conf.zfs_peer_ssh_host, user=conf.zfs_ssh_user, port=conf.zfs_ssh_port,
-            private_key=conf.zfs_ssh_private_key, known_hosts=conf.zfs_ssh_known_hosts_file,
-            strict_host_key_checking=conf.zfs_ssh_strict_host_key_checking)
-        return zfs_client.ZFSClient(ex, timeout=conf.zfs_command_timeout,
-                                    busy_timeout=conf.zfs_busy_timeout)
+        return zfs_client.ZFSClient.over_ssh(conf, conf.zfs_peer_ssh_host)
     raise exception.ShareBackendException(msg=_(
         "backend %s has its ZFS on its own manila-share host and is not enabled here: set "
         "zfs_peer_ssh_host in its section so that this host can reach it") % backend)
