@@ -213,7 +213,8 @@ class ZFSVolumeDriver(driver.VolumeDriver):
         if origin.split("/")[0] == name.split("/")[0]:
             self.zfs.clone(origin, name, props)
         else:
-            self._copy(origin, name, props)
+            # another zpool of this host: no clone can cross zpools
+            self.zfs.copy_snapshot(origin, self.zfs, name, props)
         try:
             changes = {}
             if volume.size * GiB > size_gb * GiB:
@@ -224,17 +225,6 @@ class ZFSVolumeDriver(driver.VolumeDriver):
                 self.zfs.set(name, changes)
         except zfs_exc.ZFSError:
             self.zfs.destroy(name, missing_ok=True)
-            raise
-
-    def _copy(self, origin, name, props):
-        """Another zpool of this host: receive the snapshot there (no clone can cross
-        zpools), then drop the snapshot the stream carried."""
-        try:
-            self.zfs.send(origin, self.zfs, name)
-            self.zfs.destroy("%s@%s" % (name, origin.split("@")[1]))
-            self.zfs.set(name, props)
-        except zfs_exc.ZFSError:
-            self.zfs.destroy(name, recursive=True, missing_ok=True)
             raise
 
     def create_volume_from_snapshot(self, volume, snapshot):

@@ -135,16 +135,11 @@ def _send(drv, dest, source, target, props, sparse):
     if dest.exists(target):
         raise exception.VolumeBackendAPIException(data=_(
             "%s already exists on the destination ZFS host") % target)
+    changes = dict(props)
+    if not sparse:
+        changes["refreservation"] = "auto"
     drv.zfs.snapshot(snap)
     try:
-        drv.zfs.send(snap, dest, target)
-        dest.destroy("%s@%s" % (target, snap.split("@")[1]))
-        changes = dict(props)
-        if not sparse:
-            changes["refreservation"] = "auto"
-        dest.set(target, changes)
-    except zfs_exc.ZFSError:
-        dest.destroy(target, recursive=True, missing_ok=True)
-        raise
+        drv.zfs.copy_snapshot(snap, dest, target, changes)
     finally:
         drv.zfs.destroy(snap, missing_ok=True)

@@ -309,6 +309,18 @@ class ZFSClient:
         executor_mod.pipe(self.executor, send + [snapshot], target_client.executor, recv,
                           timeout=timeout or self.timeout * 10)
 
+    def copy_snapshot(self, snapshot, target_client, target, props):
+        """A new dataset ``target`` on ``target_client``'s host from ``snapshot`` (another
+        zpool or host, where no clone reaches): received, the snapshot the stream carried
+        dropped there, ``props`` set; on failure nothing of ``target`` stays."""
+        try:
+            self.send(snapshot, target_client, target)
+            target_client.destroy("%s@%s" % (target, snapshot.split("@")[1]))
+            target_client.set(target, props)
+        except exception.ZFSError:
+            target_client.destroy(target, recursive=True, missing_ok=True)
+            raise
+
     def read_zvol(self, snapshot, fd, size, timeout=None):
         """Write a remote zvol snapshot's data into the local file ``fd`` as a sparse raw
         image of ``size`` bytes, moving only the allocated blocks (its send stream).

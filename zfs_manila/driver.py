@@ -337,23 +337,13 @@ class ZFSShareDriver(driver.ShareDriver):
             if origin is self.zfs and source.split("/")[0] == dataset.split("/")[0]:
                 self.zfs.clone(source, dataset, props)
             else:
-                self._copy_snapshot(origin, source, dataset, props)
+                # another zpool, here or on a peer's ZFS host
+                origin.copy_snapshot(source, self.zfs, dataset, props)
         except zfs_exc.ZFSError as e:
             raise backend_error(e)
         locations = self._locations_or_cleanup(dataset)
         self.provisioned.add(self._root(share), share["size"] * GiB)
         return {"status": "available", "export_locations": locations}
-
-    def _copy_snapshot(self, origin, source, dataset, props):
-        """Another zpool, here or on a peer's ZFS host: receive the snapshot here, then
-        drop the carried snapshot."""
-        try:
-            origin.send(source, self.zfs, dataset)
-            self.zfs.destroy("%s@%s" % (dataset, source.split("@")[1]))
-            self.zfs.set(dataset, props)
-        except zfs_exc.ZFSError:
-            self.zfs.destroy(dataset, recursive=True, missing_ok=True)
-            raise
 
     # -- replication (readable) ------------------------------------------------------------
     def create_replica(self, context, replica_list, new_replica, access_rules,

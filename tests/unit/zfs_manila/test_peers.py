@@ -1,4 +1,5 @@
 """How the share driver reaches the backends of other share instances."""
+import functools
 from unittest import mock
 
 from manila import exception
@@ -87,6 +88,8 @@ class TestPeers(testtools.TestCase):
     def test_share_from_a_snapshot_on_a_peer_is_sent_from_the_peers_host(self):
         self.section("zfs_b", zfs_dataset_roots=["pool2/shares"], zfs_ssh_host="192.0.2.20")
         peer = mock.Mock(spec=zfs_client.ZFSClient)
+        peer.copy_snapshot.side_effect = functools.partial(zfs_client.ZFSClient.copy_snapshot,
+                                                           peer)
         self.drv.peers._peer("zfs_b").client = peer
         self.drv.zfs.executor.respond = lambda argv: (
             (0, "tank/manila/share-s2\tmountpoint\t/tank/manila/share-s2\n", "")
