@@ -78,5 +78,11 @@ def grant_instance_dir(path, uid):
             grant_file(full, uid)
 
 
+def grant_socket_dir(path, uid):
+    """The guest uid may create (and replace its own) sockets in the vhost-user socket
+    directory ``path`` (sticky: not remove another's); nova's user keeps access."""
+    _setfacl("-m", "u:%d:rwx,u:%d:rwx,m::rwx" % (uid, os.getuid()), path)
+
+
 def grant_file(path, uid):
     _setfacl("-m", "u:%d:rw,m::rw" % uid, path)

@@ -17,6 +17,7 @@ import nova.conf
 from nova.console import type as ctype
 from nova.i18n import _
 from nova.image import glance
+from nova.network import model as network_model
 from nova.virt import configdrive
 from nova.virt import driver
 from nova.virt import hardware
@@ -902,8 +903,11 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
         if slot is None:
             slot = self.hv.free_slot(guest)
         queues = vifs.queues(instance) if self._desc.has(hv_api.MULTIQUEUE) else 1
-        tap = vifs.plug(instance, vif, owner=self._tap_owner(guest), queues=queues)
-        guest.record.vifs[vif["id"]] = {"tap": tap, "mac": vif["address"], "slot": slot}
+        if vif["type"] == network_model.VIF_TYPE_VHOSTUSER:
+            queues = 1              # (one queue pair on vhost-user ports)
+        plugged = vifs.plug(instance, vif, owner=self._tap_owner(guest), queues=queues)
+        guest.record.vifs[vif["id"]] = dict(vifs.backend(vif, plugged),
+                                            mac=vif["address"], slot=slot)
         if queues > 1:
             guest.record.vifs[vif["id"]]["queues"] = queues
         return guest.record.vifs[vif["id"]]

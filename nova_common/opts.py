@@ -22,6 +22,14 @@ opts = [
     cfg.ListOpt("allowed_binaries",
                 default=["/usr/bin/qemu-system-x86_64", "/usr/bin/cloud-hypervisor"],
                 help="Hypervisor binaries the privileged launcher may start."),
+    cfg.StrOpt("vhostuser_socket_dir", default="/var/lib/nova/vhostuser",
+               help="Directory of the vhost-user sockets of 'vhostuser' ports (Open "
+                    "vSwitch with DPDK): the hypervisor creates each port's socket "
+                    "there and Open vSwitch connects to it. Neutron must name sockets in "
+                    "the same directory ([ovn]ovn_vhost_sock_dir of ML2/OVN, "
+                    "[ovs]vhostuser_socket_dir of the OVS agent); nova-compute makes it "
+                    "if missing and grants each guest uid access at plug. Only "
+                    "[A-Za-z0-9._/-], at most 80 characters."),
 ]
 
 

@@ -20,16 +20,29 @@ when none exists, the port gets the same result either way (IPv6 off, MTU, in OV
 the guest starts) and os-vif's unplug still removes it. Passing file descriptors from a
 privileged helper would also work, but would need fd passing on every start and hot-plug.
 
+- ``vhostuser`` (Open vSwitch with DPDK; hypervisors that list it, nova_qmp): converted
+  by nova's ``os_vif_util`` into a ``VIFVHostUser`` and plugged by os-vif's ``ovs``
+  plugin as a ``dpdkvhostuserclient`` port whose ``vhost-server-path`` is the socket
+  Neutron named (``vhostuser_socket``): the hypervisor is the vhost-user server and
+  creates the socket, as libvirt does for ``vhostuser_mode=server``. The socket must be
+  a plain name directly in ``[hci_guests]vhostuser_socket_dir``; the guest uid is
+  granted write access to that directory (sticky: no guest can remove another's
+  socket). Only ``vhostuser_ovs_plug`` ports in ``server`` mode; no tap is made.
+
 Refused before anything is made, with ``VirtualInterfacePlugException``: ``vhostuser``
-(needs Open vSwitch with DPDK and shared guest memory), ``bridge`` (Linux bridge, gone
+on hypervisors without it or of other kinds (client mode, not OVS-plugged, a socket
+outside the directory), ``bridge`` (Linux bridge, gone
 from nova 34), ``binding_failed``/``unbound`` (Neutron could not bind the port), any other
 type, and ``ovs`` ports of non-``normal`` VNIC types (SR-IOV representors, vDPA,
 SmartNIC-managed).
 """
 import os
+import re
+import stat
 
 from nova import exception
 from nova.i18n import _
+import nova.conf
 from nova.network import model as network_model
 from nova.network import os_vif_util
 from nova.virt import hardware
@@ -39,17 +52,20 @@ from os_vif.objects import vif as osv_vif
 from oslo_log import log as logging
 from oslo_utils import excutils
 
+from nova_common import confine
 from nova_common import privsep
 
+CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
-SUPPORTED = (network_model.VIF_TYPE_TAP, network_model.VIF_TYPE_OVS)
+SUPPORTED = (network_model.VIF_TYPE_TAP, network_model.VIF_TYPE_OVS,
+             network_model.VIF_TYPE_VHOSTUSER)
+NOT_VHOSTUSER = _(
+    "vhost-user ports need Open vSwitch with DPDK and guest memory shared with it; "
+    "this hypervisor does not support them (use an Open vSwitch without DPDK, whose "
+    "ports Neutron binds as 'ovs')")
 
 REFUSED = {
-    network_model.VIF_TYPE_VHOSTUSER: _(
-        "vhost-user ports need Open vSwitch with DPDK and guest memory shared with it; "
-        "this driver does not support them (use an Open vSwitch without DPDK, whose "
-        "ports Neutron binds as 'ovs')"),
     network_model.VIF_TYPE_BRIDGE: _(
         "Linux bridge ports are not supported (nova 34 and Neutron removed them)"),
     network_model.VIF_TYPE_BINDING_FAILED: _("Neutron failed to bind the port"),
@@ -69,15 +85,70 @@ def check(vif, supported=SUPPORTED):
     if kind in REFUSED:
         _refuse(vif, REFUSED[kind])
     supported = [t for t in supported if t in SUPPORTED]
+    if kind == network_model.VIF_TYPE_VHOSTUSER and kind not in supported:
+        _refuse(vif, NOT_VHOSTUSER)
     if kind not in supported:
         _refuse(vif, _("not supported (supported: %s)") % ", ".join(supported))
     vnic = vif.get("vnic_type") or network_model.VNIC_TYPE_NORMAL
     if vnic != network_model.VNIC_TYPE_NORMAL:
         _refuse(vif, _("VNIC type %s is not supported (only normal)") % vnic)
+    if kind == network_model.VIF_TYPE_VHOSTUSER:
+        _check_vhostuser(vif)
+        return
     if not vif.get("devname"):
         _refuse(vif, _("it has no device name"))
     if kind == network_model.VIF_TYPE_OVS and not (vif.get("network") or {}).get("bridge"):
         _refuse(vif, _("Neutron gave no integration bridge"))
+
+
+# a socket name os-vif, Neutron (vhu<port id>) or an operator would give; nothing QEMU's
+# option parser or a path could misread (no comma, no slash, no leading dot)
+SOCKET_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
+SOCKET_DIR = re.compile(r"^/[A-Za-z0-9._/-]{1,79}$")
+
+
+def socket_dir(conf=CONF):
+    """``[hci_guests]vhostuser_socket_dir``, normalised, or InvalidInput."""
+    d = conf.hci_guests.vhostuser_socket_dir
+    if not SOCKET_DIR.match(d or "") or os.path.normpath(d) != d.rstrip("/") or \
+            ".." in d.split("/"):
+        raise exception.InvalidInput(
+            reason=_("[hci_guests]vhostuser_socket_dir %r is not a plain absolute path "
+                     "([A-Za-z0-9._/-], at most 80 characters)") % d)
+    return os.path.normpath(d)
+
+
+def socket_path(vif, conf=CONF):
+    """The vhost-user socket of a ``vhostuser`` port: Neutron's ``vhostuser_socket``,
+    which must be a plain name directly in ``[hci_guests]vhostuser_socket_dir`` (no
+    traversal, no link followed: the directory is checked, not the path resolved)."""
+    path = (vif.get("details") or {}).get(network_model.VIF_DETAILS_VHOSTUSER_SOCKET)
+    if not isinstance(path, str) or not path:
+        _refuse(vif, _("Neutron gave no vhost-user socket path"))
+    top = socket_dir(conf)
+    parent, name = os.path.split(path)
+    if parent != top or not SOCKET_NAME.match(name):
+        _refuse(vif, _("the vhost-user socket %(path)r is not a plain name "
+                       "([A-Za-z0-9._-]) in [hci_guests]vhostuser_socket_dir %(dir)s")
+                % {"path": path, "dir": top})
+    return path
+
+
+def _check_vhostuser(vif):
+    details = vif.get("details") or {}
+    if not details.get(network_model.VIF_DETAILS_VHOSTUSER_OVS_PLUG) or \
+            details.get(network_model.VIF_DETAILS_VHOSTUSER_FP_PLUG) or \
+            details.get(network_model.VIF_DETAILS_VHOSTUSER_VROUTER_PLUG):
+        _refuse(vif, _("only vhost-user ports plugged into Open vSwitch "
+                       "(vhostuser_ovs_plug) are supported"))
+    mode = details.get(network_model.VIF_DETAILS_VHOSTUSER_MODE, "server")
+    if mode != "server":
+        _refuse(vif, _("vhostuser_mode %r: only 'server' (the hypervisor creates the "
+                       "socket, Open vSwitch's dpdkvhostuserclient connects) is "
+                       "supported") % mode)
+    if not (vif.get("network") or {}).get("bridge"):
+        _refuse(vif, _("Neutron gave no integration bridge"))
+    socket_path(vif)
 
 
 def _mtu(vif):
@@ -132,8 +203,10 @@ def plug(instance, vif, owner=None, queues=1):
     process's) and multi-queue when ``queues`` > 1; returns the name of the tap the
     hypervisor opens."""
     check(vif)
-    dev, mtu = vif["devname"], _mtu(vif)
     owner = os.getuid() if owner is None else owner
+    if vif["type"] == network_model.VIF_TYPE_VHOSTUSER:
+        return _plug_vhostuser(instance, vif, owner)
+    dev, mtu = vif["devname"], _mtu(vif)
     mq = queues > 1
     if vif["type"] == network_model.VIF_TYPE_TAP:
         privsep.create_tap(dev, owner, mtu=mtu,
@@ -163,6 +236,85 @@ def plug(instance, vif, owner=None, queues=1):
     return dev
 
 
+def _vhostuser_to_os_vif(instance, vif):
+    os_vif.initialize()
+    obj = os_vif_util.nova_to_osvif_vif(vif)
+    if not isinstance(obj, osv_vif.VIFVHostUser) or obj.plugin != "ovs":
+        _refuse(vif, _("os-vif made a %s of it, which this driver cannot plug")
+                % type(obj).__name__)
+    return obj, os_vif_util.nova_to_osvif_instance(instance)
+
+
+def _socket_dir_for(owner):
+    """Make ``[hci_guests]vhostuser_socket_dir`` if missing (sticky, no access for
+    others) and let ``owner`` (a guest uid) create its socket in it (a POSIX ACL, as
+    for instance directories); Open vSwitch reaches it as root."""
+    top = socket_dir()
+    if not os.path.isdir(top):
+        os.makedirs(top, mode=0o750, exist_ok=True)
+    st = os.stat(top)
+    if st.st_uid == os.getuid() and not st.st_mode & stat.S_ISVTX:
+        os.chmod(top, stat.S_IMODE(st.st_mode) | stat.S_ISVTX)
+    if owner != os.getuid():
+        confine.grant_socket_dir(top, owner)
+    return top
+
+
+def _plug_vhostuser(instance, vif, owner):
+    """os-vif writes the ``dpdkvhostuserclient`` port (with ``vhost-server-path``,
+    ``iface-id``, ``attached-mac``, ``vm-uuid``); returns the socket path the hypervisor
+    listens on."""
+    path = socket_path(vif)
+    obj, info = _vhostuser_to_os_vif(instance, vif)
+    _socket_dir_for(owner)
+    try:
+        os_vif.plug(obj, info)
+    except Exception as e:
+        with excutils.save_and_reraise_exception(reraise=False):
+            LOG.error("Plugging port %(id)s failed: %(e)s", {"id": vif["id"], "e": e},
+                      instance=instance)
+            _undo(instance, obj, info, None)
+        raise exception.VirtualInterfacePlugException(
+            _("plugging port %(id)s into Open vSwitch failed: %(e)s")
+            % {"id": vif["id"], "e": e})
+    LOG.info("Plugged port %(id)s (vhost-user socket %(path)s) into Open vSwitch bridge "
+             "%(br)s", {"id": vif["id"], "path": path, "br": obj.network.bridge},
+             instance=instance)
+    return path
+
+
+def backend(vif, plugged):
+    """What the hypervisor attaches for ``vif``, given what ``plug`` returned: the tap
+    (``{"tap": name}``) or the vhost-user socket (``{"vhostuser": path}``)."""
+    if vif["type"] == network_model.VIF_TYPE_VHOSTUSER:
+        return {"vhostuser": plugged}
+    return {"tap": plugged}
+
+
+def _unplug_vhostuser(instance, vif):
+    try:
+        path = socket_path(vif)
+        obj, info = _vhostuser_to_os_vif(instance, vif)
+    except exception.VirtualInterfacePlugException:
+        return          # never plugged (refused)
+    try:
+        os_vif.unplug(obj, info)
+    except osv_exception.ExceptionBase as e:
+        raise exception.InternalError(
+            _("unplugging port %(id)s from Open vSwitch failed: %(e)s")
+            % {"id": vif["id"], "e": e})
+    # a socket the hypervisor left (QEMU keeps it when killed): only a socket, by name
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        LOG.warning("could not remove the vhost-user socket %(path)s: %(e)s",
+                    {"path": path, "e": e}, instance=instance)
+    LOG.info("Unplugged port %s", vif["id"], instance=instance)
+
+
 def _undo(instance, obj, info, dev):
     try:
         os_vif.unplug(obj, info)
@@ -175,6 +327,8 @@ def _undo(instance, obj, info, dev):
 def unplug(instance, vif):
     """Remove the host side of ``vif`` (what is already gone is fine). Ports this driver
     refuses were never plugged: nothing to do."""
+    if vif["type"] == network_model.VIF_TYPE_VHOSTUSER:
+        return _unplug_vhostuser(instance, vif)
     if vif["type"] not in SUPPORTED or not vif.get("devname"):
         return
     if vif["type"] == network_model.VIF_TYPE_OVS:

@@ -17,6 +17,7 @@ from nova.virt import event as virtevent
 from oslo_concurrency import processutils
 from oslo_log import log as logging
 from oslo_utils import excutils
+from oslo_utils import strutils
 from oslo_utils import versionutils
 
 from nova_common import confine
@@ -59,7 +60,8 @@ class QemuHypervisor(migration.LiveMigration, hv_api.Hypervisor):
     description = hv_api.Description(
         hypervisor_type="qemu",
         image_formats=("qcow2", "raw"),
-        vif_types=(network_model.VIF_TYPE_TAP, network_model.VIF_TYPE_OVS),
+        vif_types=(network_model.VIF_TYPE_TAP, network_model.VIF_TYPE_OVS,
+                   network_model.VIF_TYPE_VHOSTUSER),
         optional=hv_api.OPTIONAL,               # multiattach: share-rw=on devices
         confined=True)
 
@@ -177,7 +179,12 @@ class QemuHypervisor(migration.LiveMigration, hv_api.Hypervisor):
     def launch_spec(self, instance, image_meta, root_disk, config_drive, previous=None):
         machine = (previous or {}).get("machine") or \
             qemu.machine_type(CONF, instance, image_meta)
-        return {"machine": machine, "root_disk": root_disk, "config_drive": config_drive}
+        spec = {"machine": machine, "root_disk": root_disk, "config_drive": config_drive}
+        extra = (instance.flavor.extra_specs or {}) if instance.obj_attr_is_set("flavor") \
+            else {}
+        if strutils.bool_from_string(extra.get(qemu.SHARED_MEMORY_SPEC, False)):
+            spec["shared_memory"] = True
+        return spec
 
     def start(self, guest, restore_from=None):
         sock = guest.idir.file(qemu.QMP_SOCKET)
@@ -506,6 +513,8 @@ class QemuHypervisor(migration.LiveMigration, hv_api.Hypervisor):
                                              "size": size})
 
     def attach_nic(self, guest, vif_id, vif):
+        if "vhostuser" in vif:
+            return self._attach_vhostuser(guest, vif_id, vif)
         netdev = qemu.vif_ids(vif_id)[0]
         queues = vif.get("queues", 1)
         self._qmp(guest, "netdev_add", **qemu.vif_netdev(vif_id, vif["tap"], queues))
@@ -516,10 +525,47 @@ class QemuHypervisor(migration.LiveMigration, hv_api.Hypervisor):
             with excutils.save_and_reraise_exception():
                 self._qmp(guest, "netdev_del", id=netdev)
 
+    def _shared_memory(self, guest):
+        """Whether the running QEMU's RAM is the shared backend (asked, not assumed)."""
+        try:
+            return self._qmp(guest, "qom-get", path="/objects/" + qemu.GUEST_RAM,
+                             property="share") is True
+        except exception.InternalError:
+            return False
+
+    def _attach_vhostuser(self, guest, vif_id, vif):
+        """chardev-add (QEMU the socket's server), netdev_add (returns once Open
+        vSwitch, which os-vif already pointed at the socket, has connected: QEMU waits
+        for the vhost-user backend), device_add; what was added is removed again on a
+        failure. Refused, before anything is added, when the guest RAM is not shared."""
+        if not self._shared_memory(guest):
+            raise exception.VirtualInterfacePlugException(
+                _("cannot hot-plug vhost-user port %(id)s into %(uuid)s: its memory is not "
+                  "shared (it was started without vhost-user ports); attach it while the "
+                  "server is stopped, or use a flavor with %(spec)s=true")
+                % {"id": vif_id, "uuid": guest.uuid, "spec": qemu.SHARED_MEMORY_SPEC})
+        netdev = qemu.vif_ids(vif_id)[0]
+        chardev = qemu.vif_chardev(vif_id, vif["vhostuser"])
+        self._qmp(guest, "chardev-add", **chardev)
+        try:
+            self._qmp(guest, "netdev_add", **qemu.vif_netdev(vif_id, None,
+                                                             vhostuser=vif["vhostuser"]))
+            try:
+                self._qmp(guest, "device_add", **qemu.vif_device(
+                    vif_id, vif["mac"], vif["slot"], intx=CONF.qmp.accelerator == "tcg"))
+            except Exception:
+                with excutils.save_and_reraise_exception():
+                    self._qmp(guest, "netdev_del", id=netdev)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self._qmp(guest, "chardev-remove", id=chardev["id"])
+
     def detach_nic(self, guest, vif_id, vif):
         netdev, dev = qemu.vif_ids(vif_id)
         self._device_del(guest, dev, ("netdev_del", {"id": netdev}))
         self._qmp(guest, "netdev_del", id=netdev)
+        if "vhostuser" in vif:
+            self._qmp(guest, "chardev-remove", id="c" + netdev)
 
     def _present(self, guest, dev):
         try:

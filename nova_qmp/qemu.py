@@ -114,6 +114,10 @@ def command_line(conf, guest, serial_ports=None, vnc_tcp=False):
                 reason=_("socket path %s is too long for a UNIX socket; use a shorter "
                          "instances_path") % idir.file(sock), instance_id=guest.uuid)
     machine = spec["machine"]
+    memory = []
+    if shared_memory(spec, record.vifs):
+        machine += ",memory-backend=" + GUEST_RAM
+        memory = ["-object", memory_backend(record.memory_mb)]
     accel = "tcg,thread=multi" if q.accelerator == "tcg" else q.accelerator
     cpu = q.cpu_model or ("host" if q.accelerator == "kvm" else "max")
     argv = [
@@ -123,7 +127,7 @@ def command_line(conf, guest, serial_ports=None, vnc_tcp=False):
         "-smp", str(record.vcpus), "-m", str(record.memory_mb),
         "-nodefaults", "-no-user-config", "-display", "none",
         "-qmp", "unix:%s,server=on,wait=off" % idir.file(QMP_SOCKET),
-    ] + console_args(conf, idir, serial_ports, vnc_tcp) + [
+    ] + memory + console_args(conf, idir, serial_ports, vnc_tcp) + [
         "-device", "VGA",
         "-device", "virtio-rng-pci",
         "-nic", "none",       # interfaces: vif_args()
@@ -147,7 +151,8 @@ def command_line(conf, guest, serial_ports=None, vnc_tcp=False):
                  "-device", "virtio-blk-pci,drive=config,id=config-drive"]
     if q.sandbox:
         argv += ["-sandbox", SANDBOX]
-    argv += vif_args(record.vifs) + volume_args(record.volumes, idir, conf)
+    argv += vif_args(record.vifs, tcg=q.accelerator == "tcg") + \
+        volume_args(record.volumes, idir, conf)
     return argv + extra_args(q.extra_args)
 
 
@@ -244,15 +249,56 @@ def volume_args(volumes, idir=None, conf=None):
     return argv
 
 
+GUEST_RAM = "hci-ram"      # the guest RAM's memory backend, when shared
+SHARED_MEMORY_SPEC = "hci:shared_memory"     # flavor extra spec: share guest RAM
+
+
+def shared_memory(spec, vifs):
+    """Whether the guest's RAM is shared (a ``memfd`` backend with ``share=on``): when
+    it has vhost-user interfaces, whose backend (Open vSwitch with DPDK) maps the guest
+    memory to reach its rings and buffers, as libvirt requires; or when its flavor asks
+    (``hci:shared_memory=true``, recorded in the launch spec), so that vhost-user ports
+    can be hot-plugged later."""
+    return bool(spec.get("shared_memory")) or any("vhostuser" in v for v in vifs.values())
+
+
+def memory_backend(memory_mb):
+    return "memory-backend-memfd,id=%s,size=%dM,share=on" % (GUEST_RAM, int(memory_mb))
+
+
+# QEMU's option parser would split a value at a comma: a socket path must have none
+_SOCKET_PATH = re.compile(r"^/[A-Za-z0-9._/-]{1,106}$")
+
+
+def _socket(path):
+    if not isinstance(path, str) or not _SOCKET_PATH.match(path) or \
+            ".." in path.split("/"):
+        raise exception.InvalidInput(reason=_("vhost-user socket path %r is not a plain "
+                                              "absolute path") % path)
+    return path
+
+
+def vif_chardev(vif_id, path):
+    """The vhost-user socket, QEMU its server (Open vSwitch's dpdkvhostuserclient
+    connects to it, and again after either side restarts); QMP ``chardev-add`` form."""
+    return {"id": "c" + vif_ids(vif_id)[0],
+            "backend": {"type": "socket", "data": {
+                "addr": {"type": "unix", "data": {"path": _socket(path)}},
+                "server": True, "wait": False}}}
+
+
 def vif_ids(vif_id):
     """(netdev id, device id) of a network interface in QEMU."""
     return "n" + vif_id.replace("-", "")[:24], "vif-" + vif_id
 
 
-def vif_netdev(vif_id, tap, queues=1):
+def vif_netdev(vif_id, tap, queues=1, vhostuser=None):
     """The tap backend; with ``queues`` > 1 QEMU attaches that many queues of the
-    (multi-queue) tap, opening it once per queue by name as its owner."""
+    (multi-queue) tap, opening it once per queue by name as its owner. With
+    ``vhostuser`` (a socket path): the vhost-user backend on ``vif_chardev``."""
     netdev, _dev = vif_ids(vif_id)
+    if vhostuser is not None:
+        return {"type": "vhost-user", "id": netdev, "chardev": "c" + netdev}
     netdev = {"type": "tap", "id": netdev, "ifname": tap, "script": "no",
               "downscript": "no"}
     if queues > 1:
@@ -260,12 +306,16 @@ def vif_netdev(vif_id, tap, queues=1):
     return netdev
 
 
-def vif_device(vif_id, mac, port=None, queues=1):
+def vif_device(vif_id, mac, port=None, queues=1, intx=False):
     """The virtio-net device; with ``queues`` > 1 multi-queue, with the MSI-X vectors
-    libvirt gives it (one per queue of each direction, config and control: 2N + 2)."""
+    libvirt gives it (one per queue of each direction, config and control: 2N + 2).
+    ``intx``: no MSI-X (``vectors=0``): QEMU 7.2 under TCG crashes (SIGSEGV in
+    ``msix_set_vector_notifiers``) when a vhost-user device starts with MSI-X."""
     netdev, dev = vif_ids(vif_id)
     device = {"driver": "virtio-net-pci", "netdev": netdev, "id": dev, "mac": mac}
-    if queues > 1:
+    if intx:
+        device["vectors"] = 0
+    elif queues > 1:
         device.update(mq=True, vectors=2 * int(queues) + 2)
     if port:
         device["bus"] = port
@@ -283,16 +333,22 @@ def _device_arg(device):
                                           for k, v in device.items() if k != "driver"])
 
 
-def vif_args(vifs):
-    """Command-line arguments for the interfaces recorded in an instance's metadata."""
+def vif_args(vifs, tcg=False):
+    """Command-line arguments for the interfaces recorded in an instance's metadata
+    (``tcg``: the accelerator is TCG, see ``vif_device``)."""
     argv = []
     for vif_id, vif in sorted(vifs.items()):
         queues = vif.get("queues", 1)
-        netdev = vif_netdev(vif_id, vif["tap"], queues)
-        argv += ["-netdev", ",".join(["tap"] + ["%s=%s" % (k, v) for k, v in netdev.items()
-                                                if k != "type"])]
+        vhu = vif.get("vhostuser")
+        if vhu is not None:
+            chardev = vif_chardev(vif_id, vhu)
+            argv += ["-chardev", "socket,id=%s,path=%s,server=on,wait=off"
+                     % (chardev["id"], vhu)]
+        netdev = vif_netdev(vif_id, vif.get("tap"), queues, vhostuser=vhu)
+        argv += ["-netdev", ",".join([netdev["type"]] + [
+            "%s=%s" % (k, v) for k, v in netdev.items() if k != "type"])]
         argv += ["-device", _device_arg(vif_device(vif_id, vif["mac"], vif.get("slot"),
-                                                   queues))]
+                                                   queues, intx=tcg and vhu is not None))]
     return argv
 
 

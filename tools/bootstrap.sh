@@ -34,6 +34,10 @@ PACKAGES=(
     # Open vSwitch (userspace datapath) and OVN carrying the guests' traffic in the
     # networking tests (started by the tests themselves, never as system services)
     openvswitch-switch ovn-central ovn-host
+    # Open vSwitch built with DPDK (its own ovs-vswitchd, alternative of lower priority:
+    # /usr/sbin/ovs-vswitchd stays the plain one) and DPDK's ring mempool driver (a
+    # plugin, only recommended) for the vhost-user test, run without hugepages
+    openvswitch-switch-dpdk librte-mempool-ring23
     # Python for tox and the test virtualenvs
     python3 python3-venv python3-dev git
     # the all-in-one cloud (tools/demo.sh): database, message queue, QEMU's iSCSI

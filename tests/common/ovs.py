@@ -7,11 +7,19 @@ ovsdb-servers, ovn-northd and one ovn-controller (chassis ``CHASSIS``) that make
 ``br-int`` with the netdev datapath; ``OsVif`` points os-vif at it.
 ``nbctl``/``vsctl``/``sbctl`` run the CLIs against these databases (JSON output where a
 test reads what they print).
+
+``OVNHost(dpdk=True)`` runs Debian's DPDK build of ovs-vswitchd instead (package
+``openvswitch-switch-dpdk``, ``dpdk_available()``), for vhost-user ports, on these
+machines without hugepages or PCI devices: DPDK's EAL gets ``--no-huge`` (legacy memory:
+OVS's default ``--in-memory`` does not go with it) and ``DPDK_MEMORY_MB`` of ordinary
+memory, OVS sizes a mempool per port (its shared default asks for more than that), and
+its PMD thread sleeps when idle (``pmd-maxsleep``) instead of spinning on a core.
 """
 import errno
 import fcntl
 import json
 import os
+import shutil
 import struct
 import subprocess
 import time
@@ -24,6 +32,15 @@ OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 NB_SCHEMA = "/usr/share/ovn/ovn-nb.ovsschema"
 SB_SCHEMA = "/usr/share/ovn/ovn-sb.ovsschema"
 CHASSIS = "hci-test-chassis"
+
+
+DPDK_VSWITCHD = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk"
+DPDK_MEMORY_MB = 512
+DPDK_RUNTIME = "/var/run/dpdk"      # EAL's runtime directory for root (even in memory)
+
+
+def dpdk_available():
+    return available() and os.access(DPDK_VSWITCHD, os.X_OK)
 
 
 def available():
@@ -59,9 +76,10 @@ class OVNHost(fixtures.Fixture):
     datapath makes host-wide kernel devices (``ovs-netdev``, the bridges' internal
     ports), so a second Open vSwitch would fail to open its datapath."""
 
-    def __init__(self, lock_timeout=900):
+    def __init__(self, lock_timeout=900, dpdk=False):
         super().__init__()
         self.lock_timeout = lock_timeout
+        self.dpdk = dpdk
 
     def _lock(self):
         os.makedirs(os.path.dirname(LOCK), exist_ok=True)
@@ -115,9 +133,21 @@ class OVNHost(fixtures.Fixture):
                    "external_ids:ovn-encap-type=geneve",
                    "external_ids:ovn-encap-ip=127.0.0.1",
                    "external_ids:ovn-bridge-datapath-type=netdev")
-        self._start("ovs-vswitchd", ["ovs-vswitchd", "unix:" + self.db_sock,
+        vswitchd = "ovs-vswitchd"
+        if self.dpdk:
+            vswitchd = DPDK_VSWITCHD
+            self._dpdk_config()
+        self._start("ovs-vswitchd", [vswitchd, "unix:" + self.db_sock,
                                      "--unixctl=" + os.path.join(d, "vswitchd.ctl")],
                     os.path.join(d, "vswitchd.ctl"))
+        if self.dpdk:
+            try:
+                self.wait(lambda: self.vsctl("get", "Open_vSwitch", ".",
+                                             "dpdk_initialized").strip() == "true",
+                          "DPDK to initialise", timeout=30)
+            except TimeoutError:
+                raise RuntimeError("DPDK did not initialise: %s"
+                                   % self.log_tail("ovs-vswitchd")) from None
         self._start("ovn-northd", ["ovn-northd", "--ovnnb-db=unix:" + self.nb_sock,
                                    "--ovnsb-db=unix:" + self.sb_sock,
                                    "--unixctl=" + os.path.join(d, "northd.ctl")],
@@ -127,6 +157,25 @@ class OVNHost(fixtures.Fixture):
                                        "--pidfile=" + os.path.join(d, "controller.pid")],
                     os.path.join(d, "controller.pid"))
         self.wait(lambda: "br-int" in self.vsctl("list-br").split(), "br-int from ovn-controller")
+
+    def _dpdk_config(self):
+        prefix = "hci%d" % os.getpid()
+        if not os.path.isdir(DPDK_RUNTIME):
+            self.addCleanup(self._rmdir_if_empty, DPDK_RUNTIME)
+        self.addCleanup(shutil.rmtree, os.path.join(DPDK_RUNTIME, prefix), True)
+        self.vsctl("--no-wait", "set", "Open_vSwitch", ".",
+                   "other_config:dpdk-init=true",
+                   "other_config:dpdk-extra=--no-huge -m %d --legacy-mem --no-pci "
+                   "--no-telemetry --file-prefix=%s" % (DPDK_MEMORY_MB, prefix),
+                   "other_config:per-port-memory=true",
+                   "other_config:pmd-maxsleep=10000")
+
+    @staticmethod
+    def _rmdir_if_empty(path):
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
 
     def _run(self, *argv):
         return subprocess.run(argv, check=True, capture_output=True, text=True,
