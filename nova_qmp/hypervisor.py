@@ -550,22 +550,21 @@ class QemuHypervisor(migration.LiveMigration, hv_api.Hypervisor):
         try:
             self._qmp(guest, "netdev_add", **qemu.vif_netdev(vif_id, None,
                                                              vhostuser=vif["vhostuser"]))
-            try:
-                self._qmp(guest, "device_add", **qemu.vif_device(
-                    vif_id, vif["mac"], vif["slot"], intx=CONF.qmp.accelerator == "tcg"))
-            except Exception:
-                with excutils.save_and_reraise_exception():
-                    self._qmp(guest, "netdev_del", id=netdev)
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._qmp(guest, "chardev-remove", id=chardev["id"])
+        try:
+            self._qmp(guest, "device_add", **qemu.vif_device(
+                vif_id, vif["mac"], vif["slot"], intx=CONF.qmp.accelerator == "tcg"))
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self._qmp(guest, "netdev_del", id=netdev)   # (its chardev goes with it)
 
     def detach_nic(self, guest, vif_id, vif):
+        # (a vhost-user netdev removes its chardev itself)
         netdev, dev = qemu.vif_ids(vif_id)
         self._device_del(guest, dev, ("netdev_del", {"id": netdev}))
         self._qmp(guest, "netdev_del", id=netdev)
-        if "vhostuser" in vif:
-            self._qmp(guest, "chardev-remove", id="c" + netdev)
 
     def _present(self, guest, dev):
         try:
