@@ -180,8 +180,9 @@ class QemuHypervisor(migration.LiveMigration, hv_api.Hypervisor):
         machine = (previous or {}).get("machine") or \
             qemu.machine_type(CONF, instance, image_meta)
         spec = {"machine": machine, "root_disk": root_disk, "config_drive": config_drive}
-        extra = (instance.flavor.extra_specs or {}) if instance.obj_attr_is_set("flavor") \
-            else {}
+        flavor = instance.flavor if instance.obj_attr_is_set("flavor") else None
+        extra = (flavor.extra_specs or {}) if flavor is not None and \
+            flavor.obj_attr_is_set("extra_specs") else {}
         if strutils.bool_from_string(extra.get(qemu.SHARED_MEMORY_SPEC, False)):
             spec["shared_memory"] = True
         return spec

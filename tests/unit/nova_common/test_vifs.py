@@ -2,6 +2,8 @@
 mocked are the privileged side (nova_common.privsep) and os-vif's plug/unplug, which
 drive Open vSwitch (tests/functional/net runs them against a real one)."""
 import os
+import socket
+import stat
 from unittest import mock
 import uuid
 
@@ -13,6 +15,7 @@ import os_vif
 from os_vif import exception as osv_exception
 from os_vif.objects import vif as osv_vif
 
+from nova_common import confine
 from nova_common import privsep
 from nova_common import vifs
 from tests.unit.nova_common import base
@@ -37,7 +40,7 @@ def ovn_vif(**details):
     return vif("ovs", **d)
 
 
-class TestVifs(base.TestCase):
+class VifsCase(base.TestCase):
     def setUp(self):
         super().setUp()
         objects.register_all()
@@ -55,6 +58,8 @@ class TestVifs(base.TestCase):
     def names(self):
         return [c[0] for c in self.calls.mock_calls]
 
+
+class TestVifs(VifsCase):
     def test_only_supported_ports_with_a_device_name(self):
         vifs.check(vif())
         vifs.check(ovn_vif())
@@ -64,11 +69,17 @@ class TestVifs(base.TestCase):
             self.assertRaises(exception.VirtualInterfacePlugException, vifs.check, bad)
 
     def test_refused_ports_make_nothing_and_say_why(self):
+        # a hypervisor without vhost-user (nova_cloudhypervisor, nova_lxc)
+        e = self.assertRaises(exception.VirtualInterfacePlugException, vifs.check,
+                              vif("vhostuser", vhostuser_mode="server",
+                                  vhostuser_ovs_plug=True),
+                              (network_model.VIF_TYPE_TAP, network_model.VIF_TYPE_OVS))
+        self.assertIn("DPDK", str(e))
+        self.assertIn(PORT, str(e))
         e = self.assertRaises(exception.VirtualInterfacePlugException, vifs.plug,
                               self.instance, vif("vhostuser", vhostuser_mode="server",
                                                  vhostuser_ovs_plug=True))
-        self.assertIn("DPDK", str(e))
-        self.assertIn(PORT, str(e))
+        self.assertIn("no vhost-user socket", str(e))
         e = self.assertRaises(exception.VirtualInterfacePlugException, vifs.plug,
                               self.instance, vif("binding_failed"))
         self.assertIn("failed to bind", str(e))
@@ -183,6 +194,91 @@ class TestVifs(base.TestCase):
         self.calls.os_vif_unplug.side_effect = osv_exception.UnplugException(
             vif="v", err="ovsdb unreachable")
         self.assertRaises(exception.InternalError, vifs.unplug, self.instance, ovn_vif())
+
+
+def vhu_vif(sock_dir, name="vhu12345678-9a", **details):
+    """What Neutron ML2/OVN binds on a chassis with DPDK (OVS dpdkvhostuserclient)."""
+    d = {"port_filter": False, "connectivity": "l2", "datapath_type": "netdev",
+         "vhostuser_mode": "server", "vhostuser_ovs_plug": True,
+         "vhostuser_socket": os.path.join(sock_dir, name)}
+    d.update(details)
+    return vif("vhostuser", **d)
+
+
+class TestVhostUser(VifsCase):
+    def setUp(self):
+        super().setUp()
+        self.dir = os.path.join(self.useFixture(fixtures.TempDir()).path, "vhu")
+        self.flags(vhostuser_socket_dir=self.dir, group="hci_guests")
+        self.grant = self.useFixture(fixtures.MockPatchObject(
+            confine, "grant_socket_dir")).mock
+
+    def test_only_server_mode_ovs_ports_with_a_socket_in_the_directory(self):
+        vifs.check(vhu_vif(self.dir), vifs.SUPPORTED)
+        vifs.check(vhu_vif(self.dir, devname=None), vifs.SUPPORTED)    # no tap: no name
+        for bad, why in (
+                (vhu_vif(self.dir, vhostuser_mode="client"), "only 'server'"),
+                (vhu_vif(self.dir, vhostuser_ovs_plug=False), "vhostuser_ovs_plug"),
+                (vhu_vif(self.dir, vhostuser_fp_plug=True), "vhostuser_ovs_plug"),
+                (vhu_vif(self.dir, vhostuser_socket=None), "no vhost-user socket"),
+                (vhu_vif("/run/openvswitch"), "not a plain name"),
+                (vhu_vif(self.dir, "../../etc/x"), "not a plain name"),
+                (vhu_vif(self.dir + "/sub", "x"), "not a plain name"),
+                (vhu_vif(self.dir, "a,server=off"), "not a plain name"),
+                (vhu_vif(self.dir, ".hidden"), "not a plain name"),
+                (vhu_vif(self.dir, vnic_type="direct"), "VNIC type")):
+            e = self.assertRaises(exception.VirtualInterfacePlugException, vifs.check,
+                                  bad, vifs.SUPPORTED)
+            self.assertIn(why, str(e))
+        self.flags(vhostuser_socket_dir="/var/lib/../x", group="hci_guests")
+        self.assertRaises(exception.InvalidInput, vifs.socket_dir)
+        self.flags(vhostuser_socket_dir="/var/lib/a,b", group="hci_guests")
+        self.assertRaises(exception.InvalidInput, vifs.socket_dir)
+
+    def test_os_vif_writes_a_dpdk_client_port_qemu_serves_and_no_tap_is_made(self):
+        port = vhu_vif(self.dir)
+        path = vifs.plug(self.instance, port, owner=1900000001)
+        self.assertEqual(os.path.join(self.dir, "vhu12345678-9a"), path)
+        self.assertEqual({"vhostuser": path}, vifs.backend(port, path))
+        self.assertEqual(["os_vif_plug"], self.names())       # no tap, no privileged call
+        obj, info = self.calls.os_vif_plug.call_args[0]
+        self.assertIsInstance(obj, osv_vif.VIFVHostUser)
+        self.assertEqual(("ovs", "server", path), (obj.plugin, obj.mode, obj.path))
+        self.assertEqual((PORT, "netdev"), (obj.port_profile.interface_id,
+                                            obj.port_profile.datapath_type))
+        self.assertEqual("br-int", obj.network.bridge)
+        self.assertEqual(self.instance.uuid, info.uuid)
+        # the directory: made, sticky, the guest uid granted
+        self.assertTrue(os.stat(self.dir).st_mode & stat.S_ISVTX)
+        self.grant.assert_called_once_with(self.dir, 1900000001)
+        vifs.plug(self.instance, port)                       # nova's own uid: no grant
+        self.grant.assert_called_once()
+
+    def test_failed_plug_leaves_nothing(self):
+        self.calls.os_vif_plug.side_effect = osv_exception.PlugException(
+            vif="v", err="ovsdb unreachable")
+        e = self.assertRaises(exception.VirtualInterfacePlugException, vifs.plug,
+                              self.instance, vhu_vif(self.dir))
+        self.assertIn("ovsdb unreachable", str(e))
+        self.assertEqual(["os_vif_plug", "os_vif_unplug"], self.names())
+
+    def test_unplug_removes_the_port_and_a_socket_left_behind(self):
+        port = vhu_vif(self.dir)
+        os.makedirs(self.dir)
+        path = os.path.join(self.dir, "vhu12345678-9a")
+        sock = socket.socket(socket.AF_UNIX)
+        self.addCleanup(sock.close)
+        sock.bind(path)                  # what a killed QEMU leaves
+        vifs.unplug(self.instance, port)
+        self.assertEqual(["os_vif_unplug"], self.names())
+        self.assertIsInstance(self.calls.os_vif_unplug.call_args[0][0], osv_vif.VIFVHostUser)
+        self.assertFalse(os.path.exists(path))
+        with open(path, "w"):            # not a socket: not removed
+            pass
+        vifs.unplug(self.instance, port)
+        self.assertTrue(os.path.exists(path))
+        vifs.unplug(self.instance, vhu_vif("/elsewhere"))    # refused: never plugged
+        self.assertEqual(2, self.calls.os_vif_unplug.call_count)
 
 
 class TestPrivileged(base.TestCase):

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import time
+from unittest import mock
 
 import fixtures
 from nova import exception
@@ -335,3 +336,66 @@ class TestSnapshotJobs(DriverCase):
         self.assertIn("No space left on device", str(e))
         self.assertEqual(([], []), self.jobs_and_nodes())
         self.assertEqual(power_state.RUNNING, self.state())      # the guest goes on
+
+
+class TestVhostUserHotplug(DriverCase):
+    """Hot-plugging a vhost-user interface needs the guest RAM shared (asked of QEMU)."""
+
+    PORT = "0e8f1c2a-7b3d-4e5f-9a6b-1c2d3e4f5a6b"
+    VIF = {"vhostuser": "/var/lib/nova/vhostuser/vhu0e8f1c2a-7b", "mac": "fa:16:3e:00:00:01",
+           "slot": None}
+
+    def chardevs(self, guest):
+        return [c["label"] for c in self.drv.hv._qmp(guest, "query-chardev")]
+
+    def test_refused_without_shared_memory_before_anything_is_added(self):
+        self.drv.power_on(None, self.inst, None)
+        guest = self.drv._guest(self.inst)
+        self.assertFalse(self.drv.hv._shared_memory(guest))
+        e = self.assertRaises(exception.VirtualInterfacePlugException,
+                              self.drv.hv.attach_nic, guest, self.PORT, self.VIF)
+        self.assertIn("not shared", str(e))
+        self.assertIn(qemu.SHARED_MEMORY_SPEC, str(e))
+        self.assertNotIn(qemu.vif_chardev(self.PORT, self.VIF["vhostuser"])["id"],
+                         self.chardevs(guest))
+
+    def test_a_flavor_asking_for_shared_memory_gets_it(self):
+        flavor = objects.Flavor(vcpus=1, memory_mb=64, extra_specs={
+            qemu.SHARED_MEMORY_SPEC: "true"})
+        inst = objects.Instance(uuid=self.inst.uuid, image_ref="img", flavor=flavor,
+                                system_metadata={})
+        spec = self.drv.hv.launch_spec(inst, objects.ImageMeta.from_dict({}),
+                                       root_disk=False, config_drive=False)
+        self.assertTrue(spec["shared_memory"])
+        inst.flavor.extra_specs = {}
+        self.assertNotIn("shared_memory", self.drv.hv.launch_spec(
+            inst, objects.ImageMeta.from_dict({}), root_disk=False, config_drive=False))
+        record.write(self.idir.path, record.Record(name="i-1", vcpus=1, memory_mb=64,
+                                                   spec=dict(spec, machine="pc")))
+        self.drv.power_on(None, self.inst, None)
+        self.assertTrue(self.drv.hv._shared_memory(self.drv._guest(self.inst)))
+
+    def test_hot_plug_order_and_what_a_failure_removes(self):
+        netdev, dev = qemu.vif_ids(self.PORT)
+        guest = mock.Mock(uuid=self.inst.uuid)
+        for fail, expected in (
+                (None, ["qom-get", "chardev-add", "netdev_add", "device_add"]),
+                ("netdev_add", ["qom-get", "chardev-add", "netdev_add", "chardev-remove"]),
+                # (a vhost-user netdev takes its chardev with it)
+                ("device_add", ["qom-get", "chardev-add", "netdev_add", "device_add",
+                                "netdev_del"])):
+            calls = []
+
+            def qmp(guest, command, fail=fail, calls=calls, **arguments):
+                calls.append(command)
+                if command == fail:
+                    raise exception.InternalError(command + " failed")
+                return True if command == "qom-get" else {}
+
+            with mock.patch.object(self.drv.hv, "_qmp", qmp):
+                if fail:
+                    self.assertRaises(exception.InternalError, self.drv.hv.attach_nic,
+                                      guest, self.PORT, self.VIF)
+                else:
+                    self.drv.hv.attach_nic(guest, self.PORT, self.VIF)
+            self.assertEqual(expected, calls)

@@ -154,6 +154,46 @@ class TestCommandLine(base.TestCase):
                           if k in ("mq", "vectors")})
         self.assertEqual(4, qemu.vif_netdev(port, "t", 4)["queues"])
 
+    def test_vhost_user_interfaces_and_shared_memory(self):
+        port = "0e8f1c2a-7b3d-4e5f-9a6b-1c2d3e4f5a6b"
+        netdev, dev = qemu.vif_ids(port)
+        sock = "/var/lib/nova/vhostuser/vhu0e8f1c2a-7b"
+        vhu = {"vhostuser": sock, "mac": "fa:16:3e:00:00:01", "slot": "hp1"}
+        # QEMU is the socket's server; the netdev rides on that chardev
+        self.assertEqual(
+            ["-chardev", "socket,id=c%s,path=%s,server=on,wait=off" % (netdev, sock),
+             "-netdev", "vhost-user,id=%s,chardev=c%s" % (netdev, netdev),
+             "-device", "virtio-net-pci,netdev=%s,id=%s,mac=fa:16:3e:00:00:01,bus=hp1"
+             % (netdev, dev)], qemu.vif_args({port: vhu}))
+        # under TCG without MSI-X (QEMU 7.2 crashes starting vhost-user with it)
+        self.assertIn("vectors=0", qemu.vif_args({port: vhu}, tcg=True)[-1].split(","))
+        tap = {"tap": "tap0e8f1c2a-7b", "mac": "fa:16:3e:00:00:01"}
+        self.assertNotIn("vectors=0", qemu.vif_args({port: tap}, tcg=True)[-1])
+        # QMP hot-plug forms
+        self.assertEqual({"id": "c" + netdev, "backend": {"type": "socket", "data": {
+            "addr": {"type": "unix", "data": {"path": sock}}, "server": True,
+            "wait": False}}}, qemu.vif_chardev(port, sock))
+        self.assertEqual({"type": "vhost-user", "id": netdev, "chardev": "c" + netdev},
+                         qemu.vif_netdev(port, None, vhostuser=sock))
+        for bad in ("relative", "/a,server=off", "/a/../b", "/a b", None):
+            self.assertRaises(exception.InvalidInput, qemu.vif_chardev, port, bad)
+        # the guest RAM: shared with a vhost-user interface (or when the flavor asked)
+        ram = "memory-backend-memfd,id=hci-ram,size=256M,share=on"
+        argv = self.argv()
+        self.assertNotIn(ram, argv)
+        self.assertEqual("q35", argv[argv.index("-machine") + 1])
+        guest = hypervisor.Guest(self.inst.uuid, self.idir, record.Record(
+            name="instance-1", vcpus=2, memory_mb=256,
+            spec={"machine": "q35", "root_disk": True, "config_drive": False},
+            vifs={port: vhu}))
+        for spec_shared, vifs in ((False, {port: vhu}), (True, {})):
+            guest.record.vifs = vifs
+            guest.record.spec["shared_memory"] = spec_shared
+            argv = qemu.command_line(base.CONF, guest)
+            self.assertEqual(["-object", ram], argv[argv.index(ram) - 1:argv.index(ram) + 1])
+            self.assertEqual("q35,memory-backend=hci-ram",
+                             argv[argv.index("-machine") + 1])
+
     def test_boot_volume_replaces_the_image_disk(self):
         self.assertIn("virtio-blk-pci,drive=root,id=root-disk,bootindex=1", self.argv())
         argv = self.argv(root_disk=False)
