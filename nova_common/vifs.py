@@ -49,6 +49,7 @@ from nova.virt import hardware
 import os_vif
 from os_vif import exception as osv_exception
 from os_vif.objects import vif as osv_vif
+from oslo_concurrency import processutils
 from oslo_log import log as logging
 from oslo_utils import excutils
 
@@ -266,7 +267,11 @@ def _plug_vhostuser(instance, vif, owner):
     listens on."""
     path = socket_path(vif)
     obj, info = _vhostuser_to_os_vif(instance, vif)
-    _socket_dir_for(owner)
+    try:
+        _socket_dir_for(owner)
+    except (OSError, processutils.ProcessExecutionError) as e:
+        _refuse(vif, _("cannot prepare the vhost-user socket directory %(dir)s for uid "
+                       "%(uid)s: %(e)s") % {"dir": socket_dir(), "uid": owner, "e": e})
     try:
         os_vif.plug(obj, info)
     except Exception as e:

@@ -11,6 +11,7 @@ import fixtures
 from nova import exception
 from nova import objects
 from nova.network import model as network_model
+from oslo_concurrency import processutils
 import os_vif
 from os_vif import exception as osv_exception
 from os_vif.objects import vif as osv_vif
@@ -253,6 +254,13 @@ class TestVhostUser(VifsCase):
         self.grant.assert_called_once_with(self.dir, 1900000001)
         vifs.plug(self.instance, port)                       # nova's own uid: no grant
         self.grant.assert_called_once()
+        # a directory nova cannot grant access to (e.g. root's): refused, nothing made
+        self.calls.reset_mock()
+        self.grant.side_effect = processutils.ProcessExecutionError(stderr="not permitted")
+        e = self.assertRaises(exception.VirtualInterfacePlugException, vifs.plug,
+                              self.instance, port, owner=1900000001)
+        self.assertIn("socket directory", str(e))
+        self.assertEqual([], self.names())
 
     def test_failed_plug_leaves_nothing(self):
         self.calls.os_vif_plug.side_effect = osv_exception.PlugException(
