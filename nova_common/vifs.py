@@ -41,8 +41,8 @@ import re
 import stat
 
 from nova import exception
-from nova.i18n import _
 import nova.conf
+from nova.i18n import _
 from nova.network import model as network_model
 from nova.network import os_vif_util
 from nova.virt import hardware

@@ -11,10 +11,10 @@ import fixtures
 from nova import exception
 from nova import objects
 from nova.network import model as network_model
-from oslo_concurrency import processutils
 import os_vif
 from os_vif import exception as osv_exception
 from os_vif.objects import vif as osv_vif
+from oslo_concurrency import processutils
 
 from nova_common import confine
 from nova_common import privsep
