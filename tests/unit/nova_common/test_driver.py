@@ -1,6 +1,7 @@
 """BaseDriver's generic flow against a recording Hypervisor (the contract is the unit's
 boundary; the real hypervisors are exercised in the functional tests), with os-brick and
 the tap privsep calls as the other boundaries."""
+import dataclasses
 import os
 from unittest import mock
 
@@ -494,3 +495,52 @@ class TestEncryptedVolumes(DriverTestCase):
         self.assertRaises(exception.VolumeEncryptionNotSupported, drv.attach_volume, None,
                           self.encrypted(), self.inst, "/dev/vdb", encryption=self.META)
         self.assertEqual([], self.connected)
+
+
+class VhostUserRecorder(Recorder):
+    description = dataclasses.replace(
+        Recorder.description,
+        vif_types=(network_model.VIF_TYPE_TAP, network_model.VIF_TYPE_VHOSTUSER))
+
+
+class TestVhostUserInterfaces(DriverTestCase):
+    """A ``vhostuser`` port's entry in the record is its socket (no tap), on a hypervisor
+    that lists the type; os-vif's plug is the boundary."""
+
+    def setUp(self):
+        super().setUp()
+        self.drv.hv = self.hv = VhostUserRecorder()
+        self.sock_dir = os.path.join(self.instances, "vhu")
+        self.flags(vhostuser_socket_dir=self.sock_dir, group="hci_guests")
+        self.plugged = []
+        for name in ("plug", "unplug"):
+            self.useFixture(fixtures.MockPatch(
+                "os_vif." + name, lambda obj, info, name=name: self.plugged.append(
+                    (name, type(obj).__name__))))
+
+    def vhu(self):
+        port = "3f4c8e2a-1b5d-4c6e-8f7a-9b0c1d2e3f4a"
+        return network_model.VIF(
+            id=port, address="fa:16:3e:00:00:01", type="vhostuser",
+            devname="tap3f4c8e2a-1b", active=True, ovs_interfaceid=port,
+            details={"vhostuser_mode": "server", "vhostuser_ovs_plug": True,
+                     "vhostuser_socket": os.path.join(self.sock_dir, "vhu3f4c8e2a-1b")},
+            network=network_model.Network(id="n", bridge="br-int"))
+
+    def test_attach_records_the_socket_and_detach_unplugs(self):
+        self.drv.attach_interface(None, self.inst, None, self.vhu())
+        self.assertEqual({"vhostuser": os.path.join(self.sock_dir, "vhu3f4c8e2a-1b"),
+                          "mac": "fa:16:3e:00:00:01", "slot": None},
+                         self.rec().vifs[self.vhu()["id"]])
+        self.assertEqual([("plug", "VIFVHostUser")], self.plugged)
+        self.assertEqual([], self.taps)                       # no tap for vhost-user
+        self.drv.detach_interface(None, self.inst, self.vhu())
+        self.assertEqual({}, self.rec().vifs)
+        self.assertEqual(("unplug", "VIFVHostUser"), self.plugged[-1])
+
+    def test_refused_by_a_hypervisor_without_it(self):
+        self.drv.hv = self.hv = Recorder()
+        e = self.assertRaises(exception.VirtualInterfacePlugException,
+                              self.drv.attach_interface, None, self.inst, None, self.vhu())
+        self.assertIn("DPDK", str(e))
+        self.assertEqual([], self.plugged)
