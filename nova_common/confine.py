@@ -80,8 +80,9 @@ def grant_instance_dir(path, uid):
 
 def grant_socket_dir(path, uid):
     """The guest uid may create (and replace its own) sockets in the vhost-user socket
-    directory ``path`` (sticky: not remove another's); nova's user keeps access."""
-    _setfacl("-m", "u:%d:rwx,u:%d:rwx,m::rwx" % (uid, os.getuid()), path)
+    directory ``path`` (sticky: not remove another's), but not list it (the other
+    guests' socket names stay unknown to it); nova's user keeps access."""
+    _setfacl("-m", "u:%d:wx,u:%d:rwx,m::rwx" % (uid, os.getuid()), path)
 
 
 def grant_file(path, uid):

@@ -43,3 +43,13 @@ class TestGrantInstanceDir(testtools.TestCase):
         os.chown(log, GUEST, GUEST)
         confine.grant_instance_dir(self.dir, GUEST)
         self.assertEqual([self.dir, disk], self.granted())
+
+
+class TestGrantSocketDir(testtools.TestCase):
+    def test_the_guest_may_create_sockets_but_not_list_the_directory(self):
+        setfacl = self.useFixture(fixtures.MockPatchObject(confine, "_setfacl")).mock
+        confine.grant_socket_dir("/var/lib/nova/vhostuser", GUEST)
+        entries = setfacl.call_args.args[1].split(",")
+        self.assertIn("u:%d:wx" % GUEST, entries)
+        self.assertIn("u:%d:rwx" % os.getuid(), entries)
+        self.assertEqual("/var/lib/nova/vhostuser", setfacl.call_args.args[-1])
