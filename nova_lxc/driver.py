@@ -36,6 +36,7 @@ from oslo_utils import excutils
 from nova_common import driver as base_driver
 from nova_common import hypervisor as hv_api
 from nova_common import instance_dir
+from nova_common import privsep as nova_common_privsep
 from nova_common import record as rec
 from nova_common import vif_events
 from nova_common import vifs
@@ -113,8 +114,15 @@ class LXCDriver(base_driver.BaseDriver):
             vifs.plug(instance, vif, peer=hypervisor.peer_of(entry) if entry
                       else config.peer_name(vif["devname"]))
 
-    # unplug_vifs (the base's): os-vif removes the OVS row, then the host end goes, and
-    # the pair with it
+    def unplug_vifs(self, instance, network_info):
+        # os-vif removes the OVS row, then the host end goes, and the pair with it; a
+        # container's end left on the host (its host end moved away by a backend) too
+        super().unplug_vifs(instance, network_info)
+        for vif in network_info or []:
+            if vif["type"] in vifs.SUPPORTED and vif.get("devname"):
+                peer = config.peer_name(vif["devname"])
+                if nova_common_privsep.device_exists(peer):
+                    nova_common_privsep.delete_tap(peer)
 
     # -- delete -----------------------------------------------------------------------------
     def destroy(self, context, instance, network_info, block_device_info=None,
