@@ -215,4 +215,5 @@ class TestLXCOVNPorts(testtools.TestCase):
         for inst, vif in ((a, a_vif), (b, b_vif)):
             self.drv.destroy(None, inst, [vif])
             self.assert_nothing_left(vif, inst)
-            self.host.wait(lambda: not self.bound(vif["id"]), "OVN to release the port")
+            self.host.wait(lambda port_id=vif["id"]: not self.bound(port_id),
+                           "OVN to release the port")
