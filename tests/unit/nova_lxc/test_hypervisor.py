@@ -407,6 +407,14 @@ class TestDriver(base.TestCase):
         self.net.delete_tap.assert_called_once_with("tap12345678-9a")
         self.assertIn("remove", [c[0] for c in self.priv.method_calls])
 
+    def test_a_container_end_left_on_the_host_goes_too(self):
+        # a backend moved the host end away: deleting it by name leaves the pair
+        inst = instance()
+        self.net.device_exists.side_effect = lambda dev: dev == "vp12345678-9a"
+        self.drv.unplug_vifs(inst, [vif()])
+        self.assertEqual([mock.call("tap12345678-9a"), mock.call("vp12345678-9a")],
+                         self.net.delete_tap.call_args_list)
+
     def test_a_frozen_container_is_thawed_before_the_halt_signal(self):
         inst = instance()
         idir = instance_dir.InstanceDir(inst.uuid).create()
