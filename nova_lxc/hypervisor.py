@@ -155,8 +155,8 @@ def vif_entry(vif, slot):
 
 
 def peer_of(entry):
-    """The container's end of a record entry (records before 2026.2's OVS support had
-    liblxc make the pair at start, and no ``peer``)."""
+    """The container's end of a record entry (entries written while liblxc made the
+    pairs at start have no ``peer``)."""
     return entry.get("peer") or config.peer_name(entry["tap"])
 
 
