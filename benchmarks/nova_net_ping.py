@@ -2,7 +2,7 @@
 run by OVN: nova_qmp against nova's libvirt driver (``virt_type=qemu``), same ``ovs``
 ports bound as Neutron ML2/OVN binds them, in one run.
 
-Set-up as benchmarks/nova_net.py (whose pieces this script reuses): a network and mount
+Set-up as benchmarks/nova_net.py (both use nova_net_setup.py): a network and mount
 namespace of the run's own, Open vSwitch + OVN from tests/common/ovs.py, the run's own
 libvirtd and virtlogd, the parent playing Neutron (one logical switch with native DHCP,
 one logical port per guest). Each driver, in a child process of its own, spawns two
@@ -18,33 +18,18 @@ A to guest B (a few warm-up packets left out). The round trips are the guest's o
 Run as root (tox -e bench-net-ping).
 """
 import argparse
-import importlib.util
 import json
 import os
 import random
 import re
-import shutil
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+import nova_net_setup as setup  # benchmarks/: the script's directory
 
-
-def _load(name, file):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "benchmarks", file))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-net = _load("bench_nova_net", "nova_net.py")
-bench = net.bench
+bench = setup.bench
 WARMUP = 5
 DRIVERS = ("qmp", "libvirt")
 RTT = re.compile(rb"seq=(\d+) ttl=\d+ time=([0-9.]+) ms")
@@ -84,45 +69,19 @@ def dhcp(shell, ip):
 
 
 def child(work, name, count, interval):
-    driver_name = "libvirt.LibvirtDriver" if name == "libvirt" else "qmp.QMPDriver"
-    conf = bench.setup_nova(work, driver_name)
-    from nova import context
+    def serial_console(conf):
+        conf.set_override("enabled", True, group="serial_console")
+        conf.set_override("port_range", os.environ["BENCH_SERIAL_PORTS"],
+                          group="serial_console")
+        conf.set_override("proxyclient_address", "127.0.0.1", group="serial_console")
+    conf, drv, ctx, os_vif = setup.driver(work, name, configure=serial_console)
     from nova.compute import power_state
     from nova.network import model as network_model
-    from nova.virt import fake
-
-    from tests.common import ovs
-    conf.set_override("enabled", True, group="serial_console")
-    conf.set_override("port_range", os.environ["BENCH_SERIAL_PORTS"], group="serial_console")
-    conf.set_override("proxyclient_address", "127.0.0.1", group="serial_console")
-    helper = "%s --config-file %s" % (os.path.join(sys.prefix, "bin", "privsep-helper"),
-                                      os.path.join(work, "nova.conf"))
-    groups = ["vif_plug_ovs_privileged"]
-    if name == "libvirt":
-        conf.set_override("virt_type", "qemu", group="libvirt")
-        groups.append("nova_sys_admin")
-        from nova.virt.libvirt import driver
-        drv = driver.LibvirtDriver(fake.FakeVirtAPI(), read_only=False)
-    else:
-        from nova_qmp import driver
-        conf.set_override("accelerator", "tcg", group="qmp")
-        groups += ["nova_common_privileged", "nova_common_guest_admin"]
-        drv = driver.QMPDriver(fake.FakeVirtAPI())
-    import vif_plug_ovs.privsep  # noqa: F401 - registers its group
-    for group in groups:
-        conf.set_override("helper_command", helper, group=group)
-
-    class Host:         # what OsVif needs of the parent's OVNHost
-        db_sock = os.environ["BENCH_OVS_DB"]
-    os_vif = ovs.OsVif(Host())
-    os_vif.setUp()
-    ctx = context.RequestContext("u", "p", is_admin=True)
-    drv.init_host("bench")
     ports = json.loads(os.environ["BENCH_PORTS"])
     guests, shells = [], []
     try:
         for i, (port_id, mac, _ip) in enumerate(ports):
-            nw = network_model.NetworkInfo([net.port_vif(port_id, mac, "ovs")])
+            nw = network_model.NetworkInfo([setup.port_vif(port_id, mac, "ovs")])
             inst = bench.make_instance(ctx, i)
             inst.id = 10 + i                # libvirt's domain names: instance-<id>
             drv.spawn(ctx, inst, bench.image_meta(), [], None, {}, network_info=nw,
@@ -153,53 +112,18 @@ def child(work, name, count, interval):
         os_vif.cleanUp()
 
 
-def run_child(name, ports, count, interval):
-    work = tempfile.mkdtemp(prefix="np-", dir="/tmp")     # short: UNIX socket paths
-    os.chmod(work, 0o711)
-    try:
-        proc = subprocess.run([sys.executable, __file__, "--child", name, "-c", str(count),
-                               "-i", str(interval), "--work", work], stdout=subprocess.PIPE,
-                              timeout=3600, env=dict(os.environ, BENCH_PORTS=json.dumps(ports)))
-        if proc.returncode:
-            return {"error": "exit %d (log: %s)" % (proc.returncode, work)}
-        return json.loads(proc.stdout.decode().strip().splitlines()[-1])
-    finally:
-        if not os.environ.get("BENCH_KEEP"):
-            shutil.rmtree(work, ignore_errors=True)
-
-
 def parent(count, interval):
-    import contextlib
-
-    from tests.common import guest_images
-    from tests.common import ovs
-    guest = guest_images.tiny_guest()
-    os.environ["BENCH_IMAGE"] = guest.disk_raw
-    os.environ["BENCH_READY"] = guest.marker("ready")
     first = random.randrange(20000, 60000, 100)
     os.environ["BENCH_SERIAL_PORTS"] = "%d:%d" % (first, first + 99)
-    with contextlib.ExitStack() as stack:
-        host = ovs.OVNHost()
-        host.setUp()
-        stack.callback(host.cleanUp)
-        os.environ["BENCH_OVS_DB"] = host.db_sock
-        net.start_libvirt(stack)
-        dhcp_opts = host.nbctl(
-            "create", "DHCP_Options", "cidr=192.168.1.0/24",
-            'options="lease_time"="3600" "router"="192.168.1.1" "server_id"="192.168.1.1" '
-            '"server_mac"="c0:ff:ee:00:00:01" "mtu"="1400"').strip()
-        host.nbctl("ls-add", "bench")
+    with setup.Network() as network:
         results = {}
         for d, name in enumerate(DRIVERS):
             ports = []
             for i in range(2):
-                port_id = str(uuid.uuid4())
                 mac, ip = "fa:16:3e:02:%02x:%02x" % (d, i), "192.168.1.%d" % (100 + 10 * d + i)
-                host.nbctl("lsp-add", "bench", port_id)
-                host.nbctl("lsp-set-addresses", port_id, "%s %s" % (mac, ip))
-                host.nbctl("lsp-set-dhcpv4-options", port_id, dhcp_opts)
-                ports.append((port_id, mac, ip))
-            results[name] = run_child(name, ports, count, interval)
+                ports.append((network.port(mac, ip), mac, ip))
+            results[name] = setup.run_child(
+                __file__, name, ["-c", str(count), "-i", str(interval)], ports, "np-")
     print(json.dumps(results), file=sys.stderr)
     report(results, interval)
 
@@ -245,12 +169,7 @@ def main():
             os._exit(1)
         print(json.dumps(result), flush=True)
         os._exit(0)     # libvirt's event thread never ends; do not wait for it
-    if os.environ.get("BENCH_NET_NS") != "1":
-        # a network and mount namespace of the run's own (see benchmarks/nova_net.py)
-        os.execvp("unshare", ["unshare", "--net", "--mount", "--", "sh", "-c",
-                              "mount -t sysfs sysfs /sys && ip link set lo up && "
-                              'BENCH_NET_NS=1 exec "$0" "$@"', sys.executable, __file__]
-                  + sys.argv[1:])
+    setup.in_own_netns(__file__)    # (see benchmarks/nova_net.py)
     parent(args.c, args.i)
 
 

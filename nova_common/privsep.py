@@ -83,6 +83,39 @@ def create_tap(dev, owner_uid, mtu=None, mac=None, disable_ipv6=False, multiqueu
     processutils.execute("ip", "link", "set", "dev", dev, "up")
 
 
+def _veth_names(dev, peer):
+    if _device(dev) == _device(peer):
+        raise ValueError("a veth pair needs two names: %r" % (dev,))
+    return dev, peer
+
+
+@net_admin.entrypoint
+def create_veth(dev, peer, mtu=None, peer_mac=None, disable_ipv6=False):
+    """A veth pair for a container's port (idempotent): ``dev`` stays on the host, up
+    (the end the network backend wires; IPv6 off on it as on an OVS port's tap),
+    ``peer`` is the container's end, given the port's MAC and MTU, that liblxc moves
+    into the container. While the container runs its end is not on the host: the host
+    end is then only kept up (``plug_vifs`` at nova-compute start)."""
+    _veth_names(dev, peer)
+    mtu_args = ["mtu", str(int(mtu))] if mtu else []
+    if not device_exists(dev):
+        processutils.execute("ip", "link", "add", "dev", dev, *mtu_args, "type", "veth",
+                             "peer", "name", peer, *mtu_args)
+    knob = "/proc/sys/net/ipv6/conf/%s/disable_ipv6" % dev
+    if disable_ipv6 and os.path.exists(knob):
+        with open(knob, "w") as f:
+            f.write("1")
+    if mtu:
+        processutils.execute("ip", "link", "set", "dev", dev, *mtu_args)
+    if device_exists(peer):
+        if peer_mac:
+            processutils.execute("ip", "link", "set", "dev", peer, "address",
+                                 _mac(peer_mac))
+        if mtu:
+            processutils.execute("ip", "link", "set", "dev", peer, *mtu_args)
+    processutils.execute("ip", "link", "set", "dev", dev, "up")
+
+
 @net_admin.entrypoint
 def set_master(dev, bridge):
     """Put ``dev`` on the Linux bridge ``bridge`` (hybrid-plugged OVS ports)."""

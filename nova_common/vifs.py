@@ -1,24 +1,36 @@
-"""Network interfaces of instances: the host side of Neutron's ports, as tap devices.
+"""Network interfaces of instances: the host side of Neutron's ports, as tap devices (a
+VMM's guest) or veth pairs (a container's interface).
 
 Supported port bindings:
 
-- ``tap``: the backend (e.g. Calico) wires the tap device made here.
+- ``tap``: the backend (e.g. Calico) wires the device made here.
 - ``ovs`` (Neutron ML2/OVN and ML2/OVS): converted with nova's
   ``os_vif_util.nova_to_osvif_vif`` and plugged with os-vif's ``ovs`` plugin, which writes
   the Open vSwitch port with the ``iface-id``/``attached-mac``/``vm-uuid`` external ids
   that OVN and the OVS agent bind on. With hybrid plug (``ovs_hybrid_plug``, the iptables
   firewall of ML2/OVS), os-vif makes the ``qbr`` bridge and its veth pair into OVS, and the
-  tap is put on that bridge.
+  device is put on that bridge.
 
-How the tap reaches the hypervisor: it is always made here, through
-``nova_common.privsep``, *owned by the guest process's uid* (its own uid for a confined
-hypervisor, ``nova_common.confine``; nova's user otherwise), before os-vif writes the OVS
-row. The hypervisor process, which runs as that uid without privileges, can then open it
-by name. os-vif's own tap (Neutron's ``ovs_create_tap``) would belong to
-root, and an unprivileged process cannot attach to it; since os-vif makes its tap only
-when none exists, the port gets the same result either way (IPv6 off, MTU, in OVS before
-the guest starts) and os-vif's unplug still removes it. Passing file descriptors from a
-privileged helper would also work, but would need fd passing on every start and hot-plug.
+The order, libvirt's: os-vif writes the OVS row first, with the os-vif VIF's
+``create_tap`` forced off whatever Neutron's ``ovs_create_tap`` says, then the device is
+made here, through ``nova_common.privsep``; ovs-vswitchd attaches it as it appears. Making
+the device first would make os-vif's OVSDB transaction wait for ovs-vswitchd to attach it
+(ovsdbapp's post-commit check; about 160 ms on the userspace datapath, README
+"Benchmarks"). The device, named by Neutron's ``devname`` (``tap<port id>``), is:
+
+- a tap *owned by the guest process's uid* (its own uid for a confined hypervisor,
+  ``nova_common.confine``; nova's user otherwise): the hypervisor process, which runs as
+  that uid without privileges, can then open it by name. os-vif's own tap would belong
+  to root, and an unprivileged process cannot attach to it. Passing file descriptors from
+  a privileged helper would also work, but would need fd passing on every start and
+  hot-plug.
+- with ``peer`` (the LXC driver): a veth pair, its host end ``tap<port id>``, its other
+  end ``peer`` with the port's MAC and MTU, which the container takes as its interface
+  (``nova_lxc``). A tap of os-vif's would take the name the host end needs.
+
+For OVS ports the host device gets the port's MTU and IPv6 off (as os-vif does for its
+taps: no host DAD or router advertisements on the tenant's link); ``tap`` ports keep IPv6
+(routed backends such as Calico need it).
 
 - ``vhostuser`` (Open vSwitch with DPDK; hypervisors that list it, nova_qmp): converted
   by nova's ``os_vif_util`` into a ``VIFVHostUser`` and plugged by os-vif's ``ovs``
@@ -174,8 +186,9 @@ def _to_os_vif(instance, vif):
     # no libvirt here to write the OVS row: os-vif must (nova sets this for every port
     # it builds from Neutron's)
     obj.port_profile.create_port = True
-    if isinstance(obj, osv_vif.VIFBridge):
-        obj.port_profile.create_tap = False     # os-vif makes no tap on a Linux bridge
+    # the device is ours, made after the row (a tap of os-vif's would be root's, and
+    # would take a container's veth name); os-vif's unplug still removes it
+    obj.port_profile.create_tap = False
     return obj, os_vif_util.nova_to_osvif_instance(instance)
 
 
@@ -198,28 +211,29 @@ def queues(instance):
     return min(instance.flavor.vcpus, MAX_TAP_QUEUES)
 
 
-def plug(instance, vif, owner=None, queues=1):
+def plug(instance, vif, owner=None, queues=1, peer=None):
     """Make the host side of ``vif`` (idempotent: ``plug_vifs`` runs it again at host
-    start), its tap owned by the uid ``owner`` (the guest process's; default: this
-    process's) and multi-queue when ``queues`` > 1; returns the name of the tap the
-    hypervisor opens."""
+    start) and return the name of its host device: a tap owned by the uid ``owner`` (the
+    guest process's; default: this process's), multi-queue when ``queues`` > 1; with
+    ``peer``, a veth pair whose other end ``peer`` (the port's MAC and MTU) a container
+    takes."""
     check(vif)
-    owner = os.getuid() if owner is None else owner
     if vif["type"] == network_model.VIF_TYPE_VHOSTUSER:
-        return _plug_vhostuser(instance, vif, owner)
-    dev, mtu = vif["devname"], _mtu(vif)
-    mq = queues > 1
+        return _plug_vhostuser(instance, vif, os.getuid() if owner is None else owner)
+    dev = vif["devname"]
+    made = not privsep.device_exists(dev)
     if vif["type"] == network_model.VIF_TYPE_TAP:
-        privsep.create_tap(dev, owner, mtu=mtu,
-                           mac=vif["details"].get(network_model.VIF_DETAILS_TAP_MAC_ADDRESS),
-                           multiqueue=mq)
+        try:
+            _make_device(vif, owner, queues, peer, ovs=False)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                if made:
+                    privsep.delete_tap(dev)
         return dev
     obj, info = _to_os_vif(instance, vif)
-    made = not privsep.device_exists(dev)
-    privsep.create_tap(dev, owner, mtu=mtu, mac=_tap_mac(vif["address"]),
-                       disable_ipv6=True, multiqueue=mq)
     try:
-        os_vif.plug(obj, info)
+        os_vif.plug(obj, info)         # the OVS row first, then the device
+        _make_device(vif, owner, queues, peer, ovs=True)
         if isinstance(obj, osv_vif.VIFBridge):
             privsep.set_master(dev, obj.bridge_name)
     except Exception as e:
@@ -230,8 +244,8 @@ def plug(instance, vif, owner=None, queues=1):
         raise exception.VirtualInterfacePlugException(
             _("plugging port %(id)s into Open vSwitch failed: %(e)s")
             % {"id": vif["id"], "e": e})
-    LOG.info("Plugged port %(id)s (tap %(dev)s) into %(how)s", {
-        "id": vif["id"], "dev": dev,
+    LOG.info("Plugged port %(id)s (%(kind)s %(dev)s) into %(how)s", {
+        "id": vif["id"], "dev": dev, "kind": "veth" if peer else "tap",
         "how": ("Linux bridge %s" % obj.bridge_name if isinstance(obj, osv_vif.VIFBridge)
                 else "Open vSwitch bridge %s" % obj.network.bridge)}, instance=instance)
     return dev
@@ -318,6 +332,21 @@ def _unplug_vhostuser(instance, vif):
         LOG.warning("could not remove the vhost-user socket %(path)s: %(e)s",
                     {"path": path, "e": e}, instance=instance)
     LOG.info("Unplugged port %s", vif["id"], instance=instance)
+
+
+def _make_device(vif, owner, queues, peer, ovs):
+    dev, mtu = vif["devname"], _mtu(vif)
+    if peer:
+        privsep.create_veth(dev, peer, mtu=mtu, peer_mac=vif["address"],
+                            disable_ipv6=ovs)
+    elif ovs:
+        privsep.create_tap(dev, os.getuid() if owner is None else owner, mtu=mtu,
+                           mac=_tap_mac(vif["address"]), disable_ipv6=True,
+                           multiqueue=queues > 1)
+    else:
+        privsep.create_tap(dev, os.getuid() if owner is None else owner, mtu=mtu,
+                           mac=vif["details"].get(network_model.VIF_DETAILS_TAP_MAC_ADDRESS),
+                           multiqueue=queues > 1)
 
 
 def _undo(instance, obj, info, dev):

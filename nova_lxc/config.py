@@ -116,19 +116,29 @@ def id_map(start, size):
             ("lxc.idmap", "g 0 %d %d" % (start, size))]
 
 
-def nic_items(index, host_dev, mac, mtu=None, ipv4=(), gateway=None):
-    """A veth pair: ``host_dev`` stays on the host (the port's device name, wired by the
-    network backend), ``eth<index>`` inside the container with the port's MAC.
+def peer_name(host_dev):
+    """The container's end of the veth pair whose host end is ``host_dev``
+    (``tap<id>`` -> ``vp<id>``), its name while it is on the host."""
+    if not DEVICE.match(host_dev or ""):
+        raise invalid(_("not a network device name: %r") % (host_dev,))
+    return "vp" + (host_dev[3:] if host_dev.startswith("tap") else host_dev[:13])
+
+
+def nic_items(index, peer, mac, mtu=None, ipv4=(), gateway=None):
+    """A port's interface: ``peer``, the container's end of a veth pair made on the host
+    when the port was plugged (its host end, named for the port, wired by the network
+    backend), handed to liblxc as a physical device: liblxc moves it into the container
+    as ``eth<index>`` with the port's MAC and gives it back at stop.
 
     ``ipv4``: (address, prefix length, broadcast) triples configured by liblxc before the
     container's init runs (the broadcast is explicit: liblxc would compute 0.0.0.255).
     """
-    if not DEVICE.match(host_dev or ""):
-        raise invalid(_("not a network device name: %r") % (host_dev,))
+    if not DEVICE.match(peer or ""):
+        raise invalid(_("not a network device name: %r") % (peer,))
     if not MAC.match(mac or ""):
         raise invalid(_("not a MAC address: %r") % (mac,))
     key = "lxc.net.%d." % int(index)
-    items = [(key + "type", "veth"), (key + "veth.pair", host_dev),
+    items = [(key + "type", "phys"), (key + "link", peer),
              (key + "name", "eth%d" % int(index)), (key + "hwaddr", mac.lower()),
              (key + "flags", "up")]
     if mtu:

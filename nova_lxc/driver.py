@@ -7,8 +7,13 @@ the base where containers differ from disk-image guests:
 
 - the root is the unpacked image (cached once) under an overlay, not a qcow2 disk: spawn,
   snapshot (a root tarball) and resize (the container's files stay in place) are its own;
-- a port's host end is the container's veth, made by liblxc at start: nothing is plugged
-  beforehand, and the record keeps the addresses liblxc configures;
+- a port's host side is a veth pair made when the port is plugged (``tap`` and ``ovs``
+  ports; for ``ovs`` os-vif writes the OVS row first, ``nova_common.vifs``), inside
+  nova's ``network-vif-plugged`` wait and before the container starts: Neutron wires the
+  port before the container's init runs (liblxc making the pair at start would be too
+  late for that). The container's end is handed to liblxc as a physical interface
+  (``lxc.net.<slot>.type = phys``): liblxc moves it in with the port's MAC, MTU and
+  addresses and gives it back at stop; the record keeps what liblxc configures;
 - the container's files belong to its (shifted) ids and its console log to root: removal
   and the console go through the privileged side.
 
@@ -31,8 +36,11 @@ from oslo_utils import excutils
 from nova_common import driver as base_driver
 from nova_common import hypervisor as hv_api
 from nova_common import instance_dir
+from nova_common import privsep as nova_common_privsep
 from nova_common import record as rec
+from nova_common import vif_events
 from nova_common import vifs
+from nova_lxc import config
 from nova_lxc import hypervisor
 
 CONF = nova.conf.CONF
@@ -50,7 +58,7 @@ class LXCDriver(base_driver.BaseDriver):
             raise exception.InvalidInput(reason=_(
                 "the LXC driver attaches volumes to existing servers only"))
         for vif in network_info or []:
-            vifs.check(vif, self._desc.vif_types)
+            hypervisor.check_vif(vif)
         # everything refusable is refused before anything is made
         spec = self.hv.launch_spec(instance, image_meta, root_disk=True,
                                    config_drive=configdrive.required_by(instance))
@@ -61,7 +69,9 @@ class LXCDriver(base_driver.BaseDriver):
             name=instance.name, vcpus=instance.flavor.vcpus,
             memory_mb=instance.flavor.memory_mb, spec=spec))
         try:
-            self._plug_and_connect(guest, instance, network_info, None)
+            # Neutron's network-vif-plugged awaited before the container's init runs
+            with vif_events.plugging(self.virtapi, instance, network_info, power_on):
+                self._plug_and_connect(guest, instance, network_info, None)
             self._save(guest)
             self.hv.seed(guest, instance)
             LOG.info("container defined on image %s", instance.image_ref,
@@ -80,25 +90,39 @@ class LXCDriver(base_driver.BaseDriver):
             LOG.exception("removing the container failed", instance=instance)
         super()._undo_launch(guest, instance, network_info, block_device_info)
 
-    # -- network interfaces: veth pairs made by liblxc --------------------------------------
+    # -- network interfaces: veth pairs, the container's end handed to liblxc -------------
     def _plug(self, guest, instance, vif, slot=None):
         if slot is None:
             slot = self.hv.free_slot(guest)
-        guest.record.vifs[vif["id"]] = hypervisor.vif_entry(vif, slot)
-        return guest.record.vifs[vif["id"]]
+        entry = hypervisor.vif_entry(vif, slot)    # refused before anything is made
+        vifs.plug(instance, vif, peer=entry["peer"])
+        guest.record.vifs[vif["id"]] = entry
+        return entry
 
     def plug_vifs(self, instance, network_info):
-        # the pairs come with the container's start; only check the record and the ports
+        # at nova-compute start (idempotent): the OVS rows, and the pairs of stopped
+        # containers made again if gone (a host reboot); a running container keeps its
+        # end, the host end is left as it is
         try:
-            self._load(instance.uuid)
+            guest = self._load(instance.uuid)
         except rec.CorruptRecord as e:
             LOG.error("%s", e, instance=instance)
             raise exception.VirtualInterfacePlugException(str(e))
         for vif in network_info or []:
-            vifs.check(vif, self._desc.vif_types)
+            hypervisor.check_vif(vif)
+            entry = guest.record.vifs.get(vif["id"]) if guest else None
+            vifs.plug(instance, vif, peer=hypervisor.peer_of(entry) if entry
+                      else config.peer_name(vif["devname"]))
 
-    # unplug_vifs (the base's) removes a host end left behind; normally it went with its
-    # container
+    def unplug_vifs(self, instance, network_info):
+        # os-vif removes the OVS row, then the host end goes, and the pair with it; a
+        # container's end left on the host (its host end moved away by a backend) too
+        super().unplug_vifs(instance, network_info)
+        for vif in network_info or []:
+            if vif["type"] in vifs.SUPPORTED and vif.get("devname"):
+                peer = config.peer_name(vif["devname"])
+                if nova_common_privsep.device_exists(peer):
+                    nova_common_privsep.delete_tap(peer)
 
     # -- delete -----------------------------------------------------------------------------
     def destroy(self, context, instance, network_info, block_device_info=None,

@@ -30,6 +30,7 @@ from oslo_utils import versionutils
 
 from nova_common import hypervisor as hv_api
 from nova_common import lifecycle
+from nova_common import privsep as nova_common_privsep
 from nova_common import vifs
 from nova_lxc import blockdev
 from nova_lxc import config
@@ -113,11 +114,23 @@ def halt_signal(instance):
             "image property lxc_halt_signal is not a signal name: %r") % sig)
 
 
-def vif_entry(vif, slot):
-    """The record entry of a port (checked with the shared VIF code: ``tap`` ports, whose
-    device name becomes the host end of the container's veth pair), with the addresses
-    liblxc configures before the container's init runs."""
+def check_vif(vif):
+    """Refuse, before anything is made, a port a container cannot take: the shared
+    checks, and hybrid plug (the iptables firewall's ``qbr`` bridge of ML2/OVS), whose
+    bridge the host end would have to be put on again at each start."""
     vifs.check(vif, LXCHypervisor.description.vif_types)
+    if vif["type"] == network_model.VIF_TYPE_OVS and vif.is_hybrid_plug_enabled():
+        raise exception.VirtualInterfacePlugException(_(
+            "cannot plug port %s: hybrid plug (ML2/OVS with the iptables firewall) is not "
+            "supported for containers; use the openvswitch firewall or OVN") % vif["id"])
+
+
+def vif_entry(vif, slot):
+    """The record entry of a port (``tap`` and ``ovs``, checked by ``check_vif``): its
+    host device (``tap``, the host end of the veth pair), the container's end (``peer``,
+    ``eth<slot>`` inside) and the addresses liblxc configures before the container's
+    init runs."""
+    check_vif(vif)
     network = vif.get("network") or {}
     mtu = network.get_meta("mtu") if network else None
     ipv4, gateway = [], None
@@ -130,25 +143,47 @@ def vif_entry(vif, slot):
         gw = subnet.get("gateway") or {}
         if gw.get("address") and gateway is None:
             gateway = gw["address"]
-    entry = {"tap": vif["devname"], "mac": vif["address"], "slot": slot, "mtu": mtu,
-             "ipv4": ipv4, "gateway": gateway}
+    try:
+        peer = config.peer_name(vif["devname"])
+    except exception.InvalidInput as e:
+        raise exception.VirtualInterfacePlugException(str(e))
+    entry = {"tap": vif["devname"], "peer": peer, "mac": vif["address"], "slot": slot,
+             "mtu": mtu, "ipv4": ipv4, "gateway": gateway,
+             "ipv6_off": vif["type"] == network_model.VIF_TYPE_OVS}
     nic_items(entry)            # refuse what liblxc could not take, before anything
     return entry
 
 
+def peer_of(entry):
+    """The container's end of a record entry (entries written while liblxc made the
+    pairs at start have no ``peer``)."""
+    return entry.get("peer") or config.peer_name(entry["tap"])
+
+
 def nic_items(entry):
     try:
-        return config.nic_items(entry["slot"], entry["tap"], entry["mac"], entry["mtu"],
-                                entry["ipv4"], entry["gateway"])
+        return config.nic_items(entry["slot"], peer_of(entry), entry["mac"],
+                                entry["mtu"], entry["ipv4"], entry["gateway"])
     except exception.InvalidInput as e:
         raise exception.VirtualInterfacePlugException(str(e))
+
+
+def ensure_pairs(guest):
+    """Before a start: the veth pair of every recorded port, made again if it is gone
+    (the container's network namespace took it: a monitor that died, a hot-plugged
+    interface, a host reboot). The OVS row stays from the plugging, so ovs-vswitchd
+    attaches the new host end again; liblxc gives the peers back at stop."""
+    for entry in sorted(guest.record.vifs.values(), key=lambda e: e["slot"]):
+        nova_common_privsep.create_veth(entry["tap"], peer_of(entry), mtu=entry["mtu"],
+                                        peer_mac=entry["mac"],
+                                        disable_ipv6=bool(entry.get("ipv6_off")))
 
 
 class LXCHypervisor(hv_api.Hypervisor):
     description = hv_api.Description(
         hypervisor_type="lxc",
         image_formats=("raw", "qcow2"),      # root tarballs and ext4 filesystem images
-        vif_types=(network_model.VIF_TYPE_TAP,),
+        vif_types=(network_model.VIF_TYPE_TAP, network_model.VIF_TYPE_OVS),
         optional=frozenset({hv_api.PAUSE, hv_api.DISK_HOTPLUG, hv_api.NIC_HOTPLUG}),
         vm_mode="exe")
 
@@ -288,6 +323,7 @@ class LXCHypervisor(hv_api.Hypervisor):
         try:
             self._mount_root_disk(guest)
             try:
+                ensure_pairs(guest)
                 privsep.define(guest.uuid, lxcpath(), self._items(guest),
                                start[0] if start else None)
                 pid = privsep.start(guest.uuid, lxcpath(), CONF.lxc_native.start_timeout)
@@ -382,11 +418,11 @@ class LXCHypervisor(hv_api.Hypervisor):
         except container.ContainerError as e:
             raise exception.InternalError(str(e)) from e
 
-    # -- interfaces: a veth pair into the running container ------------------------------
+    # -- interfaces: the container's end of the port's veth pair into the running container
     def attach_nic(self, guest, vif_id, vif):
         try:
-            privsep.attach_nic(guest.uuid, lxcpath(), vif["tap"], vif["slot"], vif["mac"],
-                               vif["mtu"], vif["ipv4"], vif["gateway"])
+            privsep.attach_nic(guest.uuid, lxcpath(), peer_of(vif), vif["slot"],
+                               vif["mac"], vif["mtu"], vif["ipv4"], vif["gateway"])
         except container.ContainerError as e:
             raise exception.InterfaceAttachFailed(instance_uuid=guest.uuid) from e
         LOG.info("interface %(v)s in the container as eth%(s)d",

@@ -1,13 +1,16 @@
-"""Privileged: a port's veth pair into a running container and out again (interface
+"""Privileged: a port's interface into a running container and out again (interface
 hot-plug).
 
-At start liblxc makes the pairs of the container's config (``lxc.net.<slot>``); for a
-running container the pair is made here: the host end named for the port (wired by the
-network backend, as at start), the other end given the port's MAC and MTU, moved into the
-container's network namespace as ``eth<slot>`` by liblxc (``add_device_net``), then its
-fixed IPv4 addresses, link and default route set inside with the host's ``ip`` run in
-that namespace only (``nsenter --net``). Removing the host end removes the pair.
+The veth pair is made on the host when the port is plugged (``nova_common.vifs``, before
+the container sees it): its host end is named for the port (wired by the network
+backend), its other end ``peer`` has the port's MAC and MTU. At start liblxc moves the
+peers of the container's config in (``lxc.net.<slot>.type = phys``); for a running
+container the peer is moved in here, as ``eth<slot>``, by liblxc (``add_device_net``),
+then its fixed IPv4 addresses, link and default route are set inside with the host's
+``ip`` run in that namespace only (``nsenter --net``). Removing the host end removes the
+pair.
 """
+import os
 import subprocess
 
 from nova_lxc import config
@@ -26,34 +29,27 @@ def _ip(name, *args, netns_of=None):
             " ".join(argv), proc.stderr.decode(errors="replace").strip()[-300:]))
 
 
-def attach(name, lxcpath, host_dev, slot, mac, mtu, ipv4, gateway):
+def attach(name, lxcpath, peer, slot, mac, mtu, ipv4, gateway):
     # the same checks as the container's config (nothing else reaches a command line)
-    config.nic_items(slot, host_dev, mac, mtu, ipv4, gateway)
+    config.nic_items(slot, peer, mac, mtu, ipv4, gateway)
     c = container._container(name, lxcpath)
     pid = c.init_pid
     if not c.running or pid <= 0:
         raise container.ContainerError(name=name, reason="not running")
-    peer = "vp" + host_dev[3:] if host_dev.startswith("tap") else "vp" + host_dev[:13]
+    if not os.path.exists(os.path.join("/sys/class/net", peer)):
+        raise container.ContainerError(name=name, reason="the port's device %s is not "
+                                       "on the host (not plugged)" % peer)
     inside = "eth%d" % int(slot)
-    mtu_args = ["mtu", int(mtu)] if mtu else []
-    _ip(name, "link", "add", host_dev, *mtu_args, "type", "veth", "peer", "name", peer,
-        *mtu_args)
-    try:
-        _ip(name, "link", "set", peer, "address", mac.lower())
-        _ip(name, "link", "set", host_dev, "up")
-        if not c.add_device_net(peer, inside):
-            raise container.ContainerError(name=name, reason="liblxc could not move %s "
-                                           "into the container" % peer)
-        for address, prefix, broadcast in ipv4:
-            _ip(name, "addr", "add", "%s/%d" % (address, int(prefix)), "broadcast",
-                broadcast, "dev", inside, netns_of=pid)
-        _ip(name, "link", "set", inside, "up", netns_of=pid)
-        if gateway:
-            _ip(name, "route", "replace", "default", "via", gateway, "dev", inside,
-                netns_of=pid)
-    except Exception:
-        detach(name, lxcpath, host_dev)
-        raise
+    if not c.add_device_net(peer, inside):
+        raise container.ContainerError(name=name, reason="liblxc could not move %s "
+                                       "into the container" % peer)
+    for address, prefix, broadcast in ipv4:
+        _ip(name, "addr", "add", "%s/%d" % (address, int(prefix)), "broadcast",
+            broadcast, "dev", inside, netns_of=pid)
+    _ip(name, "link", "set", inside, "up", netns_of=pid)
+    if gateway:
+        _ip(name, "route", "replace", "default", "via", gateway, "dev", inside,
+            netns_of=pid)
 
 
 def detach(name, lxcpath, host_dev):

@@ -154,8 +154,8 @@ def detach_block(name, lxcpath, source, node, volume_id, owner):
 
 
 @lxc_admin.entrypoint
-def attach_nic(name, lxcpath, host_dev, slot, mac, mtu, ipv4, gateway):
-    nics.attach(name, lxcpath, host_dev, slot, mac, mtu, [tuple(a) for a in ipv4], gateway)
+def attach_nic(name, lxcpath, peer, slot, mac, mtu, ipv4, gateway):
+    nics.attach(name, lxcpath, peer, slot, mac, mtu, [tuple(a) for a in ipv4], gateway)
 
 
 @lxc_admin.entrypoint

@@ -132,7 +132,7 @@ class TestServerLifecycle(base.LXCServerTestBase):
         self.assertEqual([], instance_dir.list_uuids(self.instances))
 
     def test_a_tap_port_is_the_host_end_of_the_container_s_veth(self):
-        """A port bound as a ``tap`` VIF: liblxc makes the veth pair with the port's
+        """A port bound as a ``tap`` VIF: the veth pair made at plugging has the port's
         device name on the host and its MAC and fixed IP inside; the test plays the
         network backend in a network namespace of its own holding the subnet's gateway
         address, which the container pings. Delete leaves no veth."""

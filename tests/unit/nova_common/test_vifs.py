@@ -48,7 +48,8 @@ class VifsCase(base.TestCase):
         self.instance = objects.Instance(id=7, uuid=str(uuid.uuid4()), project_id="p1")
         # the boundaries: privileged calls and os-vif's plugging of Open vSwitch
         self.calls = mock.Mock()
-        for name in ("create_tap", "delete_tap", "set_master", "device_exists"):
+        for name in ("create_tap", "create_veth", "delete_tap", "set_master",
+                     "device_exists"):
             self.useFixture(fixtures.MockPatchObject(
                 privsep, name, getattr(self.calls, name)))
         self.calls.device_exists.return_value = False
@@ -120,9 +121,11 @@ class TestVifs(VifsCase):
         self.assertEqual([True, True], [c.kwargs["multiqueue"]
                                         for c in self.calls.create_tap.call_args_list])
 
-    def test_ovn_port_tap_first_then_os_vif_writes_the_ovs_port(self):
+    def test_os_vif_writes_the_ovs_port_then_the_tap_is_made(self):
+        # libvirt's order: the row first (os-vif does not wait for ovs-vswitchd to attach
+        # a device that is not there yet), then the tap, which ovs-vswitchd then attaches
         self.assertEqual(TAP, vifs.plug(self.instance, ovn_vif()))
-        self.assertEqual(["device_exists", "create_tap", "os_vif_plug"], self.names())
+        self.assertEqual(["device_exists", "os_vif_plug", "create_tap"], self.names())
         # owned by this process's user (the hypervisor's), with the port's MTU; the tap's
         # own MAC is not the guest's
         self.calls.create_tap.assert_called_once_with(TAP, os.getuid(), mtu=1400,
@@ -136,6 +139,8 @@ class TestVifs(VifsCase):
         self.assertEqual(PORT, obj.port_profile.interface_id)
         self.assertEqual("netdev", obj.port_profile.datapath_type)
         self.assertTrue(obj.port_profile.create_port)
+        # Neutron asked for os-vif's tap (ML2/OVN's default): the device is still ours
+        self.assertFalse(obj.port_profile.create_tap)
         self.assertEqual(1400, obj.network.mtu)
         self.assertEqual(self.instance.uuid, info.uuid)
 
@@ -158,7 +163,7 @@ class TestVifs(VifsCase):
         self.assertIsInstance(obj, osv_vif.VIFBridge)
         self.assertEqual("qbr12345678-9a", obj.bridge_name)
         self.assertFalse(obj.port_profile.create_tap)
-        self.assertEqual(["device_exists", "create_tap", "os_vif_plug", "set_master"],
+        self.assertEqual(["device_exists", "os_vif_plug", "create_tap", "set_master"],
                          self.names())
         self.calls.set_master.assert_called_once_with(TAP, "qbr12345678-9a")
 
@@ -168,9 +173,42 @@ class TestVifs(VifsCase):
         e = self.assertRaises(exception.VirtualInterfacePlugException, vifs.plug,
                               self.instance, ovn_vif())
         self.assertIn("ovsdb unreachable", str(e))
-        self.assertEqual(["device_exists", "create_tap", "os_vif_plug", "os_vif_unplug",
-                          "delete_tap"], self.names())
+        self.assertEqual(["device_exists", "os_vif_plug", "os_vif_unplug", "delete_tap"],
+                         self.names())
         self.calls.delete_tap.assert_called_once_with(TAP)
+
+    def test_container_port_is_a_veth_pair_after_the_ovs_row(self):
+        self.assertEqual(TAP, vifs.plug(self.instance, ovn_vif(), peer="vp12345678-9a"))
+        self.assertEqual(["device_exists", "os_vif_plug", "create_veth"], self.names())
+        # the container's end carries the port's MAC; IPv6 off on the host end
+        self.calls.create_veth.assert_called_once_with(
+            TAP, "vp12345678-9a", mtu=1400, peer_mac="fa:16:3e:00:00:01",
+            disable_ipv6=True)
+        self.assertFalse(self.calls.os_vif_plug.call_args[0][0].port_profile.create_tap)
+        self.calls.create_tap.assert_not_called()
+
+    def test_container_tap_port_keeps_ipv6_on_the_host_end(self):
+        vifs.plug(self.instance, vif(), peer="vp12345678-9a")
+        self.calls.create_veth.assert_called_once_with(
+            TAP, "vp12345678-9a", mtu=1400, peer_mac="fa:16:3e:00:00:01",
+            disable_ipv6=False)
+        self.calls.os_vif_plug.assert_not_called()
+
+    def test_failed_veth_after_the_ovs_row_leaves_nothing(self):
+        self.calls.create_veth.side_effect = RuntimeError("RTNETLINK answers: File exists")
+        self.assertRaises(exception.VirtualInterfacePlugException, vifs.plug,
+                          self.instance, ovn_vif(), peer="vp12345678-9a")
+        self.assertEqual(["device_exists", "os_vif_plug", "create_veth", "os_vif_unplug",
+                          "delete_tap"], self.names())
+
+    def test_failed_tap_port_device_is_removed_if_made_here(self):
+        self.calls.create_veth.side_effect = RuntimeError("no")
+        self.assertRaises(RuntimeError, vifs.plug, self.instance, vif(), peer="vpx")
+        self.calls.delete_tap.assert_called_once_with(TAP)
+        self.calls.reset_mock()
+        self.calls.device_exists.return_value = True       # a running container's
+        self.assertRaises(RuntimeError, vifs.plug, self.instance, vif(), peer="vpx")
+        self.calls.delete_tap.assert_not_called()
 
     def test_failed_replug_keeps_a_tap_it_did_not_make(self):
         # plug_vifs at host start on a running instance: its tap is in use
@@ -296,3 +334,5 @@ class TestPrivileged(base.TestCase):
         self.assertEqual(TAP, privsep._device(TAP))
         self.assertRaises(ValueError, privsep._mac, "fa:16:3e:00:00")
         self.assertRaises(ValueError, privsep.device_exists, "../x")
+        for dev, peer in (("tap1", "tap1"), ("tap1", "vp;x"), ("tap 1", "vp1")):
+            self.assertRaises(ValueError, privsep._veth_names, dev, peer)

@@ -94,21 +94,28 @@ class TestContainerConfig(testtools.TestCase):
             self.assertRaises(exception.InvalidInput, build, **kw)
 
     def test_nics(self):
-        nics = config.nic_items(0, "tap12345678-9a", "FA:16:3E:00:00:01", mtu=1450,
+        # the container's end of the port's veth pair, handed to liblxc as a physical one
+        nics = config.nic_items(0, "vp12345678-9a", "FA:16:3E:00:00:01", mtu=1450,
                                 ipv4=[("10.0.0.5", 24, "10.0.0.255")], gateway="10.0.0.1")
         self.assertEqual([
-            ("lxc.net.0.type", "veth"), ("lxc.net.0.veth.pair", "tap12345678-9a"),
+            ("lxc.net.0.type", "phys"), ("lxc.net.0.link", "vp12345678-9a"),
             ("lxc.net.0.name", "eth0"), ("lxc.net.0.hwaddr", "fa:16:3e:00:00:01"),
             ("lxc.net.0.flags", "up"), ("lxc.net.0.mtu", "1450"),
             ("lxc.net.0.ipv4.address", "10.0.0.5/24 10.0.0.255"),
             ("lxc.net.0.ipv4.gateway", "10.0.0.1")], nics)
         items = build(nics=nics)
         self.assertNotIn(("lxc.net.0.type", "empty"), items)
-        for args in (("tap;x", "fa:16:3e:00:00:01"), ("tap1", "fa:16:3e:00:00"),
+        for args in (("vp;x", "fa:16:3e:00:00:01"), ("vp1", "fa:16:3e:00:00"),
                      ("a" * 16, "fa:16:3e:00:00:01")):
             self.assertRaises(exception.InvalidInput, config.nic_items, 0, *args)
-        self.assertRaises(exception.InvalidInput, config.nic_items, 0, "tap1",
+        self.assertRaises(exception.InvalidInput, config.nic_items, 0, "vp1",
                           "fa:16:3e:00:00:01", ipv4=[("10.0.0.256", 24, "10.0.0.255")])
+
+    def test_peer_names(self):
+        self.assertEqual("vp12345678-9a", config.peer_name("tap12345678-9a"))
+        self.assertEqual("vpeth9", config.peer_name("eth9"))
+        for bad in ("tap;x", "", None, "a" * 16):
+            self.assertRaises(exception.InvalidInput, config.peer_name, bad)
 
     def test_signals(self):
         for sig in ("SIGPWR", "SIGRTMIN+3", "SIGUSR2", "SIGTERM"):
