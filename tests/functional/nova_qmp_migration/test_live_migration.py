@@ -7,6 +7,8 @@ import re
 import signal
 import time
 
+from nova import context as nova_context
+from nova import objects
 import nova.conf
 
 from tests.functional.nova_qmp_migration import base
@@ -36,11 +38,35 @@ class LiveMigrationTest(base.TwoHostsTestBase):
     def _ticks(self, text):
         return [int(n) for n in re.findall(r"tick-(\d+)", text)]
 
+    def _destination_state_at_completion(self, server, source, destination):
+        """The run states of the server's QEMU on ``destination`` seen once the source's
+        migration has completed, while the source's QEMU still exists (within 3 s):
+        the guest must run there without waiting for the source's QEMU to end or for
+        nova's ``post_live_migration_at_destination``."""
+        hv = self.computes_by_host[source].manager.driver.hv
+        dest = self.computes_by_host[destination].manager.driver
+        migrate, seen = hv.migrate, []
+
+        def spy(guest, *args, **kwargs):
+            result = migrate(guest, *args, **kwargs)
+            ctx = nova_context.get_admin_context()
+            target = dest._guest(objects.Instance.get_by_uuid(ctx, guest.uuid))
+            deadline = time.monotonic() + 3
+            while True:
+                seen.append(dest.hv._qmp(target, "query-status")["status"])
+                if seen[-1] == "running" or time.monotonic() > deadline:
+                    return result
+                time.sleep(0.02)
+        hv.migrate = spy
+        self.addCleanup(delattr, hv, "migrate")
+        return seen
+
     def test_block_migration_over_tls_keeps_the_guest_running(self):
         tls_dir = tls.make(os.path.join(self.instances, "_tls"), CONF.hci_guests.gid)
         self.flags(live_migration_plain_tcp=False, live_migration_tls_dir=tls_dir,
                    group="qmp")
         server = self._counting_guest()
+        states = self._destination_state_at_completion(server, "compute", "compute2")
         before = max(self._ticks(self.console(server)))
         self.api.post_server_action(server["id"], {"os-migrateLive": {
             "host": "compute2", "block_migration": "auto"}})
@@ -51,6 +77,9 @@ class LiveMigrationTest(base.TwoHostsTestBase):
             server, {"OS-EXT-SRV-ATTR:host": "compute2", "status": "ACTIVE"},
             max_retries=240)
 
+        # it ran on compute2 as soon as the migration had completed, before the source's
+        # QEMU ended (whose NBD client had held the exports) and before nova's post step
+        self.assertEqual("running", states[-1], states)
         # the guest runs on compute2 only; nothing of it is left on compute
         self.assertTrue(self.running_on("compute2", server))
         self.assertFalse(os.path.exists(self.idir("compute", server).path))
