@@ -79,7 +79,8 @@ class LiveMigrationTest(base.TwoHostsTestBase):
 
         # it ran on compute2 as soon as the migration had completed, before the source's
         # QEMU ended (whose NBD client had held the exports) and before nova's post step
-        self.assertEqual("running", states[-1], states)
+        self.assertEqual("running", states[-1], "%d reads of the destination's state, "
+                         "first %s" % (len(states), states[0]))
         # the guest runs on compute2 only; nothing of it is left on compute
         self.assertTrue(self.running_on("compute2", server))
         self.assertFalse(os.path.exists(self.idir("compute", server).path))
