@@ -302,19 +302,20 @@ class Outgoing:
                 if j["device"].startswith(JOB)}
 
     def _complete_mirrors(self):
-        """At pre-switchover (guest stopped): each mirror, in sync, ends without pivot."""
-        for drive in self.drives:
-            self._qmp("block-job-cancel", device=JOB + drive)
+        """At pre-switchover (guest stopped): each mirror, in sync, ends without pivot.
+        The guest stays stopped meanwhile: each cancel waits for its job's conclusion
+        event (registered before the command is sent), not for a poll."""
         deadline = time.monotonic() + CONF.qmp.qmp_timeout
-        while True:
-            states = {j["id"]: j for j in self._qmp("query-jobs")
-                      if j["id"].startswith(JOB)}
-            if all(s["status"] == "concluded" for s in states.values()):
-                break
-            if time.monotonic() > deadline:
-                raise exception.MigrationError(
-                    reason=_("the disk mirrors did not complete"))
-            time.sleep(0.01)
+        for drive in self.drives:
+            job = JOB + drive
+            self.hv._qmp_wait(self.guest, "block-job-cancel", {"device": job},
+                              "JOB_STATUS_CHANGE",
+                              lambda d, job=job: d.get("id") == job and
+                              d.get("status") == "concluded",
+                              max(0.0, deadline - time.monotonic()))
+        states = {j["id"]: j for j in self._qmp("query-jobs") if j["id"].startswith(JOB)}
+        if not all(s["status"] == "concluded" for s in states.values()):
+            raise exception.MigrationError(reason=_("the disk mirrors did not complete"))
         errors = [s.get("error") for s in states.values() if s.get("error")]
         if not errors:
             self._disk = (self._disk[0], self._disk[0])
@@ -325,12 +326,14 @@ class Outgoing:
                                            % errors)
         # the copies are complete: close the connections to the destination's exports,
         # so that it can remove them and resume the guest as soon as the RAM is there
-        self._drop_targets()
+        self._drop_targets([TARGET + drive for drive in self.drives])
 
-    def _drop_targets(self):
-        for node in self._qmp("query-named-block-nodes"):
-            if node.get("node-name", "").startswith(TARGET):
-                self._qmp("blockdev-del", **{"node-name": node["node-name"]})
+    def _drop_targets(self, nodes=None):
+        if nodes is None:
+            nodes = [n["node-name"] for n in self._qmp("query-named-block-nodes")
+                     if n.get("node-name", "").startswith(TARGET)]
+        for node in nodes:
+            self._qmp("blockdev-del", **{"node-name": node})
 
     def _undo(self):
         """After a failure: no migration, no mirror, no NBD node; the guest runs."""
