@@ -3,14 +3,17 @@
 Destination (``Incoming``): the guest's QEMU started from its record with ``-incoming
 defer -S``; for a block migration an NBD server exports its (new, empty) local disks
 writable; ``migrate-incoming`` listens on TCP. When the RAM has arrived (the MIGRATION
-event ``completed``), a waiter on this host removes the exports, stops the NBD server and
-resumes the guest (``late-block-activate``: the disks are taken only then).
+event ``completed``), a waiter on this host removes the exports (the source has
+disconnected from them by then), stops the NBD server and resumes the guest at once,
+without waiting for nova's ``post_live_migration_at_destination``
+(``late-block-activate``: the disks are taken only then).
 
 Source (``Outgoing``): each local disk mirrored into the destination's export
 (``blockdev-mirror``, ``write-blocking`` so guest writes reach both), then the RAM
 (``migrate`` with ``pause-before-switchover``): at ``pre-switchover`` the guest is
 stopped, the mirrors are completed without pivoting (``block-job-cancel`` of a ready
-job) and the migration continues. Progress is read from ``query-migrate`` and
+job), their NBD client nodes are removed (which closes the connections to the
+destination's exports) and the migration continues. Progress is read from ``query-migrate`` and
 ``query-block-jobs``; the allowed downtime grows in steps; past the completion timeout
 the migration is aborted or forced to complete. A failure or an abort cancels the
 mirrors and the migration: QEMU resumes the guest on this host.
@@ -36,7 +39,9 @@ TARGET = "hcimig"          # NBD client nodes on the source: hcimig<drive>
 EXPORT = "hci-mig-"        # block export ids on the destination
 POLL = 0.1                 # seconds between progress reads
 FINISHED = ("completed", "failed", "cancelled")
+ACTED_ON = ("pre-switchover",) + FINISHED
 NBD_PORT_TRIES = 5
+EXPORT_RELEASE = 5.0       # seconds the destination waits for the source to disconnect
 TLS_ID = "hci-mig-tls"     # the tls-creds-x509 object of a migration
 TLS_FILES = {"server": ("ca-cert.pem", "server-cert.pem", "server-key.pem"),
              "client": ("ca-cert.pem", "client-cert.pem", "client-key.pem")}
@@ -184,10 +189,26 @@ class Incoming:
         return status
 
     def finish(self, guest):
-        """Exports gone, NBD server stopped, the guest running (idempotent)."""
-        for export in self.hv._qmp(guest, "query-block-exports"):
-            if export["id"].startswith(EXPORT):
-                self.hv._qmp(guest, "block-export-del", id=export["id"])
+        """Exports gone, NBD server stopped, the guest running (idempotent). The source
+        closes its NBD connections before the migration's last step; one still open
+        (its close not seen yet) is waited for, up to ``EXPORT_RELEASE`` seconds, and
+        never cut: an export in use raises ``InternalError`` (nova's
+        ``post_live_migration_at_destination`` finishes then, once the source's QEMU
+        has ended)."""
+        deadline = time.monotonic() + EXPORT_RELEASE
+        while True:
+            exports = [e["id"] for e in self.hv._qmp(guest, "query-block-exports")
+                       if e["id"].startswith(EXPORT) and not e.get("shutting-down")]
+            if not exports:
+                break
+            try:
+                for export in exports:
+                    self.hv._qmp(guest, "block-export-del", id=export)
+            except exception.InternalError:
+                # still in use, or removed meanwhile by the other caller: look again
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         try:
             self.hv._qmp(guest, "nbd-server-stop")
         except exception.InternalError:
@@ -281,19 +302,20 @@ class Outgoing:
                 if j["device"].startswith(JOB)}
 
     def _complete_mirrors(self):
-        """At pre-switchover (guest stopped): each mirror, in sync, ends without pivot."""
-        for drive in self.drives:
-            self._qmp("block-job-cancel", device=JOB + drive)
+        """At pre-switchover (guest stopped): each mirror, in sync, ends without pivot.
+        The guest stays stopped meanwhile: each cancel waits for its job's conclusion
+        event (registered before the command is sent), not for a poll."""
         deadline = time.monotonic() + CONF.qmp.qmp_timeout
-        while True:
-            states = {j["id"]: j for j in self._qmp("query-jobs")
-                      if j["id"].startswith(JOB)}
-            if all(s["status"] == "concluded" for s in states.values()):
-                break
-            if time.monotonic() > deadline:
-                raise exception.MigrationError(
-                    reason=_("the disk mirrors did not complete"))
-            time.sleep(0.01)
+        for drive in self.drives:
+            job = JOB + drive
+            self.hv._qmp_wait(self.guest, "block-job-cancel", {"device": job},
+                              "JOB_STATUS_CHANGE",
+                              lambda d, job=job: d.get("id") == job and
+                              d.get("status") == "concluded",
+                              max(0.0, deadline - time.monotonic()))
+        states = {j["id"]: j for j in self._qmp("query-jobs") if j["id"].startswith(JOB)}
+        if not all(s["status"] == "concluded" for s in states.values()):
+            raise exception.MigrationError(reason=_("the disk mirrors did not complete"))
         errors = [s.get("error") for s in states.values() if s.get("error")]
         if not errors:
             self._disk = (self._disk[0], self._disk[0])
@@ -302,6 +324,16 @@ class Outgoing:
         if errors:
             raise exception.MigrationError(reason=_("the disk mirrors failed: %s")
                                            % errors)
+        # the copies are complete: close the connections to the destination's exports,
+        # so that it can remove them and resume the guest as soon as the RAM is there
+        self._drop_targets([TARGET + drive for drive in self.drives])
+
+    def _drop_targets(self, nodes=None):
+        if nodes is None:
+            nodes = [n["node-name"] for n in self._qmp("query-named-block-nodes")
+                     if n.get("node-name", "").startswith(TARGET)]
+        for node in nodes:
+            self._qmp("blockdev-del", **{"node-name": node})
 
     def _undo(self):
         """After a failure: no migration, no mirror, no NBD node; the guest runs."""
@@ -339,9 +371,7 @@ class Outgoing:
                     self._qmp("job-dismiss", id=job)
                     del jobs[job]
             time.sleep(0.05)
-        for node in self._qmp("query-named-block-nodes"):
-            if node.get("node-name", "").startswith(TARGET):
-                self._qmp("blockdev-del", **{"node-name": node["node-name"]})
+        self._drop_targets()
         if self.settings.tls_dir:
             self._qmp("migrate-set-parameters", **{"tls-creds": ""})
             self._qmp("object-del", id=TLS_ID)
@@ -385,7 +415,14 @@ class Outgoing:
                          instance_uuid=self.guest.uuid)
             if status not in ("postcopy-active",):
                 self._check(deadline, _("the migration"))
-            time.sleep(POLL)
+            self._await_change()
+
+    def _await_change(self):
+        """Up to ``POLL`` seconds, less when QEMU reports a step the driver acts on: at
+        ``pre-switchover`` the guest is stopped until the driver lets the migration go
+        on, so that is seen from QEMU's MIGRATION event, not at the next poll."""
+        self.hv._qmp_wait(self.guest, "query-status", None, "MIGRATION",
+                          lambda d: d.get("status") in ACTED_ON, POLL)
 
     # -- shared -----------------------------------------------------------------------
     def _deadline(self):

@@ -7,8 +7,11 @@ import re
 import signal
 import time
 
+from nova import context as nova_context
+from nova import objects
 import nova.conf
 
+from nova_common import record
 from tests.functional.nova_qmp_migration import base
 from tests.functional.nova_qmp_migration import tls
 
@@ -36,11 +39,36 @@ class LiveMigrationTest(base.TwoHostsTestBase):
     def _ticks(self, text):
         return [int(n) for n in re.findall(r"tick-(\d+)", text)]
 
+    def _destination_state_at_completion(self, server, source, destination):
+        """The run states of the server's QEMU on ``destination`` seen once the source's
+        migration has completed, while the source's QEMU still exists (within 3 s):
+        the guest must run there without waiting for the source's QEMU to end or for
+        nova's ``post_live_migration_at_destination``."""
+        hv = self.computes_by_host[source].manager.driver.hv
+        dest = self.computes_by_host[destination].manager.driver
+        migrate, seen = hv.migrate, []
+
+        def spy(guest, *args, **kwargs):
+            result = migrate(guest, *args, **kwargs)
+            ctx = nova_context.get_admin_context()
+            target = dest._guest(objects.Instance.get_by_uuid(ctx, guest.uuid))
+            deadline = time.monotonic() + 3
+            while True:
+                seen.append(dest.hv._qmp(target, "query-status")["status"])
+                if seen[-1] == "running" or time.monotonic() > deadline:
+                    return result
+                time.sleep(0.02)
+        hv.migrate = spy
+        self.addCleanup(delattr, hv, "migrate")
+        return seen
+
     def test_block_migration_over_tls_keeps_the_guest_running(self):
         tls_dir = tls.make(os.path.join(self.instances, "_tls"), CONF.hci_guests.gid)
         self.flags(live_migration_plain_tcp=False, live_migration_tls_dir=tls_dir,
                    group="qmp")
         server = self._counting_guest()
+        volume_id, volume = self._attached_volume(server)
+        states = self._destination_state_at_completion(server, "compute", "compute2")
         before = max(self._ticks(self.console(server)))
         self.api.post_server_action(server["id"], {"os-migrateLive": {
             "host": "compute2", "block_migration": "auto"}})
@@ -51,6 +79,10 @@ class LiveMigrationTest(base.TwoHostsTestBase):
             server, {"OS-EXT-SRV-ATTR:host": "compute2", "status": "ACTIVE"},
             max_retries=240)
 
+        # it ran on compute2 as soon as the migration had completed, before the source's
+        # QEMU ended (whose NBD client had held the exports) and before nova's post step
+        self.assertEqual("running", states[-1], "%d reads of the destination's state, "
+                         "first %s" % (len(states), states[0]))
         # the guest runs on compute2 only; nothing of it is left on compute
         self.assertTrue(self.running_on("compute2", server))
         self.assertFalse(os.path.exists(self.idir("compute", server).path))
@@ -61,6 +93,7 @@ class LiveMigrationTest(base.TwoHostsTestBase):
         self.assertGreater(min(after), 0)
         conn = self.serial_on("compute2", server)
         self.shell(conn, "cat /run/mark", "mem-42")
+        self.shell(conn, "head -c 8 /dev/vdb; echo", "before-4")
         self.shell(conn, "dd if=/dev/vda bs=512 skip=%d count=1 2>/dev/null | head -c 12; "
                          "echo" % SECTOR, "disk-25-data")
         # RAM and disks came over TLS (the destination's QEMU has the credentials)
@@ -71,6 +104,36 @@ class LiveMigrationTest(base.TwoHostsTestBase):
         self.assertGreater(migration.memory_total, 0)
         self.assertGreater(migration.disk_total, 0)
         self.assertEqual(migration.disk_total, migration.disk_processed)
+        # the volume (storage both hosts reach: not copied) was connected on compute2:
+        # the guest reads what it wrote before, writes again, and it detaches there
+        self.assertIn(volume_id, record.read(self.idir("compute2", server).path).volumes)
+        self.shell(conn, "echo after-$((2+3)) > /dev/vdb; sync; echo synced-$((1+1))",
+                   "synced-2")
+        with open(volume, "rb") as f:
+            self.assertEqual(b"after-5\n", f.read(8))
+        before = len(self.console(server))
+        self.api.delete_server_volume(server["id"], volume_id)
+        self.wait_console(server, "REMOVED DISK vdb", since=before)
+        self._wait_for_volume_detach(server["id"], volume_id)
+        self.assertEqual({}, record.read(self.idir("compute2", server).path).volumes)
+
+    def _attached_volume(self, server):
+        """A file given as a ``local`` connection (shared block storage: both hosts of
+        this machine open the same file), hot-plugged and written by the guest."""
+        volume_id = "5d1c2b7e-8a34-4f0e-9b61-3e2a7c9d0f42"
+        path = os.path.join(self.instances, "_volume.img")
+        with open(path, "wb") as f:
+            f.truncate(64 * 1024 ** 2)
+        self.cinder.VOLUME_CONNECTION_INFO = dict(self.cinder.VOLUME_CONNECTION_INFO, **{
+            volume_id: {"driver_volume_type": "local", "data": {"device_path": path}}})
+        before = len(self.console(server))
+        self.api.post_server_volume(server["id"], {"volumeAttachment": {
+            "volumeId": volume_id}})
+        self.wait_console(server, "ADDED DISK vdb", since=before)
+        conn = self.serial_on("compute", server)
+        self.shell(conn, "echo before-$((2+2)) > /dev/vdb; sync; echo synced-$((0+1))",
+                   "synced-1")
+        return volume_id, path
 
     def test_aborted_migration_leaves_the_guest_on_the_source(self):
         self.flags(live_migration_bandwidth=1, group="qmp")     # RAM at 1 MiB/s

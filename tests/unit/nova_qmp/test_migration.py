@@ -3,6 +3,7 @@ themselves: tests/functional/nova_qmp_migration)."""
 import os
 import types
 
+import fixtures
 from nova import exception
 
 from nova_common import instance_dir
@@ -28,6 +29,60 @@ class TestDowntimeSteps(test_driver.base.TestCase):
         self.assertEqual(["root", "eph0", "swap"], migration.drives(guest))
         guest.record.spec = {"root_disk": False}
         self.assertEqual([], migration.drives(guest))
+
+
+class FakeQEMU:
+    """QMP answers of one QEMU: NBD exports that a client holds for ``busy`` calls."""
+
+    def __init__(self, exports, busy=0, status="paused"):
+        self.exports, self.busy, self.status = dict.fromkeys(exports), busy, status
+        self.calls = []
+
+    def _qmp(self, guest, command, **args):
+        self.calls.append(command)
+        if command == "query-block-exports":
+            return [{"id": e, "shutting-down": False} for e in self.exports]
+        if command == "block-export-del":
+            if args["id"] not in self.exports:
+                raise exception.InternalError("Export '%s' is not found" % args["id"])
+            if self.busy:
+                self.busy -= 1
+                raise exception.InternalError("export '%s' still in use" % args["id"])
+            del self.exports[args["id"]]
+        elif command == "query-status":
+            return {"status": self.status}
+        elif command == "cont":
+            self.status = "running"
+        return {}
+
+
+class TestIncomingFinish(test_driver.base.TestCase):
+    def test_resumes_once_the_source_has_let_go_of_the_exports(self):
+        qemu = FakeQEMU(["hci-mig-root", "hci-mig-eph0"], busy=3)
+        migration.Incoming(qemu).finish(None)
+        self.assertEqual({}, qemu.exports)
+        self.assertEqual("running", qemu.status)
+        self.assertIn("nbd-server-stop", qemu.calls)
+
+    def test_an_export_still_in_use_is_never_cut_and_the_guest_stays_paused(self):
+        self.useFixture(fixtures.MonkeyPatch("nova_qmp.migration.EXPORT_RELEASE", 0.05))
+        qemu = FakeQEMU(["hci-mig-root"], busy=10 ** 6)
+        self.assertRaises(exception.InternalError, migration.Incoming(qemu).finish, None)
+        self.assertEqual(["hci-mig-root"], list(qemu.exports))
+        self.assertEqual("paused", qemu.status)
+        self.assertNotIn("cont", qemu.calls)
+
+    def test_exports_removed_meanwhile_by_the_other_caller_are_fine(self):
+        qemu = FakeQEMU(["hci-mig-root"])
+        real = qemu._qmp
+
+        def racing(guest, command, **args):
+            if command == "block-export-del":
+                qemu.exports.clear()          # nova's call got there first
+            return real(guest, command, **args)
+        qemu._qmp = racing
+        migration.Incoming(qemu).finish(None)
+        self.assertEqual("running", qemu.status)
 
 
 class TestChecks(test_driver.DriverCase):
