@@ -4,6 +4,7 @@ TCG, and the project's tiny test guest in its Glance fixture as qcow2 and raw im
 Used by the functional tests and by the demo (tools/demo_nova.py)."""
 # nova's functional package applies (or poisons) eventlet patching: import it first
 from nova.tests import functional as _nova_functional  # noqa: F401,I001  isort:skip
+import copy
 import os
 import shutil
 import socket
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 
 from nova import context as nova_context
 from nova import objects
@@ -78,6 +80,18 @@ class QMPServerTestBase(nova_functional.ServerWaits, integrated_helpers._Integra
         server = self.api.post_server({"server": server})
         # up to 2 minutes: nova's helper waits 5 s, too short on a loaded 2-core machine
         return self._wait_for_state_change(server, state, max_retries=240)
+
+    def tap_ports(self, count):
+        """Ports of this test's own bound as ``tap`` VIFs by the fixture's "neutron": new
+        ids and MACs, so that tests running at the same time never share a tap name."""
+        ports = []
+        for template in (self.neutron.port_1, self.neutron.port_2)[:count]:
+            port = dict(copy.deepcopy(template), **{
+                "id": str(uuid.uuid4()), "binding:vif_type": "tap",
+                "mac_address": "fa:16:3e:%02x:%02x:%02x" % tuple(os.urandom(3))})
+            self.neutron._ports[port["id"]] = port
+            ports.append(port)
+        return ports
 
     def assert_nothing_left(self, server):
         self.assertFalse(os.path.exists(os.path.join(self.instances, server["id"])))

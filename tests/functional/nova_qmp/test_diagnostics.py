@@ -4,7 +4,6 @@ test made and a volume: vCPU time, memory, disk and interface counters that move
 what the guest does."""
 # nova's functional package applies (or poisons) eventlet patching: import it first
 from tests.functional.nova_qmp import base  # noqa: I001  isort:skip
-import copy
 import os
 
 from nova.tests.functional.api import client
@@ -27,9 +26,7 @@ class TestDiagnostics(base.QMPServerTestBase):
         self.addCleanup(ip, ["link", "del", bridge], check=False)
         ip(["addr", "add", net + ".1/24", "dev", bridge])
         ip(["link", "set", bridge, "up"])
-        port = self.neutron.port_1
-        self.neutron._ports[port["id"]] = dict(copy.deepcopy(port),
-                                               **{"binding:vif_type": "tap"})
+        port, = self.tap_ports(1)
         tap = "tap" + port["id"][:11]
         self.addCleanup(ip, ["link", "del", tap], check=False)
         volume_id = "5f2d8c1a-9b3e-4d7f-8a6c-1e0b9d2c4f73"

@@ -4,7 +4,6 @@ the boot one and a hot-plugged one, each have two queue pairs, as the guest's ke
 reports them; their taps are multi-queue."""
 # nova's functional package applies (or poisons) eventlet patching: import it first
 from tests.functional.nova_qmp import base  # noqa: I001  isort:skip
-import copy
 import json
 import os
 import subprocess
@@ -18,10 +17,7 @@ def tap_info(dev):
 
 class TestMultiqueue(base.QMPServerTestBase):
     def test_two_vcpus_two_queue_pairs_per_interface(self):
-        ports = [self.neutron.port_1, self.neutron.port_2]
-        for port in ports:       # bound as tap VIFs by the fixture's "neutron"
-            self.neutron._ports[port["id"]] = dict(copy.deepcopy(port),
-                                                   **{"binding:vif_type": "tap"})
+        ports = self.tap_ports(2)
         taps = [("tap" + port["id"])[:14] for port in ports]
         flavor = self._create_flavor(memory_mb=256, vcpu=2, disk=1, ephemeral=0,
                                      extra_spec={"hw:vif_multiqueue_enabled": "true"})

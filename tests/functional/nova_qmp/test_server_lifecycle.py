@@ -7,7 +7,6 @@ OS_NOVA_DISABLE_EVENTLET_PATCHING=1 (tox runs both).
 """
 # nova's functional package applies (or poisons) eventlet patching: import it first
 from tests.functional.nova_qmp import base  # noqa: I001  isort:skip
-import copy
 import os
 import shutil
 import signal
@@ -307,10 +306,7 @@ class TestServerLifecycle(base.QMPServerTestBase):
         self.addCleanup(ip, ["link", "del", bridge], check=False)
         ip(["addr", "add", net + ".1/24", "dev", bridge])
         ip(["link", "set", bridge, "up"])
-        ports = [self.neutron.port_1, self.neutron.port_2]
-        for port in ports:       # bound as tap VIFs by the fixture's "neutron"
-            self.neutron._ports[port["id"]] = dict(copy.deepcopy(port),
-                                                   **{"binding:vif_type": "tap"})
+        ports = self.tap_ports(2)
         taps = ["tap" + port["id"][:11] for port in ports]
         self.addCleanup(lambda: [ip(["link", "del", t], check=False) for t in taps])
 
