@@ -122,7 +122,8 @@ class PluginTest(unittest.TestCase):
                   "hci_iniset %s oslo_limit endpointID x" % path]
         subprocess.run(["bash", "-c", "\n".join(script)], check=True,
                        env=dict(os.environ, HCI_QMP_ACCELERATOR="tcg"))
-        c = configparser.RawConfigParser(strict=False)
+        # DEFAULT read as a section like the others (not folded into each)
+        c = configparser.RawConfigParser(strict=False, default_section="-")
         c.optionxform = str
         c.read(path)
         self.assertEqual({"debug": "True", "host": "aio"}, dict(c["DEFAULT"]))
