@@ -63,10 +63,12 @@ do_run() {
     while [ $(($(date +%s) - T0)) -lt "$delay" ]; do sleep 5; done
     cat "$S/run/nova-compute.pid" >"$D/compute-pid-before"
     echo $(($(date +%s) - T0)) >"$D/restart-at"
+    date -u +%H:%M:%S >"$D/restart-from"
     "$HERE/aio.sh" restart nova-compute | sed 's/^/    /'
+    date -u +%H:%M:%S >"$D/restart-to"
     cat "$S/run/nova-compute.pid" >"$D/compute-pid-after"
     echo $(($(date +%s) - T0 - $(cat "$D/restart-at"))) >"$D/restart-seconds"
-    step "nova-compute restarted $(cat "$D/restart-at") s into the run (PID $(cat "$D/compute-pid-before") -> $(cat "$D/compute-pid-after"), up again after $(cat "$D/restart-seconds") s)"
+    step "nova-compute restarted $(cat "$D/restart-at") s into the run, $(cat "$D/restart-from")-$(cat "$D/restart-to") UTC (PID $(cat "$D/compute-pid-before") -> $(cat "$D/compute-pid-after"), up again after $(cat "$D/restart-seconds") s)"
 }
 
 do_check() {
@@ -79,10 +81,11 @@ do_check() {
     now=$(qemu_pid "$id")
     [ "$(cat "$D/compute-pid-before")" != "$(cat "$D/compute-pid-after")" ] ||
         die "nova-compute's PID did not change: no restart"
-    [ "$st $power" = "ACTIVE Running" ] ||
+    # the power state: 1 (RUNNING) from the CLI with -f value, Running in its tables
+    case "$st $power" in "ACTIVE 1"|"ACTIVE Running") ;; *) false ;; esac ||
         die "hci-canary is $st, power state $power after the restart (wanted ACTIVE, Running)"
     [ "$now" = "$pid" ] || die "hci-canary's QEMU PID is '$now' after the restart, was $pid: the guest did not survive"
-    step "after the run: hci-canary ACTIVE, Running, same QEMU PID $pid; nova-compute restarted $(cat "$D/restart-at") s into the run (PID $(cat "$D/compute-pid-before") -> $(cat "$D/compute-pid-after"), up again after $(cat "$D/restart-seconds") s)"
+    step "after the run: hci-canary ACTIVE, Running, same QEMU PID $pid; nova-compute restarted $(cat "$D/restart-at") s into the run, $(cat "$D/restart-from")-$(cat "$D/restart-to") UTC (PID $(cat "$D/compute-pid-before") -> $(cat "$D/compute-pid-after"), up again after $(cat "$D/restart-seconds") s)"
     do_clean
 }
 
