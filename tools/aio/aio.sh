@@ -8,6 +8,10 @@
 #   tools/aio/aio.sh start    start everything (state kept)
 #   tools/aio/aio.sh stop     stop everything (state kept; servers stay defined)
 #   tools/aio/aio.sh status   what runs
+#   tools/aio/aio.sh restart nova-compute
+#                             restart nova-compute as a service manager would (SIGTERM to
+#                             its process group, started again as start does); the guests
+#                             run on (they are not its children)
 #   tools/aio/aio.sh destroy  stop and delete all state (users, /etc files, state dir)
 #
 # State in $HCI_AIO (default /var/lib/openstack-hci-aio), logs in $HCI_AIO/logs, the
@@ -49,27 +53,13 @@ logged() {   # logged LOGNAME CMD...: output to $LOGS/setup-LOGNAME.log, tail on
     fi
 }
 
-# devstack-compatible iniset for the shared library (devstack/lib/hci)
-iniset() {
-    "$V/bin/python" - "$@" <<'PY'
-import configparser, sys
-path, section, option, value = sys.argv[1:5]
-c = configparser.RawConfigParser(strict=False)
-c.optionxform = str
-c.read(path)
-if section != "DEFAULT" and not c.has_section(section):
-    c.add_section(section)
-c.set(section, option, value)
-with open(path, "w") as f:
-    c.write(f)
-PY
-}
-
 export HCI_ZFS_SSH_HOST=127.0.0.1 HCI_ZFS_SSH_PORT=$PORT_ZFS_SSH
 export HCI_ZFS_VOLUME_ROOT=aio/cinder HCI_ZFS_SHARE_ROOT=aio/manila
 export HCI_ZFS_SSH_KNOWN_HOSTS=/dev/null
 # shellcheck source=devstack/lib/hci
 . "$HCI_DIR/devstack/lib/hci"
+# devstack's iniset for the shared library: its own (lib/hci), with the services' Python
+iniset() { HCI_PYTHON=$V/bin/python hci_iniset "$@"; }
 
 # ---------------------------------------------------------------------------- install
 install_all() {
@@ -530,12 +520,12 @@ wait_http() {
     die "no answer from $url (logs: $LOGS)"
 }
 
-stop_pidfile() {   # stop_pidfile FILE: TERM its process group, KILL after 20 s
+stop_pidfile() {   # stop_pidfile FILE [SECONDS]: TERM its process group, KILL after 20 s
     local f=$1 pid i
     [ -f "$f" ] || return 0
     pid=$(cat "$f")
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    for i in $(seq $((${2:-20} * 5))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill -KILL -- "-$pid" 2>/dev/null || true
     rm -f "$f"
 }
@@ -698,7 +688,7 @@ start_openstack() {
         rmqctl -q list_queues name 2>/dev/null | grep -qx conductor && break
         sleep 0.2
     done
-    start_as nova nova-compute nova-compute --config-file /etc/nova/nova.conf
+    start_compute
     start_as cinder cinder-volume cinder-volume --config-file /etc/cinder/cinder.conf
     start_as manila manila-share manila-share --config-file /etc/manila/manila.conf
     start_as neutron neutron-ovn-maintenance neutron-ovn-maintenance-worker \
@@ -707,6 +697,7 @@ start_openstack() {
         wait_http "http://127.0.0.1:$i/"
     done
 }
+start_compute() { start_as nova nova-compute nova-compute --config-file /etc/nova/nova.conf; }
 SERVICES="manila-share cinder-volume nova-compute neutron-ovn-maintenance manila-api cinder-api
 nova-api neutron-api glance-api placement manila-scheduler cinder-scheduler nova-scheduler
 nova-conductor keystone"
@@ -923,6 +914,36 @@ do_stop() {
     step "ZFS guest, OVN/OVS, RabbitMQ, MariaDB stopped"
 }
 
+# restart nova-compute (the one service a restart is asked of, e.g. at an upgrade) as a
+# service manager restarts a unit: SIGTERM to its process group (with its privsep
+# daemons), the grace time of systemd's default (90 s; nova's own graceful shutdown
+# takes up to 60), SIGKILL after; then started as start does, and waited for until it
+# reports to nova again
+do_restart() {
+    [ "${1:-}" = nova-compute ] || die "usage: $0 restart nova-compute"
+    local f=$RUN/nova-compute.pid t0 i st
+    { [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; } || die "nova-compute does not run (log: $LOGS/nova/nova-compute.log)"
+    t0=$(date -u +%s)
+    step "stopping nova-compute (PID $(cat "$f"), SIGTERM)"
+    stop_pidfile "$f" 90
+    step "nova-compute stopped; starting it again"
+    start_compute
+    # shellcheck source=/dev/null
+    . "$S/openrc"
+    for i in $(seq 300); do
+        # up, with a report newer than the stop (a stopped one stays "up" a minute)
+        st=$(openstack compute service list --service nova-compute -f json 2>/dev/null |
+            "$V/bin/python" -c 'import datetime, json, sys
+s = json.load(sys.stdin)[0]
+t = datetime.datetime.fromisoformat(s["Updated At"]).replace(tzinfo=datetime.timezone.utc)
+print(s["State"] if t.timestamp() > float(sys.argv[1]) else "old")' "$t0" 2>/dev/null || true)
+        [ "$st" = up ] && break
+        sleep 1
+    done
+    [ "$st" = up ] || die "nova-compute (PID $(cat "$f")) did not report up within 300 s (log: $LOGS/nova/nova-compute.log)"
+    step "nova-compute up again (PID $(cat "$f"))"
+}
+
 do_status() {
     local f n
     for f in "$RUN"/*.pid "$RUN"/ovn/*.pid; do
@@ -955,7 +976,8 @@ case "${1:-up}" in
     start) do_start ;;
     stop) do_stop ;;
     status) do_status ;;
+    restart) do_restart "${2:-}" ;;
     destroy) do_destroy ;;
     install-tempest) install_tempest ;;
-    *) echo "usage: $0 up|start|stop|status|destroy" >&2; exit 2 ;;
+    *) echo "usage: $0 up|start|stop|status|destroy|restart nova-compute" >&2; exit 2 ;;
 esac

@@ -4,6 +4,11 @@
 # the end; with no cloud, one is brought up (tools/bootstrap.sh, tools/aio/aio.sh up) and
 # destroyed at the end (also on failure), so that the deployment tests, which refuse
 # while the cloud's service users exist, run after it.
+#
+# nova-compute is restarted during the run (tools/aio/compute-restart.sh, from a background
+# job: HCI_TEMPEST_COMPUTE_RESTART seconds after tempest starts, default 300; 0: none).
+# A server of its own, booted at the start, must still be ACTIVE afterwards with the same
+# QEMU process, and the tempest results must be as good as without the restart.
 set -Eeuo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 export HCI_CACHE=${HCI_CACHE:-/var/cache/openstack-hci-drivers}
@@ -35,7 +40,18 @@ else
     "$HERE/../bootstrap.sh" >/dev/null
 fi
 KEEP=${HCI_TEMPEST_LOGS:-$HERE/../../logs/tempest}
+RESTART_AFTER=${HCI_TEMPEST_COMPUTE_RESTART:-300}
+case $RESTART_AFTER in
+    ''|*[!0-9]*) echo "ERROR: HCI_TEMPEST_COMPUTE_RESTART must be seconds, not '$RESTART_AFTER'" >&2; exit 1 ;;
+esac
+restart_job=
 cleanup() {
+    # the restart job (a session of its own) if the run ended before it did
+    if [ -n "$restart_job" ] && kill -0 "$restart_job" 2>/dev/null; then
+        kill -TERM -- "-$restart_job" 2>/dev/null || true
+        wait "$restart_job" 2>/dev/null || true
+        "$HERE/compute-restart.sh" clean || true
+    fi
     # the run's and the services' logs outlive a destroyed cloud
     mkdir -p "$KEEP"
     cp -a "$S/logs" "$KEEP/" 2>/dev/null || true
@@ -47,5 +63,26 @@ cleanup() {
 }
 trap cleanup EXIT
 [ "$after" = destroy ] && "$HERE/aio.sh" up
+# the image and network that tempest and the restart job's server boot on, made once
+"$HERE/test-resources.sh" >/dev/null
+if [ "$RESTART_AFTER" != 0 ]; then
+    step "nova-compute restart in ${RESTART_AFTER} s (tools/aio/compute-restart.sh, in the background)"
+    setsid "$HERE/compute-restart.sh" run "$RESTART_AFTER" &
+    restart_job=$!
+fi
 step "running tempest (tools/aio/tempest.sh)"
-"$HERE/tempest.sh" "$@"
+rc=0
+"$HERE/tempest.sh" "$@" || rc=$?
+if [ -n "$restart_job" ]; then
+    crc=0
+    wait "$restart_job" || crc=$?
+    restart_job=
+    if [ "$crc" = 0 ]; then
+        "$HERE/compute-restart.sh" check || rc=1
+    else
+        echo "ERROR: the nova-compute restart job failed (exit $crc)" >&2
+        "$HERE/compute-restart.sh" clean || true
+        rc=1
+    fi
+fi
+[ "$rc" = 0 ] || exit "$rc"

@@ -27,34 +27,14 @@ fi
 # shellcheck source=/dev/null
 . "$S/openrc"
 export PATH=$S/venv/bin:$PATH   # the cloud's openstack CLI
-iniset() {
-    "$TV/bin/python" - "$@" <<'PY'
-import configparser, sys
-path, section, option, value = sys.argv[1:5]
-c = configparser.RawConfigParser(strict=False)
-c.optionxform = str
-c.read(path)
-if section != "DEFAULT" and not c.has_section(section):
-    c.add_section(section)
-c.set(section, option, value)
-with open(path, "w") as f:
-    c.write(f)
-PY
-}
 # shellcheck source=devstack/lib/hci
 . "$HCI_DIR/devstack/lib/hci"
+# devstack's iniset for tempest.conf and the shared library (lib/hci), with tempest's Python
+iniset() { HCI_PYTHON=$TV/bin/python hci_iniset "$@"; }
 
 # what the tests boot and attach: the project's tiny test guest (partitioned disk image),
 # a network of the admin's project, a multiattach volume type on zfs_cinder
-if ! openstack image show hci-tiny >/dev/null 2>&1; then
-    tiny=$("$HCI_DIR/tools/guest/build-tiny-guest.sh" "$HCI_CACHE" 2>/dev/null | tail -n1)
-    openstack image create --disk-format qcow2 --container-format bare --public \
-        --property hci_guest_key="$(basename "$tiny")" --file "$tiny/disk.qcow2" hci-tiny >/dev/null
-fi
-if ! openstack network show demo-net >/dev/null 2>&1; then
-    openstack network create demo-net >/dev/null
-    openstack subnet create --network demo-net --subnet-range 10.42.0.0/24 demo-subnet >/dev/null
-fi
+"$HERE/test-resources.sh" >/dev/null
 openstack volume type show zfs-multiattach >/dev/null 2>&1 ||
     openstack volume type create --property volume_backend_name=zfs \
         --property multiattach='<is> True' zfs-multiattach >/dev/null

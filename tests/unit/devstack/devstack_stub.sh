@@ -14,18 +14,7 @@ function is_service_enabled {
     return 1
 }
 function sudo { echo "sudo $*" >>"$STUB_LOG"; }
-# devstack's iniset: set OPTION in SECTION of FILE (made if missing)
-function iniset {
-    python3 - "$@" <<'PY'
-import configparser, sys
-path, section, option, value = sys.argv[1:5]
-c = configparser.RawConfigParser(strict=False)
-c.optionxform = str
-c.read(path)
-if section != "DEFAULT" and not c.has_section(section):
-    c.add_section(section)
-c.set(section, option, value)
-with open(path, "w") as f:
-    c.write(f)
-PY
-}
+# devstack's iniset: set OPTION in SECTION of FILE (made if missing); lib/hci has the
+# same for callers outside devstack (bash finds it when iniset is called: lib/hci is
+# sourced by then)
+function iniset { hci_iniset "$@"; }

@@ -11,6 +11,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 STUB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "devstack_stub.sh")
 SCRIPTS = [os.path.join(REPO, "devstack", name) for name in ("plugin.sh", "settings", "lib/hci")]
+AIO_SCRIPTS = ("aio.sh", "scenario.sh", "tempest.sh", "tempest-job.sh", "test-resources.sh",
+               "compute-restart.sh")
 
 
 class PluginTest(unittest.TestCase):
@@ -106,10 +108,32 @@ class PluginTest(unittest.TestCase):
             self.assertIn("sudo %s/tools/install-privsep-config.sh --remove %s"
                           % (REPO, service), calls)
 
+    def test_hci_iniset(self):
+        # lib/hci's iniset for callers outside devstack: keeps what the file has, the
+        # options' case, makes a missing section, sets DEFAULT without a section of its own
+        path = self.conf["nova"]
+        with open(path, "w") as f:
+            f.write("[DEFAULT]\ndebug = True\n[qmp]\nextra_args = -S\n")
+        script = ["set -eu", "HCI_DIR=%s" % REPO, "source %s/devstack/lib/hci" % REPO,
+                  "hci_iniset %s DEFAULT host aio" % path,
+                  "hci_iniset %s qmp accelerator tcg" % path,
+                  "hci_iniset %s qmp extra_args '-S -no-shutdown'" % path,
+                  "hci_iniset %s hci_guests allowed_binaries /usr/bin/qemu-system-x86_64" % path,
+                  "hci_iniset %s oslo_limit endpointID x" % path]
+        subprocess.run(["bash", "-c", "\n".join(script)], check=True,
+                       env=dict(os.environ, HCI_QMP_ACCELERATOR="tcg"))
+        # DEFAULT read as a section like the others (not folded into each)
+        c = configparser.RawConfigParser(strict=False, default_section="-")
+        c.optionxform = str
+        c.read(path)
+        self.assertEqual({"debug": "True", "host": "aio"}, dict(c["DEFAULT"]))
+        self.assertEqual({"extra_args": "-S -no-shutdown", "accelerator": "tcg"}, dict(c["qmp"]))
+        self.assertEqual("/usr/bin/qemu-system-x86_64", c["hci_guests"]["allowed_binaries"])
+        self.assertEqual("x", c["oslo_limit"]["endpointID"])
+
     @unittest.skipUnless(shutil.which("shellcheck"), "shellcheck not installed")
     def test_shellcheck(self):
         subprocess.run(["shellcheck", "-x", "-s", "bash"] + SCRIPTS
-                       + [os.path.join(REPO, "tools", "aio", "aio.sh"),
-                          os.path.join(REPO, "tools", "aio", "scenario.sh"),
-                          os.path.join(REPO, "tools", "demo.sh")],
+                       + [os.path.join(REPO, "tools", "aio", name) for name in AIO_SCRIPTS]
+                       + [os.path.join(REPO, "tools", "demo.sh"), STUB],
                        cwd=REPO, check=True)
