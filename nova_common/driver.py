@@ -82,6 +82,7 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
         self.hv = self.hypervisor_class()
         self._events = lifecycle.Dispatcher(self.emit_event)
         self._quiet = set()        # instances whose stop the driver itself causes
+        self._reserved_uids = {}   # guest uids given out whose record is not written yet
         self._image_api = glance.API()
         self._image_cache = (imagecache.ImageCacheManager()
                              if self._desc.has(hv_api.IMAGE_CACHE) else None)
@@ -239,6 +240,7 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
             with vif_events.plugging(self.virtapi, instance, network_info, power_on):
                 self._plug_and_connect(guest, instance, network_info, block_device_info)
             self._save(guest)      # once, before the guest starts
+            self._reserved_uids.pop(instance.uuid, None)     # (the record holds it)
             LOG.info("created the guest's disks and devices", instance=instance)
             if power_on:
                 self._start(guest, instance)
@@ -246,11 +248,24 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
             with excutils.save_and_reraise_exception():
                 LOG.warning("spawn failed; undoing it", instance=instance)
                 self._undo_launch(guest, instance, network_info, block_device_info)
+                self._reserved_uids.pop(instance.uuid, None)
 
     def _new_uid(self, uuid):
+        """A guest uid no other guest of this host has: neither in a record on disk nor
+        given to a spawn of this process whose record is not written yet (spawns run
+        concurrently); that reservation ends once the record holding the uid is
+        written (here or, for records written elsewhere, at the next call), or when
+        the spawn is undone."""
         with lockutils.lock("nova-hci-uids"):
-            used = {g.record.uid for g in self._records() if g.uuid != uuid}
-            return confine.allocate_uid(used)
+            recorded = {g.uuid: g.record.uid for g in self._records()}
+            for other, uid in list(self._reserved_uids.items()):
+                if recorded.get(other) == uid:
+                    del self._reserved_uids[other]
+            used = {uid for other, uid in recorded.items() if other != uuid}
+            used.update(uid for other, uid in self._reserved_uids.items() if other != uuid)
+            uid = confine.allocate_uid(used)
+            self._reserved_uids[uuid] = uid
+            return uid
 
     def _plug_and_connect(self, guest, instance, network_info, block_device_info):
         """Plug the interfaces and connect the volumes nova gives into ``guest.record``,
@@ -299,6 +314,7 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
             if not guest.record.uid:   # a record of an earlier release
                 guest.record.uid = self._new_uid(guest.uuid)
                 self._save(guest)
+                self._reserved_uids.pop(guest.uuid, None)
             confine.grant_instance_dir(guest.idir.path, guest.record.uid)
         state = guest.idir.file(instance_dir.STATE_FILE)
         restore = state if os.path.exists(state) else None

@@ -338,6 +338,23 @@ class TestBaseDriver(DriverTestCase):
         self.assertFalse(self.idir.exists())
 
 
+class TestGuestUids(DriverTestCase):
+    """Guest uids: none shared, also between spawns whose records are not written yet."""
+
+    def test_spawns_at_once_get_distinct_uids_and_a_gone_guests_uid_is_free_again(self):
+        a, b, c = (uuidutils.generate_uuid() for _ in range(3))
+        uid_a = self.drv._new_uid(a)
+        uid_b = self.drv._new_uid(b)            # A's record is not written yet
+        self.assertNotEqual(uid_a, uid_b)
+        self.assertEqual(uid_a, self.drv._new_uid(a))       # its own, asked again
+        # A's record written (with its uid) and A then deleted: its uid comes back
+        a_dir = instance_dir.InstanceDir(a).create()
+        record.write(a_dir.path, record.Record("i-a", 1, 64, {}, uid=uid_a))
+        self.assertNotIn(self.drv._new_uid(c), (uid_a, uid_b))
+        a_dir.remove()
+        self.assertEqual(uid_a, self.drv._new_uid(uuidutils.generate_uuid()))
+
+
 class SharingRecorder(Recorder):
     description = hypervisor.Description(
         hypervisor_type="test", image_formats=("raw",),
