@@ -38,8 +38,9 @@ class TestInterfaceHotplug(base.LXCServerTestBase):
         ip(["-n", netns, "addr", "add", "192.168.1.1/24", "dev", tap])
         ip(["-n", netns, "link", "set", tap, "up"])
         self.assertEqual(0, self.run_in(server, "ping -c 1 -W 5 192.168.1.1"))
-        # the backend gives the host end back before the detach (as it unbinds)
-        ip(["-n", netns, "link", "set", tap, "netns", "1"])
+        # the backend gives the host end back before the detach (as it unbinds), to this
+        # process's network namespace (not PID 1's: the tests may run in one of their own)
+        ip(["-n", netns, "link", "set", tap, "netns", str(os.getpid())])
 
         self.api.detach_interface(server["id"], port["id"])
         self._wait_for_instance_action_event(server, "detach_interface",
