@@ -5,11 +5,14 @@ container end liblxc takes; the test plays Neutron (logical switch and ports, th
 ``network-vif-plugged`` event once OVN reports a port up)."""
 # nova's functional package applies (or poisons) eventlet patching: import it first
 from tests.functional.nova_lxc import base  # noqa: I001  isort:skip
+import time
+
 from nova_common import privsep as nova_common_privsep
 from nova_lxc import container
 from nova_lxc import hypervisor
 from tests.common import ovn_neutron
 
+HOLD = 5    # seconds the server must stay in BUILD without Neutron's event
 PING = "i=0; until ping -c 1 -W 2 %s; do i=$((i+1)); [ $i -lt 15 ] || exit 1; done"
 
 
@@ -48,8 +51,13 @@ class TestOVNPorts(ovn_neutron.OVNNeutron, base.LXCServerTestBase):
         self.wait_port_up(a["id"])
         tap_a = self.devices(a)[0]
         self.assertEqual([{"name": tap_a}], self.ovs_interfaces(a["id"]))
-        self.assertEqual("BUILD", self.api.get_server(server_a["id"])["status"])
-        self.assertNotIn(server_a["id"], container.list_running(self.instances))
+        # and stays so (a spawn that did not wait would have its container running within
+        # a second or two: checked once, in eventlet mode the check could come first)
+        deadline = time.monotonic() + HOLD
+        while time.monotonic() < deadline:
+            self.assertEqual("BUILD", self.api.get_server(server_a["id"])["status"])
+            self.assertNotIn(server_a["id"], container.list_running(self.instances))
+            time.sleep(0.5)
         self.vif_plugged(server_a, a["id"])
         server_a = self._wait_for_state_change(server_a, "ACTIVE")
         self.assertEqual("RUNNING", self.state(server_a)["state"])
