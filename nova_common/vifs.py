@@ -310,18 +310,23 @@ def backend(vif, plugged):
     return {"tap": plugged}
 
 
-def _unplug_vhostuser(instance, vif):
-    try:
-        path = socket_path(vif)
-        obj, info = _vhostuser_to_os_vif(instance, vif)
-    except exception.VirtualInterfacePlugException:
-        return          # never plugged (refused)
+def _os_vif_unplug(vif, obj, info):
+    """os-vif removes the port's OVS row; its failure is nova's ``InternalError``."""
     try:
         os_vif.unplug(obj, info)
     except osv_exception.ExceptionBase as e:
         raise exception.InternalError(
             _("unplugging port %(id)s from Open vSwitch failed: %(e)s")
             % {"id": vif["id"], "e": e})
+
+
+def _unplug_vhostuser(instance, vif):
+    try:
+        path = socket_path(vif)
+        obj, info = _vhostuser_to_os_vif(instance, vif)
+    except exception.VirtualInterfacePlugException:
+        return          # never plugged (refused)
+    _os_vif_unplug(vif, obj, info)
     # a socket the hypervisor left (QEMU keeps it when killed): only a socket, by name
     try:
         if stat.S_ISSOCK(os.lstat(path).st_mode):
@@ -339,14 +344,13 @@ def _make_device(vif, owner, queues, peer, ovs):
     if peer:
         privsep.create_veth(dev, peer, mtu=mtu, peer_mac=vif["address"],
                             disable_ipv6=ovs)
-    elif ovs:
-        privsep.create_tap(dev, os.getuid() if owner is None else owner, mtu=mtu,
-                           mac=_tap_mac(vif["address"]), disable_ipv6=True,
-                           multiqueue=queues > 1)
     else:
+        mac = _tap_mac(vif["address"]) if ovs else \
+            vif["details"].get(network_model.VIF_DETAILS_TAP_MAC_ADDRESS)
+        # (disable_ipv6 only for OVS ports: routed tap backends such as Calico need it)
+        extra = {"disable_ipv6": True} if ovs else {}
         privsep.create_tap(dev, os.getuid() if owner is None else owner, mtu=mtu,
-                           mac=vif["details"].get(network_model.VIF_DETAILS_TAP_MAC_ADDRESS),
-                           multiqueue=queues > 1)
+                           mac=mac, multiqueue=queues > 1, **extra)
 
 
 def _undo(instance, obj, info, dev):
@@ -371,11 +375,6 @@ def unplug(instance, vif):
         except exception.VirtualInterfacePlugException:
             obj = None
         if obj is not None:
-            try:
-                os_vif.unplug(obj, info)
-            except osv_exception.ExceptionBase as e:
-                raise exception.InternalError(
-                    _("unplugging port %(id)s from Open vSwitch failed: %(e)s")
-                    % {"id": vif["id"], "e": e})
+            _os_vif_unplug(vif, obj, info)
     privsep.delete_tap(vif["devname"])
     LOG.info("Unplugged port %s", vif["id"], instance=instance)
