@@ -18,10 +18,8 @@ import contextlib
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
@@ -98,18 +96,8 @@ def driver(work, name, configure=None):
 
 def run_child(script, name, args, ports, prefix):
     """Run ``script --child name args`` with the ports; its last stdout line (JSON)."""
-    work = tempfile.mkdtemp(prefix=prefix, dir="/tmp")     # short: UNIX socket paths
-    os.chmod(work, 0o711)
-    try:
-        proc = subprocess.run([sys.executable, script, "--child", name, *args,
-                               "--work", work], stdout=subprocess.PIPE, timeout=3600,
-                              env=dict(os.environ, BENCH_PORTS=json.dumps(ports)))
-        if proc.returncode:
-            return {"error": "exit %d (log: %s)" % (proc.returncode, work)}
-        return json.loads(proc.stdout.decode().strip().splitlines()[-1])
-    finally:
-        if not os.environ.get("BENCH_KEEP"):
-            shutil.rmtree(work, ignore_errors=True)
+    return bench.run_script_child(script, name, args, prefix,
+                                  env=dict(os.environ, BENCH_PORTS=json.dumps(ports)))
 
 
 def start_libvirt(stack):

@@ -274,18 +274,25 @@ CHILDREN = {"libvirt": child_libvirt, "qmp": child_qmp, "floor": child_floor}
 
 
 # -- parent side ----------------------------------------------------------------------------
-def run_child(name, n):
-    work = tempfile.mkdtemp(prefix="nb-", dir="/tmp")     # short: UNIX socket paths
+def run_script_child(script, name, args, prefix="nb-", env=None):
+    """Run ``script --child name args --work DIR`` (DIR a new temporary directory, removed
+    after unless ``BENCH_KEEP``); its last stdout line, as JSON."""
+    work = tempfile.mkdtemp(prefix=prefix, dir="/tmp")     # short: UNIX socket paths
     os.chmod(work, 0o711)     # guests (their own uids) pass through to instances_path
     try:
-        proc = subprocess.run([sys.executable, __file__, "--child", name, "-n", str(n),
-                               "--work", work], stdout=subprocess.PIPE, timeout=3600)
+        proc = subprocess.run([sys.executable, script, "--child", name, *args,
+                               "--work", work], stdout=subprocess.PIPE, timeout=3600,
+                              env=env)
         if proc.returncode:
             return {"error": "exit %d (log: %s)" % (proc.returncode, work)}
         return json.loads(proc.stdout.decode().strip().splitlines()[-1])
     finally:
         if not os.environ.get("BENCH_KEEP"):
             shutil.rmtree(work, ignore_errors=True)
+
+
+def run_child(name, n):
+    return run_script_child(__file__, name, ["-n", str(n)])
 
 
 def main():
