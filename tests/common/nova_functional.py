@@ -58,6 +58,17 @@ class GuestReaper(fixtures.Fixture):
                     nova_common_privsep.signal_guest(uuid, signal.SIGKILL)
 
 
+def file_volume(test, volume_id, path, size):
+    """A sparse file of ``size`` bytes at ``path`` that nova's cinder fixture
+    (``test.cinder``) gives as volume ``volume_id``'s ``local`` connection (os-brick's
+    local connector); returns ``path``."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+    test.cinder.VOLUME_CONNECTION_INFO = dict(test.cinder.VOLUME_CONNECTION_INFO, **{
+        volume_id: {"driver_volume_type": "local", "data": {"device_path": path}}})
+    return path
+
+
 class ServerWaits:
     """Waits of a test case on ``self.api`` and ``self.glance`` (nova's integrated test
     base), sized for a loaded 2-core machine."""

@@ -11,6 +11,7 @@ from nova_cloudhypervisor import hypervisor
 from nova_cloudhypervisor import process
 from nova_common import instance_dir
 from nova_common import record
+from tests.common import nova_functional
 
 
 class TestOperations(base.CHServerTestBase):
@@ -46,11 +47,8 @@ class TestOperations(base.CHServerTestBase):
 
     def test_volume_attach_extend_detach(self):
         volume_id = "6b0d5c8e-3f21-4a8e-9a57-2c4d8e1f0a11"
-        path = os.path.join(self.instances, "volume.img")
-        with open(path, "wb") as f:
-            f.truncate(64 * 1024 ** 2)
-        self.cinder.VOLUME_CONNECTION_INFO = dict(self.cinder.VOLUME_CONNECTION_INFO, **{
-            volume_id: {"driver_volume_type": "local", "data": {"device_path": path}}})
+        path = nova_functional.file_volume(
+            self, volume_id, os.path.join(self.instances, "volume.img"), 64 * 1024 ** 2)
         server = self.boot(image=self.images["kernel"])
         self.wait_console(server, self.guest.marker("ready"))
         before = len(self.console(server))

@@ -8,6 +8,7 @@ import os
 
 from nova.tests.functional.api import client
 
+from tests.common import nova_functional
 from tests.functional.nova_qmp.test_server_lifecycle import ip
 
 
@@ -30,11 +31,8 @@ class TestDiagnostics(base.QMPServerTestBase):
         tap = "tap" + port["id"][:11]
         self.addCleanup(ip, ["link", "del", tap], check=False)
         volume_id = "5f2d8c1a-9b3e-4d7f-8a6c-1e0b9d2c4f73"
-        path = os.path.join(self.instances, "volume.img")
-        with open(path, "wb") as f:
-            f.truncate(16 * 1024 ** 2)
-        self.cinder.VOLUME_CONNECTION_INFO = dict(self.cinder.VOLUME_CONNECTION_INFO, **{
-            volume_id: {"driver_volume_type": "local", "data": {"device_path": path}}})
+        nova_functional.file_volume(
+            self, volume_id, os.path.join(self.instances, "volume.img"), 16 * 1024 ** 2)
 
         server = self.boot("qcow2", networks=[{"port": port["id"]}])
         self.wait_console(server, self.guest.marker("ready"))

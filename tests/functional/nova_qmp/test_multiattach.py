@@ -7,6 +7,7 @@ from tests.functional.nova_qmp import base  # noqa: I001  isort:skip
 import os
 
 from nova_common import record
+from tests.common import nova_functional
 
 MiB = 1024 * 1024
 
@@ -15,11 +16,8 @@ class TestMultiattach(base.QMPServerTestBase):
     def test_two_servers_share_a_volume_and_one_detaches(self):
         self.assertTrue(self.compute.manager.driver.capabilities["supports_multiattach"])
         volume_id = self.cinder.MULTIATTACH_VOL
-        path = os.path.join(self.instances, "shared.img")
-        with open(path, "wb") as f:
-            f.truncate(16 * MiB)
-        self.cinder.VOLUME_CONNECTION_INFO = dict(self.cinder.VOLUME_CONNECTION_INFO, **{
-            volume_id: {"driver_volume_type": "local", "data": {"device_path": path}}})
+        path = nova_functional.file_volume(
+            self, volume_id, os.path.join(self.instances, "shared.img"), 16 * MiB)
         servers = [self.boot("qcow2"), self.boot("raw")]
         conns = []
         for server in servers:

@@ -36,22 +36,10 @@ class TestOVNServer(ovn.OVNServerTestBase):
         server_b = self.boot("qcow2", networks=[{"port": b["id"]}])
         for port in (a, b):
             self.assertEqual("up", self.host.nbctl("lsp-get-up", port["id"]).strip())
-        self.wait_console(server_a, self.guest.marker("ready"))
-        self.wait_console(server_b, self.guest.marker("ready"))
-        conn_a, conn_b = self.serial(server_a), self.serial(server_b)
-        self.dhcp(conn_a, "eth0", a_ip)
-        self.dhcp(conn_b, "eth0", b_ip)
-        # "$((1+1))" is printed as 2 only when the command really ran (not its echo)
-        out = self.shell(conn_a, "ping -c 3 -W 5 %s && echo HCIGUEST PING-$((1+1))" % b_ip,
-                         "HCIGUEST PING-2", timeout=120)
-        self.assertIn(b"3 packets received", out)
+        conn_a, conn_b = self.leased_and_pinging(server_a, a_ip, server_b, b_ip)
 
         # a third port hot-plugged into the running server A: plugged, claimed, leased
-        before = len(self.console(server_a))
-        self.api.attach_interface(server_a["id"], {"interfaceAttachment": {
-            "port_id": c["id"]}})
-        self.wait_console(server_a, "ADDED NIC eth1 mac=%s" % c["mac_address"],
-                          since=before)
+        self.attach_port(server_a, c)
         self.host.wait(lambda: self.host.nbctl("lsp-get-up", c["id"]).strip() == "up",
                        "OVN to claim the hot-plugged port", timeout=120)
         self.dhcp(conn_a, "eth1", c_ip)

@@ -8,6 +8,8 @@ import os
 import fixtures
 from os_brick.initiator.connectors import local
 
+from tests.common import nova_functional
+
 BALLOON = "virtio-balloon-pci,id=balloon0"
 
 
@@ -36,11 +38,8 @@ class TestRebuild(base.QMPServerTestBase):
         self.useFixture(fixtures.MonkeyPatch(
             "os_brick.initiator.connectors.local.LocalConnector.connect_volume", counting))
         volume_id = "7c1e9a2b-4d3f-4e5a-8b6c-0d9e8f7a6b5c"
-        path = os.path.join(self.instances, volume_id + ".img")
-        with open(path, "wb") as f:
-            f.truncate(16 * 1024 ** 2)
-        self.cinder.VOLUME_CONNECTION_INFO = dict(self.cinder.VOLUME_CONNECTION_INFO, **{
-            volume_id: {"driver_volume_type": "local", "data": {"device_path": path}}})
+        path = nova_functional.file_volume(
+            self, volume_id, os.path.join(self.instances, volume_id + ".img"), 16 * 1024 ** 2)
         server = self.boot("qcow2")
         self.wait_console(server, self.guest.marker("ready"))
         self.api.post_server_volume(server["id"], {"volumeAttachment": {

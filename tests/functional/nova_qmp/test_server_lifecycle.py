@@ -20,6 +20,7 @@ from nova import objects
 from nova_common import instance_dir
 from nova_common import record
 from nova_qmp import qemu
+from tests.common import nova_functional
 
 
 class TestServerLifecycle(base.QMPServerTestBase):
@@ -180,11 +181,8 @@ class TestServerLifecycle(base.QMPServerTestBase):
         """A file given as a ``local`` connection (os-brick's local connector), hot-plugged
         into a q35 guest: the guest sees it, writes to it, sees it grow, releases it."""
         volume_id = "6b0d5c8e-3f21-4a8e-9a57-2c4d8e1f0a11"
-        path = os.path.join(self.instances, "volume.img")
-        with open(path, "wb") as f:
-            f.truncate(64 * 1024 ** 2)
-        self.cinder.VOLUME_CONNECTION_INFO = dict(self.cinder.VOLUME_CONNECTION_INFO, **{
-            volume_id: {"driver_volume_type": "local", "data": {"device_path": path}}})
+        path = nova_functional.file_volume(
+            self, volume_id, os.path.join(self.instances, "volume.img"), 64 * 1024 ** 2)
         server = self.boot("qcow2")
         self.wait_console(server, self.guest.marker("ready"))
         conn = self.serial(server)

@@ -99,22 +99,10 @@ class TestVhostUserServer(ovn.OVNServerTestBase):
             self.assertIn("share=on", " ".join(self.qemu_argv(server)))
         self.assertEqual(2, len(uids))
 
-        self.wait_console(server_a, self.guest.marker("ready"))
-        self.wait_console(server_b, self.guest.marker("ready"))
-        conn_a, conn_b = self.serial(server_a), self.serial(server_b)
-        self.dhcp(conn_a, "eth0", a_ip)
-        self.dhcp(conn_b, "eth0", b_ip)
-        # "$((1+1))" is printed as 2 only when the command really ran (not its echo)
-        out = self.shell(conn_a, "ping -c 3 -W 5 %s && echo HCIGUEST PING-$((1+1))" % b_ip,
-                         "HCIGUEST PING-2", timeout=120)
-        self.assertIn(b"3 packets received", out)
+        conn_a, conn_b = self.leased_and_pinging(server_a, a_ip, server_b, b_ip)
 
         # a vhost-user port hot-plugged into B (its RAM is shared), leased, reached
-        before = len(self.console(server_b))
-        self.api.attach_interface(server_b["id"], {"interfaceAttachment": {
-            "port_id": c["id"]}})
-        self.wait_console(server_b, "ADDED NIC eth1 mac=%s" % c["mac_address"],
-                          since=before)
+        self.attach_port(server_b, c)
         self.host.wait(lambda: self.connected(c["id"]) and self.port_up(c["id"]),
                        "OVS and OVN to take the hot-plugged port", timeout=120)
         self.dhcp(conn_b, "eth1", c_ip)

@@ -12,6 +12,7 @@ from nova import objects
 import nova.conf
 
 from nova_common import record
+from tests.common import nova_functional
 from tests.functional.nova_qmp_migration import base
 from tests.functional.nova_qmp_migration import tls
 
@@ -121,11 +122,8 @@ class LiveMigrationTest(base.TwoHostsTestBase):
         """A file given as a ``local`` connection (shared block storage: both hosts of
         this machine open the same file), hot-plugged and written by the guest."""
         volume_id = "5d1c2b7e-8a34-4f0e-9b61-3e2a7c9d0f42"
-        path = os.path.join(self.instances, "_volume.img")
-        with open(path, "wb") as f:
-            f.truncate(64 * 1024 ** 2)
-        self.cinder.VOLUME_CONNECTION_INFO = dict(self.cinder.VOLUME_CONNECTION_INFO, **{
-            volume_id: {"driver_volume_type": "local", "data": {"device_path": path}}})
+        path = nova_functional.file_volume(
+            self, volume_id, os.path.join(self.instances, "_volume.img"), 64 * 1024 ** 2)
         before = len(self.console(server))
         self.api.post_server_volume(server["id"], {"volumeAttachment": {
             "volumeId": volume_id}})
