@@ -266,7 +266,7 @@ class CloudHypervisor(hv_api.Hypervisor):
     def console_endpoints(self, guest):
         # no graphics in Cloud Hypervisor; the serial socket's TCP bridge, run by the
         # guest's supervisor with [serial_console] enabled, wrote the port it listens on
-        return {"vnc": None, "serial": serialbridge.read_port(guest.idir.path)}
+        return {"vnc": None, "serial": serialbridge.read_port(guest.idir.host_path)}
 
     # -- optional operations ----------------------------------------------------------------
     def pause(self, guest):

@@ -43,7 +43,8 @@ def check_socket_path(instance, path):
     if len(os.fsencode(path)) > SUN_PATH_MAX:
         raise exception.InstanceDeployFailure(
             reason=_("API socket path %s is longer than a UNIX socket path can be (%d "
-                     "bytes); use a shorter instances_path") % (path, SUN_PATH_MAX),
+                     "bytes); use a shorter instances_path or [hci_guests]host_state_path")
+                   % (path, SUN_PATH_MAX),
             instance_id=instance.uuid)
 
 

@@ -50,12 +50,15 @@ def _setfacl(*args):
 
 
 def prepare_instances_path():
-    """Guests may traverse instances_path and read the cached bases (group ACLs on
-    directories nova owns)."""
+    """Guests may traverse instances_path (and host_state_path) and read the cached
+    bases (group ACLs on directories nova owns)."""
     gid = CONF.hci_guests.gid
     base = os.path.join(CONF.instances_path, "_base")
     os.makedirs(base, exist_ok=True)
     _setfacl("-m", "g:%d:x" % gid, CONF.instances_path)
+    if CONF.hci_guests.host_state_path:
+        os.makedirs(CONF.hci_guests.host_state_path, mode=0o711, exist_ok=True)
+        _setfacl("-m", "g:%d:x" % gid, CONF.hci_guests.host_state_path)
     _setfacl("-m", "g:%d:rx,d:g:%d:r,d:u::rw,d:g::-,d:o::-,d:m::rwx" % (gid, gid), base)
     for name in os.listdir(base):
         if not name.endswith(".part"):
@@ -76,6 +79,40 @@ def grant_instance_dir(path, uid):
         # own: only its owner may change its ACL, and the guest needs no grant for it
         if os.lstat(full).st_uid == me:
             grant_file(full, uid)
+
+
+def grant_instance(idir, uid):
+    """``grant_instance_dir`` for both directories of an ``InstanceDir``."""
+    grant_instance_dir(idir.path, uid)
+    if idir.separate:
+        grant_instance_dir(idir.host_path, uid)
+
+
+def granted_uids(path):
+    """The uids named in the ACL of ``path`` (another host's guest on shared disks)."""
+    out, _ = processutils.execute("getfacl", "--numeric", "--absolute-names",
+                                  "--omit-header", path)
+    uids = set()
+    for line in out.splitlines():
+        parts = line.split(":")
+        # named user entries, access or default ("user:N:rwx", "default:user:N:rwx")
+        if parts[0] == "default":
+            parts = parts[1:]
+        if len(parts) >= 3 and parts[0] == "user" and parts[1].isdigit():
+            uids.add(int(parts[1]))
+    return uids - {os.getuid()}
+
+
+def revoke_instance_dir(path, uid):
+    """The guest uid no longer reaches the directory (the disks of an instance on a
+    shared instances_path, which another host runs now) nor the files nova owns in it."""
+    me = os.getuid()
+    _setfacl("-x", "u:%d,d:u:%d" % (uid, uid), path)
+    for name in os.listdir(path):
+        full = os.path.join(path, name)
+        if os.path.isfile(full) and not os.path.islink(full) and \
+                os.lstat(full).st_uid == me:
+            _setfacl("-x", "u:%d" % uid, full)
 
 
 def grant_socket_dir(path, uid):

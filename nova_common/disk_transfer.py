@@ -36,9 +36,10 @@ from oslo_utils import netutils
 
 from nova_common import disks
 from nova_common import instance_dir
+from nova_common import shared_storage
 
 LOG = logging.getLogger(__name__)
-PROBE_PREFIX = "hci-shared-probe-"
+PROBE_PREFIX = shared_storage.PROBE_PREFIX
 PID_PREFIX = "hci-nbd-"        # <kept dir>/hci-nbd-<disk file>.pid
 TLS_ID = "hci-xfer-tls"
 PORT_TRIES = 5

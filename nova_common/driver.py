@@ -40,6 +40,7 @@ from nova_common import lifecycle
 from nova_common import migration
 from nova_common import privsep
 from nova_common import record as rec
+from nova_common import shared_storage
 from nova_common import vif_events
 from nova_common import vifs
 from nova_common import volumes
@@ -69,7 +70,8 @@ def capabilities_of(description):
     return caps
 
 
-class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
+class BaseDriver(migration.LiveMigration, shared_storage.SharedStorage,
+                 driver.ComputeDriver):
     hypervisor_class = None       # a nova_common.hypervisor.Hypervisor subclass
 
     def __init_subclass__(cls, **kw):
@@ -135,7 +137,7 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
     def _load(self, uuid):
         """The Guest of ``uuid`` (None without a record; ``CorruptRecord``)."""
         idir = instance_dir.InstanceDir(uuid)
-        record = rec.read(idir.path, self.hv.upgrade_record)
+        record = rec.read(idir.host_path, self.hv.upgrade_record)
         return None if record is None else hv_api.Guest(uuid, idir, record)
 
     def _guest(self, instance):
@@ -149,7 +151,7 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
 
     @staticmethod
     def _save(guest):
-        rec.write(guest.idir.path, guest.record)
+        rec.write(guest.idir.host_path, guest.record)
 
     def _records(self):
         """Every readable record on this host (corrupt ones logged and skipped)."""
@@ -222,18 +224,34 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
         spec = self.hv.launch_spec(instance, image_meta, root_disk=root_volume is None,
                                    config_drive=config_drive)
         self.hv.check_host()
-        idir = instance_dir.InstanceDir(instance.uuid).create()
+        idir = instance_dir.InstanceDir(instance.uuid)
+        # evacuated onto this host from a shared instances_path: the disks are there
+        # and are the instance's (nova found them with instance_on_disk)
+        on_disk = instance.obj_attr_is_set("task_state") and \
+            instance.task_state == task_states.REBUILD_SPAWNING and idir.separate \
+            and idir.exists() and not idir.host_exists()
+        if on_disk:
+            LOG.info("evacuated onto this host: the instance's disks on the shared "
+                     "instances_path are used", instance=instance)
+            idir.create_host()
+        else:
+            idir.create()
         guest = hv_api.Guest(instance.uuid, idir, rec.Record(
             name=instance.name, vcpus=instance.flavor.vcpus,
             memory_mb=instance.flavor.memory_mb, spec=spec,
-            uid=self._new_uid(instance.uuid) if self._desc.confined else 0))
+            uid=self._new_uid(instance.uuid, confine.granted_uids(idir.path) if on_disk
+                              else ()) if self._desc.confined else 0))
         try:
-            if root_volume is None:
-                disks.create_root_disk(context, instance, idir.file(instance_dir.ROOT_DISK))
-            if self._desc.has(hv_api.LOCAL_DISKS):
-                guest.record.spec["local_disks"] = disks.create_local_disks(
-                    instance, idir.path, block_device_info)
-            if config_drive:
+            if on_disk:
+                guest.record.spec["local_disks"] = disks.local_disk_names(idir.path)
+            else:
+                if root_volume is None:
+                    disks.create_root_disk(context, instance,
+                                           idir.file(instance_dir.ROOT_DISK))
+                if self._desc.has(hv_api.LOCAL_DISKS):
+                    guest.record.spec["local_disks"] = disks.create_local_disks(
+                        instance, idir.path, block_device_info)
+            if config_drive and not os.path.exists(idir.file(instance_dir.CONFIG_DRIVE)):
                 disks.create_config_drive(context, instance, injected_files, admin_password,
                                           network_info, idir.file(instance_dir.CONFIG_DRIVE))
             # Neutron's network-vif-plugged awaited before the guest runs on its ports
@@ -247,15 +265,17 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
         except Exception:
             with excutils.save_and_reraise_exception():
                 LOG.warning("spawn failed; undoing it", instance=instance)
-                self._undo_launch(guest, instance, network_info, block_device_info)
+                self._undo_launch(guest, instance, network_info, block_device_info,
+                                  keep_disks=on_disk)
                 self._reserved_uids.pop(instance.uuid, None)
 
-    def _new_uid(self, uuid):
+    def _new_uid(self, uuid, avoid=()):
         """A guest uid no other guest of this host has: neither in a record on disk nor
         given to a spawn of this process whose record is not written yet (spawns run
         concurrently); that reservation ends once the record holding the uid is
         written (here or, for records written elsewhere, at the next call), or when
-        the spawn is undone."""
+        the spawn is undone. Nor one of ``avoid`` (the uids another host's guest had
+        on the shared disks: that host revokes its own when it lets go of them)."""
         with lockutils.lock("nova-hci-uids"):
             recorded = {g.uuid: g.record.uid for g in self._records()}
             for other, uid in list(self._reserved_uids.items()):
@@ -263,6 +283,7 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
                     del self._reserved_uids[other]
             used = {uid for other, uid in recorded.items() if other != uuid}
             used.update(uid for other, uid in self._reserved_uids.items() if other != uuid)
+            used.update(avoid)
             uid = confine.allocate_uid(used)
             self._reserved_uids[uuid] = uid
             return uid
@@ -287,9 +308,11 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
                                      # what the attach decided, for a volume it had
                                      encryption=was.get("encryption", {}) if was else None)
 
-    def _undo_launch(self, guest, instance, network_info, block_device_info):
+    def _undo_launch(self, guest, instance, network_info, block_device_info,
+                     keep_disks=False):
         """After a failed spawn or finish_migration: no guest process, no interface, no
-        volume connection and no directory left (each step tried; errors logged)."""
+        volume connection and no directory left (each step tried; errors logged); with
+        ``keep_disks`` (a shared instances_path) only this host's directory goes."""
         for step in (lambda: self._stop(guest, instance),
                      lambda: self.unplug_vifs(instance, network_info),
                      lambda: self._disconnect_volumes(guest, block_device_info)):
@@ -297,7 +320,10 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
                 step()
             except Exception:
                 LOG.exception("cleaning up after the failure failed", instance=instance)
-        guest.idir.remove()
+        if keep_disks:
+            self._leave_host(guest, instance)
+        else:
+            guest.idir.remove()
 
     @staticmethod
     def _root_volume(block_device_info, mappings):
@@ -315,7 +341,7 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
                 guest.record.uid = self._new_uid(guest.uuid)
                 self._save(guest)
                 self._reserved_uids.pop(guest.uuid, None)
-            confine.grant_instance_dir(guest.idir.path, guest.record.uid)
+            confine.grant_instance(guest.idir, guest.record.uid)
         state = guest.idir.file(instance_dir.STATE_FILE)
         restore = state if os.path.exists(state) else None
         self._quiet.discard(guest.uuid)
@@ -489,18 +515,20 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
             guest = None
         guest = guest or hv_api.Guest(instance.uuid, idir,
                                       rec.Record(instance.name, 0, 0, {}))
-        if idir.exists():
+        if idir.host_exists():
             self._stop(guest, instance)
         self.unplug_vifs(instance, network_info)
         self._disconnect_volumes(guest, block_device_info)
-        if destroy_disks:
+        if not destroy_disks:
+            self._leave_host(guest, instance)     # the disks stay (shared storage)
+        else:
             idir.remove()
             # a resize being reverted still needs the directory kept aside
             reverting = instance.obj_attr_is_set("task_state") and \
                 instance.task_state == task_states.RESIZE_REVERTING
             if not reverting:
                 disk_transfer.stop_exports(self._resize_dir(instance))
-                shutil.rmtree(self._resize_dir(instance), ignore_errors=True)
+                self._resize_idir(instance).remove()
             LOG.info("guest and its files removed", instance=instance)
 
     def cleanup(self, context, instance, network_info, block_device_info=None,
@@ -511,9 +539,30 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
         if destroy_disks:
             instance_dir.InstanceDir(instance.uuid).remove()
 
+    def _leave_host(self, guest, instance):
+        """This host's files of an instance whose disks stay (another host runs it
+        from a shared instances_path): its record and runtime files removed, its guest
+        uid's grants on the disks revoked."""
+        idir = guest.idir
+        if not idir.separate:
+            return
+        if self._desc.confined and guest.record.uid and idir.exists():
+            try:
+                confine.revoke_instance_dir(idir.path, guest.record.uid)
+            except Exception as e:
+                LOG.warning("revoking uid %d on %s failed: %s", guest.record.uid,
+                            idir.path, e, instance=instance)
+        idir.remove_host()
+        LOG.info("this host's files of the instance removed; its disks stay",
+                 instance=instance)
+
     # -- resize and cold migration ----------------------------------------------------------
     def _resize_dir(self, instance):
-        return instance_dir.InstanceDir(instance.uuid, suffix="_resize").path
+        return self._resize_idir(instance).path
+
+    @staticmethod
+    def _resize_idir(instance):
+        return instance_dir.InstanceDir(instance.uuid, suffix="_resize")
 
     def _same_host(self, context, instance, dest):
         """Whether the resize stays here: the destination compute of the instance's
@@ -553,7 +602,7 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
         self.unplug_vifs(instance, network_info)
         self._disconnect_volumes(guest, block_device_info)
         kept = self._resize_dir(instance)
-        os.rename(guest.idir.path, kept)
+        guest.idir.rename(self._resize_idir(instance))
         if not remote:
             LOG.info("stopped for resize; its directory is kept aside", instance=instance)
             return ""
@@ -578,7 +627,7 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
         kept = self._resize_dir(instance)
         disk_transfer.stop_exports(kept)
         disk_transfer.remove_probes(kept)
-        os.rename(kept, guest.idir.path)
+        self._resize_idir(instance).rename(guest.idir)
         self._plug_and_connect(guest, instance, network_info, block_device_info)
         self._save(guest)
         if was_running:
@@ -590,17 +639,19 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
         """The instance again, with its new flavor, from the disks kept aside."""
         old = instance_dir.InstanceDir(instance.uuid, suffix="_resize")
         remote = disk_transfer.parse(disk_info)        # None: resized on this host
+        kept = None
         if remote is not None and disk_transfer.shared(remote, old.path):
             LOG.info("the source shares instances_path with this host", instance=instance)
-            remote = None
-        if remote is None:
-            try:
-                kept = rec.read(old.path, self.hv.upgrade_record)
-            except rec.CorruptRecord as e:
-                raise exception.InternalError(str(e))
+            if not old.separate:      # its record is with the disks: a copy of it
+                kept = self._kept_record(old)
+            spec, remote = remote["spec"], None
+        elif remote is None:
+            kept = self._kept_record(old)
         else:
+            spec = remote["spec"]
+        if kept is None:
             kept = rec.Record(name=instance.name, vcpus=instance.flavor.vcpus,
-                              memory_mb=instance.flavor.memory_mb, spec=remote["spec"],
+                              memory_mb=instance.flavor.memory_mb, spec=spec,
                               uid=self._new_uid(instance.uuid) if self._desc.confined
                               else 0)
         idir = instance_dir.InstanceDir(instance.uuid).create()
@@ -644,9 +695,19 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
                     disk_transfer.release(remote, tls_dir, fetched)
         LOG.info("resized", instance=instance)
 
+    def _kept_record(self, old):
+        try:
+            kept = rec.read(old.host_path, self.hv.upgrade_record)
+        except rec.CorruptRecord as e:
+            raise exception.InternalError(str(e))
+        if kept is None:
+            raise exception.InternalError(_("no record in the directory kept aside (%s)")
+                                          % old.host_path)
+        return kept
+
     def confirm_migration(self, context, migration, instance, network_info):
         disk_transfer.stop_exports(self._resize_dir(instance))
-        shutil.rmtree(self._resize_dir(instance), ignore_errors=True)
+        self._resize_idir(instance).remove()
         LOG.info("resize confirmed; the old directory is removed", instance=instance)
 
     def finish_revert_migration(self, context, instance, network_info, migration,
@@ -662,7 +723,7 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
                 idir.remove()
             disk_transfer.stop_exports(self._resize_dir(instance))
             disk_transfer.remove_probes(self._resize_dir(instance))
-            os.rename(self._resize_dir(instance), idir.path)
+            self._resize_idir(instance).rename(idir)
         guest = self._guest(instance)
         try:
             # the ports not yet active, as libvirt waits here (its ports were unplugged
@@ -1034,7 +1095,8 @@ class BaseDriver(migration.LiveMigration, driver.ComputeDriver):
                                    port=self._console_port(instance, "serial"))
 
     def get_console_output(self, context, instance):
-        return consolelog.tail(self._guest(instance).idir.path, consolelog.MAX_CONSOLE_BYTES)
+        return consolelog.tail(self._guest(instance).idir.host_path,
+                               consolelog.MAX_CONSOLE_BYTES)
 
     # -- image cache ------------------------------------------------------------------------
     def manage_image_cache(self, context, all_instances):

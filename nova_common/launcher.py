@@ -20,6 +20,7 @@ from oslo_log import log as logging
 from oslo_utils import uuidutils
 
 from nova_common import confine
+from nova_common import instance_dir
 from nova_common import ports as nova_ports
 
 CONF = nova.conf.CONF
@@ -47,8 +48,9 @@ def _uid(uid):
 
 
 def _instance_file(uuid, path):
-    """``path`` inside ``<instances_path>/<uuid>/`` (after resolving links)."""
-    top = os.path.realpath(os.path.join(CONF.instances_path, uuid))
+    """``path`` inside the instance's host directory (``nova_common.instance_dir``:
+    ``<host_state_path or instances_path>/<uuid>/``), after resolving links."""
+    top = os.path.realpath(os.path.join(instance_dir.host_root(), uuid))
     real = os.path.realpath(path)
     if os.path.dirname(real) != top:
         raise Refused("%r is not a file of instance %s" % (path, uuid))
@@ -59,10 +61,11 @@ def names_instance(uuid, args):
     """Whether one of ``args`` (str or bytes) is the UUID itself or holds a path in the
     instance's directory (Cloud Hypervisor takes no free-standing argument: its
     ``--api-socket path=<instances_path>/<uuid>/ch.sock`` names the instance)."""
-    top = os.path.join(CONF.instances_path, uuid) + "/"
+    tops = {os.path.join(root, uuid) + "/"
+            for root in (CONF.instances_path, instance_dir.host_root())}
     for a in args:
         text = a.decode(errors="replace") if isinstance(a, bytes) else a
-        if text == uuid or top in text:
+        if text == uuid or any(top in text for top in tops):
             return True
     return False
 

@@ -7,13 +7,15 @@ order (``D``: destination, ``S``: source):
   instance storage is detected as nova's libvirt driver does), this host's migration
   address; ``cleanup_live_migration_destination_check`` removes the probe.
 - S ``check_can_live_migrate_source``: the guest runs; shared or not; block migration
-  decided (``block_migration`` None: when the instance has local disks). Instances on a
-  shared ``instances_path`` are refused (both hosts would keep the runtime files of the
-  guest, pidfile and QMP socket, in one directory), as are block migrations of
-  instances with a config drive (nova regenerates none on the destination).
+  decided (``block_migration`` None: when the instance has local disks and no shared
+  ``instances_path``). On a shared ``instances_path`` only the RAM moves; it needs
+  ``[hci_guests]host_state_path`` (each host's records and runtime files of the guest,
+  pidfile and QMP socket, in a directory of its own). Block migrations of instances with
+  a config drive are refused (nova regenerates none on the destination).
 - S ``get_instance_disk_info``: the local disks and the launch spec, as JSON (nova hands
   it to the destination's ``pre_live_migration``).
-- D ``pre_live_migration``: the instance directory with empty disks of the same sizes,
+- D ``pre_live_migration``: the instance directory with empty disks of the same sizes
+  (on a shared ``instances_path``: only this host's directory, the disks are there),
   the volumes connected, the interfaces plugged (nova waits for ``network-vif-plugged``
   on the source before the migration starts), the guest's process waiting for the
   migration; its ports go back to the source in ``migrate_data.serial_listen_ports``
@@ -22,15 +24,17 @@ order (``D``: destination, ``S``: source):
   into nova's migration record; then the stopped source process is ended and nova's
   ``post_method`` runs; on failure the guest runs on here and ``recover_method`` runs
   (nova's rollback: ``rollback_live_migration_at_destination`` removes everything on
-  the destination). ``live_migration_abort`` and ``live_migration_force_complete`` act
-  on the running migration.
+  the destination; nova skips it on a shared ``instances_path``, where the destination's
+  waiter undoes its part itself when the migration fails). ``live_migration_abort`` and
+  ``live_migration_force_complete`` act on the running migration.
 - S ``post_live_migration`` (volumes disconnected), ``post_live_migration_at_source``
-  (interfaces unplugged), ``cleanup`` (the directory removed);
+  (interfaces unplugged; this host's files removed and its guest uid's grants on shared
+  disks revoked), ``cleanup`` (the directory removed; nova skips it on a shared
+  ``instances_path``);
   D ``post_live_migration_at_destination`` (the guest runs; its record is written).
 """
 import json
 import os
-import tempfile
 import threading
 
 from nova import exception
@@ -45,10 +49,10 @@ from nova_common import disks
 from nova_common import hypervisor as hv_api
 from nova_common import instance_dir
 from nova_common import record as rec
+from nova_common import shared_storage
 
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
-PROBE_PREFIX = "hci-shared-probe-"
 
 
 class LiveMigration:
@@ -65,10 +69,8 @@ class LiveMigration:
                 reason=_("the source runs another hypervisor type"))
         address = self.hv.migration_address()        # this host can receive
         os.makedirs(CONF.instances_path, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=CONF.instances_path)
-        os.close(fd)
         data = objects.LibvirtLiveMigrateData()
-        data.filename = os.path.basename(probe)
+        data.filename = shared_storage.make_probe(CONF.instances_path)
         data.image_type = "qcow2"
         data.disk_over_commit = bool(disk_over_commit)
         data.disk_available_mb = dst_compute_info.get("disk_available_least", 0) * 1024
@@ -83,11 +85,7 @@ class LiveMigration:
     def cleanup_live_migration_destination_check(self, context, dest_check_data):
         self._optional(hv_api.LIVE_MIGRATION)
         name = dest_check_data.filename if "filename" in dest_check_data else None
-        if name and name.startswith(PROBE_PREFIX) and "/" not in name:
-            try:
-                os.unlink(os.path.join(CONF.instances_path, name))
-            except FileNotFoundError:
-                pass
+        shared_storage.remove_probe(CONF.instances_path, name)
 
     def check_can_live_migrate_source(self, context, instance, dest_check_data,
                                       block_device_info=None):
@@ -98,26 +96,30 @@ class LiveMigration:
                 reason=_("the instance is not running"))
         self.hv.check_outgoing_migration(guest)
         data = dest_check_data
-        name = data.filename if "filename" in data else ""
-        shared_path = bool(name) and "/" not in name and os.path.exists(
-            os.path.join(CONF.instances_path, name))
+        shared_path = shared_storage.probe_exists(
+            CONF.instances_path, data.filename if "filename" in data else None)
         drives = self.hv.migration_drives(guest)
         data.is_shared_instance_path = shared_path
         data.is_shared_block_storage = shared_path or not drives
         data.is_volume_backed = not os.path.exists(
             guest.idir.file(instance_dir.ROOT_DISK))
         data.instance_relative_path = instance.uuid
-        if shared_path:
+        if shared_path and not instance_dir.separate_host_state():
             raise exception.MigrationPreCheckError(reason=_(
-                "the %s driver does not live-migrate instances on a shared "
-                "instances_path") % self._desc.hypervisor_type)
+                "instances_path is shared with the destination: set "
+                "[hci_guests]host_state_path to a directory on local storage on both "
+                "hosts to live-migrate between them"))
         if "block_migration" not in data:
-            data.block_migration = bool(drives)          # auto-detected
+            data.block_migration = bool(drives) and not shared_path   # auto-detected
+        if data.block_migration and shared_path:
+            raise exception.InvalidLocalStorage(
+                path=CONF.instances_path, reason=_("block migration cannot be used with "
+                                                   "a shared instances_path"))
         if data.block_migration and not drives:
             raise exception.InvalidLocalStorage(
                 path=guest.idir.path, reason=_("block migration of an instance without "
                                                "local disks"))
-        if not data.block_migration and drives:
+        if not data.block_migration and drives and not shared_path:
             raise exception.InvalidSharedStorage(
                 path=guest.idir.path, reason=_("the instance has local disks: use block "
                                                "migration"))
@@ -144,27 +146,46 @@ class LiveMigration:
         self._optional(hv_api.LIVE_MIGRATION)
         source = json.loads(disk_info) if disk_info else {}
         idir = instance_dir.InstanceDir(instance.uuid)
-        if idir.exists():
-            raise exception.DestinationDiskExists(path=idir.path)
-        idir.create()
+        shared = bool(migrate_data.is_shared_instance_path)
+        if shared:
+            if not idir.separate:
+                raise exception.MigrationPreCheckError(reason=_(
+                    "instances_path is shared with the source: set "
+                    "[hci_guests]host_state_path on this host"))
+            if idir.host_exists():
+                raise exception.DestinationDiskExists(path=idir.host_path)
+            if not idir.exists():
+                raise exception.InvalidSharedStorage(
+                    path=idir.path, reason=_("the instance's disks are not there"))
+            idir.create_host()
+        else:
+            if idir.exists() or idir.host_exists():
+                raise exception.DestinationDiskExists(path=idir.path)
+            idir.create()
         image_meta = objects.ImageMeta.from_instance(instance)
         root_disk = not migrate_data.is_volume_backed
+        # a config drive only on shared storage (block migration refuses one)
+        config_drive = shared and os.path.exists(idir.file(instance_dir.CONFIG_DRIVE))
         spec = self.hv.launch_spec(instance, image_meta, root_disk=root_disk,
-                                   config_drive=False, previous=source.get("spec"))
+                                   config_drive=config_drive, previous=source.get("spec"))
         guest = hv_api.Guest(instance.uuid, idir, rec.Record(
             name=instance.name, vcpus=instance.flavor.vcpus,
             memory_mb=instance.flavor.memory_mb, spec=spec,
-            uid=self._new_uid(instance.uuid) if self._desc.confined else 0))
+            uid=self._new_uid(instance.uuid, confine.granted_uids(idir.path) if shared
+                              else ()) if self._desc.confined else 0))
         try:
-            if root_disk:
+            if root_disk and not shared:
                 disks.create_root_disk(context, instance, idir.file(instance_dir.ROOT_DISK))
-            if source.get("spec", {}).get("local_disks"):
+            if shared:
+                guest.record.spec["local_disks"] = source.get("spec", {}).get(
+                    "local_disks", [])
+            elif source.get("spec", {}).get("local_disks"):
                 guest.record.spec["local_disks"] = disks.create_local_disks(
                     instance, idir.path, block_device_info)
             self._plug_and_connect(guest, instance, network_info, block_device_info)
             self._save(guest)
             if self._desc.confined:
-                confine.grant_instance_dir(idir.path, guest.record.uid)
+                confine.grant_instance(idir, guest.record.uid)
             drives = self.hv.migration_drives(guest) if migrate_data.block_migration \
                 else []
             self._quiet.add(guest.uuid)       # its start and the switch-over are ours
@@ -175,14 +196,20 @@ class LiveMigration:
                 LOG.warning("preparing the incoming migration failed; undoing it",
                             instance=instance)
                 self._quiet.discard(guest.uuid)
-                self._undo_launch(guest, instance, network_info, block_device_info)
+                self._undo_launch(guest, instance, network_info, block_device_info,
+                                  keep_disks=shared)
         migrate_data.serial_listen_ports = [port, nbd_port]
-        threading.Thread(target=self._await_incoming, args=(guest, instance),
+        undo = (network_info, block_device_info) if shared else None
+        threading.Thread(target=self._await_incoming, args=(guest, instance, undo),
                          daemon=True).start()
         LOG.info("waiting for the live migration", instance=instance)
         return migrate_data
 
-    def _await_incoming(self, guest, instance):
+    def _await_incoming(self, guest, instance, undo=None):
+        """Waits for the incoming migration; with ``undo`` (network and block device
+        info: a shared instances_path, where nova calls no rollback here) a migration
+        that does not complete is undone on this host, the shared disks kept."""
+        status = None
         try:
             status = self.hv.wait_incoming(guest)
             LOG.info("incoming migration %s", status, instance=instance)
@@ -190,6 +217,16 @@ class LiveMigration:
             LOG.warning("incoming migration ended: %s", e, instance=instance)
         finally:
             self._quiet.discard(guest.uuid)
+        if status == "completed" or undo is None:
+            return
+        with self._lock(instance):
+            try:
+                current = self._load(guest.uuid) or guest
+            except rec.CorruptRecord:
+                current = guest
+            self._undo_launch(current, instance, *undo, keep_disks=True)
+        LOG.info("the incoming migration did not complete; its part on this host is "
+                 "undone (the shared disks stay)", instance=instance)
 
     def post_live_migration_at_destination(self, context, instance, network_info,
                                            block_migration=False, block_device_info=None):
@@ -210,11 +247,17 @@ class LiveMigration:
         except rec.CorruptRecord:
             guest = None
         idir = instance_dir.InstanceDir(instance.uuid)
+        shared = bool(migrate_data is not None and "is_shared_instance_path" in
+                      migrate_data and migrate_data.is_shared_instance_path)
         if guest is not None:
-            self._undo_launch(guest, instance, network_info, block_device_info)
+            self._undo_launch(guest, instance, network_info, block_device_info,
+                              keep_disks=shared)
         else:
             self.unplug_vifs(instance, network_info)
-            idir.remove()
+            if shared:
+                idir.remove_host()
+            else:
+                idir.remove()
         self._quiet.discard(instance.uuid)
         LOG.info("rolled back the live migration to this host", instance=instance)
 
@@ -274,3 +317,11 @@ class LiveMigration:
     def post_live_migration_at_source(self, context, instance, network_info):
         self._optional(hv_api.LIVE_MIGRATION)
         self.unplug_vifs(instance, network_info)
+        try:
+            guest = self._load(instance.uuid)
+        except rec.CorruptRecord:
+            guest = None
+        if guest is not None:
+            # the guest runs elsewhere: this host's part goes (nova's cleanup removes
+            # the rest, unless the instances_path is shared)
+            self._leave_host(guest, instance)

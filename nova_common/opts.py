@@ -22,6 +22,14 @@ opts = [
     cfg.ListOpt("allowed_binaries",
                 default=["/usr/bin/qemu-system-x86_64", "/usr/bin/cloud-hypervisor"],
                 help="Hypervisor binaries the privileged launcher may start."),
+    cfg.StrOpt("host_state_path", default=None,
+               help="A directory of this host for the files of its instances that are "
+                    "not disks: the instance records, the hypervisors' sockets, pidfiles, "
+                    "logs and keys, in <host_state_path>/<uuid>/. Unset: they are kept "
+                    "with the disks in <instances_path>/<uuid>/. It must be set, to a "
+                    "directory on local storage, where instances_path is shared between "
+                    "compute hosts (NFS): each host then lists only its own instances, "
+                    "and live migration between them moves the RAM only."),
     cfg.StrOpt("vhostuser_socket_dir", default="/var/lib/nova/vhostuser",
                help="Directory of the vhost-user sockets of 'vhostuser' ports (Open "
                     "vSwitch with DPDK): the hypervisor creates each port's socket "

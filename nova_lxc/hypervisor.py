@@ -304,7 +304,7 @@ class LXCHypervisor(hv_api.Hypervisor):
         nics = []
         for entry in sorted(record.vifs.values(), key=lambda e: e["slot"]):
             nics.extend(nic_items(entry))
-        upper = guest.idir.file(container.UPPER)
+        upper = os.path.join(guest.idir.path, container.UPPER)   # the root disk
         if spec.get("root_gb"):
             upper = os.path.join(guest.idir.path, rootdisk.MOUNT, container.UPPER)
         return config.container_config(

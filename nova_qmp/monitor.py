@@ -150,6 +150,10 @@ class Monitor:
             await client.runstate_changed()
         if self._clients.get(uuid) is client:
             del self._clients[uuid]
+            # no event can come any more: whoever waits for one learns it now
+            for _, _, future in list(self._waiters.get(uuid, ())):
+                if not future.done():
+                    future.set_exception(EOFError("the QMP connection was lost"))
             await self._close(client)
             self._on_event(uuid, "DISCONNECTED", {})
 

@@ -112,7 +112,8 @@ def command_line(conf, guest, serial_ports=None, vnc_tcp=False):
         if len(idir.file(sock).encode()) >= 108:
             raise exception.InstanceDeployFailure(
                 reason=_("socket path %s is too long for a UNIX socket; use a shorter "
-                         "instances_path") % idir.file(sock), instance_id=guest.uuid)
+                         "instances_path or [hci_guests]host_state_path") % idir.file(sock),
+                instance_id=guest.uuid)
     machine = spec["machine"]
     memory = []
     if shared_memory(spec, record.vifs):

@@ -6,12 +6,16 @@ the two QEMU processes on loopback.
 nova's framework runs every service in this one process with one ``nova.conf``. What
 differs per host is given to each compute's driver by ``HostScope``: every call into a
 compute's driver (nova's manager calling it, the privileged launcher called in-process)
-sees its host's ``instances_path`` and ``host`` while it runs.
+sees its host's ``instances_path`` and ``host`` while it runs (a thread the driver starts
+runs one of its methods: in the scope too). With ``SHARED_INSTANCES_PATH`` both hosts
+have one ``instances_path`` (as an NFS mount would be) and each its own
+``[hci_guests]host_state_path``.
 """
 # nova's functional package applies (or poisons) eventlet patching: import it first
 from nova.tests import functional as _nova_functional  # noqa: F401,I001  isort:skip
 import functools
 import inspect
+import re
 import socket
 import threading
 import time
@@ -29,6 +33,7 @@ from tests.common import nova_functional
 from tests.functional.nova_qmp import base
 
 CONF = nova.conf.CONF
+SECTOR = 1800000      # a sector of the 1 GiB root disk past what the image uses
 # modules whose CONF sees the calling host's values
 SCOPED_MODULES = ("nova_common.confine", "nova_common.disks", "nova_common.driver",
                   "nova_common.host", "nova_common.imagecache", "nova_common.instance_dir",
@@ -44,6 +49,18 @@ class _HostConf:
         if scope is not None and name in scope:
             return scope[name]
         return getattr(CONF, name)
+
+
+class _GroupConf:
+    """An option group of nova.conf with some values of one host."""
+
+    def __init__(self, group, **values):
+        self._group, self._values = group, values
+
+    def __getattr__(self, name):
+        if name in self._values:
+            return self._values[name]
+        return getattr(self._group, name)
 
 
 def scoped_driver_class(cls, scope):
@@ -82,9 +99,10 @@ def scoped_driver_class(cls, scope):
 class TwoHostsTestBase(base.QMPServerTestBase):
     """Starts the source ``compute`` (nova's first) and the destination ``compute2``."""
     HOSTS = ("compute", "compute2")
+    SHARED_INSTANCES_PATH = False
 
     def _setup_compute_service(self):
-        self.paths = {}
+        self.paths, self.state_paths = {}, {}
         proxy = _HostConf()
         for name in SCOPED_MODULES:
             self.useFixture(fixtures.MonkeyPatch(name + ".CONF", proxy))
@@ -97,13 +115,19 @@ class TwoHostsTestBase(base.QMPServerTestBase):
 
     def _start_compute(self, host, cell_name=None):
         if host not in self.paths:
-            self.paths[host] = self.instances if not self.paths else \
-                self._instances_path()
-            if len(self.paths) > 1:
-                self.useFixture(nova_functional.GuestReaper(self.paths[host], qemu.read_pid,
+            self.paths[host] = self.instances if not self.paths or \
+                self.SHARED_INSTANCES_PATH else self._instances_path()
+            if self.SHARED_INSTANCES_PATH:
+                self.state_paths[host] = self._instances_path()
+            reaped = self.state_paths.get(host, self.paths[host])
+            if len(self.paths) > 1 or self.SHARED_INSTANCES_PATH:
+                self.useFixture(nova_functional.GuestReaper(reaped, qemu.read_pid,
                                                             qemu.alive))
         scope = {"instances_path": self.paths[host], "host": host,
                  "node_uuid": str(uuid.uuid5(uuid.NAMESPACE_DNS, host + self.paths[host]))}
+        if self.SHARED_INSTANCES_PATH:
+            scope["hci_guests"] = _GroupConf(CONF.hci_guests,
+                                             host_state_path=self.state_paths[host])
         load = virt_driver.load_compute_driver
 
         def load_scoped(virtapi, compute_driver=None):
@@ -117,9 +141,51 @@ class TwoHostsTestBase(base.QMPServerTestBase):
             self.computes_by_host[host] = compute
         return compute
 
+    # -- a guest to migrate -----------------------------------------------------------------
+    def _counting_guest(self):
+        server = self.boot()
+        self.assertEqual("compute", server["OS-EXT-SRV-ATTR:host"])
+        self.wait_console(server, self.guest.marker("ready"))
+        self._start_compute("compute2")
+        conn = self.serial_on("compute", server)
+        self.shell(conn, "echo mem-$((6*7)) > /run/mark; cat /run/mark", "mem-42")
+        self.shell(conn, "echo disk-$((5*5))-data | dd of=/dev/vda bs=512 seek=%d "
+                         "conv=fsync 2>/dev/null; echo written-$((1+1))" % SECTOR,
+                   "written-2")
+        self.shell(conn, "(i=0; while :; do i=$((i+1)); echo tick-$i; sleep 1; done) &",
+                   "tick-2")
+        return server
+
+    def _ticks(self, text):
+        return [int(n) for n in re.findall(r"tick-(\d+)", text)]
+
+    def _destination_state_at_completion(self, server, source, destination):
+        """The run states of the server's QEMU on ``destination`` seen once the source's
+        migration has completed, while the source's QEMU still exists (within 3 s):
+        the guest must run there without waiting for the source's QEMU to end or for
+        nova's ``post_live_migration_at_destination``."""
+        hv = self.computes_by_host[source].manager.driver.hv
+        dest = self.computes_by_host[destination].manager.driver
+        migrate, seen = hv.migrate, []
+
+        def spy(guest, *args, **kwargs):
+            result = migrate(guest, *args, **kwargs)
+            ctx = nova_context.get_admin_context()
+            target = dest._guest(objects.Instance.get_by_uuid(ctx, guest.uuid))
+            deadline = time.monotonic() + 3
+            while True:
+                seen.append(dest.hv._qmp(target, "query-status")["status"])
+                if seen[-1] == "running" or time.monotonic() > deadline:
+                    return result
+                time.sleep(0.02)
+        hv.migrate = spy
+        self.addCleanup(delattr, hv, "migrate")
+        return seen
+
     # -- per host helpers -------------------------------------------------------------------
     def idir(self, host, server):
-        return instance_dir.InstanceDir(server["id"], root=self.paths[host])
+        return instance_dir.InstanceDir(server["id"], root=self.paths[host],
+                                        state_root=self.state_paths.get(host))
 
     def pid_on(self, host, server):
         return qemu.read_pid(self.idir(host, server))

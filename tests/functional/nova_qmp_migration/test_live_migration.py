@@ -3,12 +3,9 @@ nova's API: its local disks copied (block migration), its RAM, and the guest goi
 where it was (a counter on its serial console, a value in its memory, data on its disk);
 an aborted migration leaves it running on the source and nothing on the destination."""
 import os
-import re
 import signal
 import time
 
-from nova import context as nova_context
-from nova import objects
 import nova.conf
 
 from nova_common import record
@@ -18,50 +15,7 @@ from tests.functional.nova_qmp_migration import tls
 
 CONF = nova.conf.CONF
 
-SECTOR = 1800000      # a sector of the 1 GiB root disk past what the image uses
-
-
 class LiveMigrationTest(base.TwoHostsTestBase):
-
-    def _counting_guest(self):
-        server = self.boot()
-        self.assertEqual("compute", server["OS-EXT-SRV-ATTR:host"])
-        self.wait_console(server, self.guest.marker("ready"))
-        self._start_compute("compute2")
-        conn = self.serial_on("compute", server)
-        self.shell(conn, "echo mem-$((6*7)) > /run/mark; cat /run/mark", "mem-42")
-        self.shell(conn, "echo disk-$((5*5))-data | dd of=/dev/vda bs=512 seek=%d "
-                         "conv=fsync 2>/dev/null; echo written-$((1+1))" % SECTOR,
-                   "written-2")
-        self.shell(conn, "(i=0; while :; do i=$((i+1)); echo tick-$i; sleep 1; done) &",
-                   "tick-2")
-        return server
-
-    def _ticks(self, text):
-        return [int(n) for n in re.findall(r"tick-(\d+)", text)]
-
-    def _destination_state_at_completion(self, server, source, destination):
-        """The run states of the server's QEMU on ``destination`` seen once the source's
-        migration has completed, while the source's QEMU still exists (within 3 s):
-        the guest must run there without waiting for the source's QEMU to end or for
-        nova's ``post_live_migration_at_destination``."""
-        hv = self.computes_by_host[source].manager.driver.hv
-        dest = self.computes_by_host[destination].manager.driver
-        migrate, seen = hv.migrate, []
-
-        def spy(guest, *args, **kwargs):
-            result = migrate(guest, *args, **kwargs)
-            ctx = nova_context.get_admin_context()
-            target = dest._guest(objects.Instance.get_by_uuid(ctx, guest.uuid))
-            deadline = time.monotonic() + 3
-            while True:
-                seen.append(dest.hv._qmp(target, "query-status")["status"])
-                if seen[-1] == "running" or time.monotonic() > deadline:
-                    return result
-                time.sleep(0.02)
-        hv.migrate = spy
-        self.addCleanup(delattr, hv, "migrate")
-        return seen
 
     def test_block_migration_over_tls_keeps_the_guest_running(self):
         tls_dir = tls.make(os.path.join(self.instances, "_tls"), CONF.hci_guests.gid)
@@ -96,7 +50,7 @@ class LiveMigrationTest(base.TwoHostsTestBase):
         self.shell(conn, "cat /run/mark", "mem-42")
         self.shell(conn, "head -c 8 /dev/vdb; echo", "before-4")
         self.shell(conn, "dd if=/dev/vda bs=512 skip=%d count=1 2>/dev/null | head -c 12; "
-                         "echo" % SECTOR, "disk-25-data")
+                         "echo" % base.SECTOR, "disk-25-data")
         # RAM and disks came over TLS (the destination's QEMU has the credentials)
         self.assertEqual("hci-mig-tls",
                          self.migration_parameters("compute2", server)["tls-creds"])

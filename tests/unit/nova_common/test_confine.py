@@ -53,3 +53,27 @@ class TestGrantSocketDir(testtools.TestCase):
         self.assertIn("u:%d:wx" % GUEST, entries)
         self.assertIn("u:%d:rwx" % os.getuid(), entries)
         self.assertEqual("/var/lib/nova/vhostuser", setfacl.call_args.args[-1])
+
+class TestSharedDisks(testtools.TestCase):
+    """The ACLs of an instance directory on a shared instances_path, for real (setfacl
+    and getfacl on a temporary directory)."""
+
+    def setUp(self):
+        super().setUp()
+        self.dir = self.useFixture(fixtures.TempDir()).path
+        with open(os.path.join(self.dir, "disk"), "w"):
+            pass
+
+    def test_the_other_hosts_uid_is_seen_and_revoking_ours_keeps_it(self):
+        other = GUEST + 1
+        confine.grant_instance_dir(self.dir, other)      # the host it came from
+        self.assertEqual({other}, confine.granted_uids(self.dir))
+        confine.grant_instance_dir(self.dir, GUEST)      # this host's guest
+        self.assertEqual({other, GUEST}, confine.granted_uids(self.dir))
+        confine.revoke_instance_dir(self.dir, other)     # the other host lets go
+        for path in (self.dir, os.path.join(self.dir, "disk")):
+            self.assertEqual({GUEST}, confine.granted_uids(path))
+        # a new file gets this guest's entry only (the default ACL)
+        new = os.path.join(self.dir, "disk.eph0")
+        open(new, "w").close()
+        self.assertEqual({GUEST}, confine.granted_uids(new))

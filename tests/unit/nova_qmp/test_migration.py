@@ -110,10 +110,12 @@ class TestChecks(test_driver.DriverCase):
         # a guest that does not run is not migrated
         self.assertRaises(exception.MigrationPreCheckError,
                           self.drv.check_can_live_migrate_source, None, self.inst, data)
-        # the probe seen from here: a shared instances_path, refused
+        # the probe seen from here: a shared instances_path, refused without a
+        # host_state_path (both hosts' records and sockets would be in one directory)
         self.drv.hv.running = lambda guest: True
-        self.assertRaises(exception.MigrationPreCheckError,
-                          self.drv.check_can_live_migrate_source, None, self.inst, data)
+        e = self.assertRaises(exception.MigrationPreCheckError,
+                              self.drv.check_can_live_migrate_source, None, self.inst, data)
+        self.assertIn("[hci_guests]host_state_path", str(e))
         self.drv.cleanup_live_migration_destination_check(None, data)
         self.assertFalse(os.path.exists(probe))
         # not shared, no local disk (volume-backed): RAM only; block migration refused
@@ -127,6 +129,28 @@ class TestChecks(test_driver.DriverCase):
         self.drv.cleanup_live_migration_destination_check(None, data)
         self.assertRaises(exception.InvalidLocalStorage,
                           self.drv.check_can_live_migrate_source, None, self.inst, data)
+
+    def test_a_shared_instances_path_with_host_state_moves_the_ram_only(self):
+        state = self.useFixture(fixtures.TempDir()).path
+        self.flags(host_state_path=state, group="hci_guests")
+        self.flags(live_migration_inbound_addr="192.0.2.5", live_migration_plain_tcp=True,
+                   group="qmp")
+        idir = instance_dir.InstanceDir(self.inst.uuid)
+        os.rename(self.idir.path, idir.host_path)      # the record: this host's
+        os.makedirs(idir.path)
+        open(idir.file(instance_dir.ROOT_DISK), "w").close()   # a local root disk
+        self.drv.hv.running = lambda guest: True
+        self.drv.hv.migration_drives = lambda guest: ["disk"]
+        data = self.drv.check_can_live_migrate_destination(None, self.inst, QEMU, QEMU)
+        checked = self.drv.check_can_live_migrate_source(None, self.inst, data)
+        self.assertTrue(checked.is_shared_instance_path)
+        self.assertTrue(checked.is_shared_block_storage)
+        self.assertFalse(checked.block_migration)          # auto: RAM only
+        data.block_migration = True                        # asked for: refused
+        self.assertRaises(exception.InvalidLocalStorage,
+                          self.drv.check_can_live_migrate_source, None, self.inst, data)
+        self.drv.cleanup_live_migration_destination_check(None, data)
+        self.assertEqual([self.inst.uuid], self.drv.list_instance_uuids())
 
     def test_other_hypervisor_types_are_refused(self):
         self.assertRaises(exception.MigrationPreCheckError,

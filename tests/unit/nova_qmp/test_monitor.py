@@ -7,6 +7,8 @@ import queue
 import signal
 import subprocess
 import tempfile
+import threading
+import time
 
 import fixtures
 import testtools
@@ -67,6 +69,15 @@ class TestMonitor(testtools.TestCase):
         # an event that does not match is not taken for the one waited for
         self.assertIsNone(self.monitor.execute_and_wait(
             "u1", "cont", None, "RESUME", lambda d: d.get("x") == 1, 1))
+
+    def test_a_wait_for_an_event_ends_when_qemu_dies(self):
+        sock, pid = self.start_qemu()
+        self.monitor.connect("u1", sock)
+        threading.Timer(0.5, os.kill, (pid, signal.SIGKILL)).start()
+        start = time.monotonic()
+        self.assertRaises(monitor.MonitorError, self.monitor.execute_and_wait, "u1",
+                          "query-status", None, "MIGRATION", lambda d: True, 300)
+        self.assertLess(time.monotonic() - start, 60)     # not the 300 s asked for
 
     def test_a_file_descriptor_passed_to_qemu(self):
         sock, _pid = self.start_qemu()
