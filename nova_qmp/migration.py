@@ -189,14 +189,16 @@ class Incoming:
         return status
 
     def finish(self, guest):
-        """Exports gone, NBD server stopped, the guest running (idempotent). The source
-        closes its NBD connections before the migration's last step; one still open
-        (its close not seen yet) is waited for, up to ``EXPORT_RELEASE`` seconds, and
-        never cut: an export in use raises ``InternalError`` (nova's
-        ``post_live_migration_at_destination`` finishes then, once the source's QEMU
-        has ended)."""
+        """The guest running, then its exports gone and the NBD server stopped
+        (idempotent). The migration completes only after the source's mirrors have
+        ended (at ``pre-switchover``), so nothing writes to the exports any more: the
+        guest resumes at once, one command after the RAM has arrived. The source's
+        NBD connections, closed once its side has completed, are waited for up to
+        ``EXPORT_RELEASE`` seconds; what is still connected then is cut (by then the
+        source's QEMU is ending)."""
+        self.hv._qmp(guest, "cont")            # a running guest: nothing happens
         deadline = time.monotonic() + EXPORT_RELEASE
-        while True:
+        while time.monotonic() < deadline:
             exports = [e["id"] for e in self.hv._qmp(guest, "query-block-exports")
                        if e["id"].startswith(EXPORT) and not e.get("shutting-down")]
             if not exports:
@@ -206,15 +208,11 @@ class Incoming:
                     self.hv._qmp(guest, "block-export-del", id=export)
             except exception.InternalError:
                 # still in use, or removed meanwhile by the other caller: look again
-                if time.monotonic() > deadline:
-                    raise
                 time.sleep(0.01)
         try:
-            self.hv._qmp(guest, "nbd-server-stop")
+            self.hv._qmp(guest, "nbd-server-stop")    # also ends exports left
         except exception.InternalError:
             pass                       # none was started (RAM only)
-        if self.hv._qmp(guest, "query-status")["status"] != "running":
-            self.hv._qmp(guest, "cont")
 
 
 class Outgoing:
@@ -303,8 +301,11 @@ class Outgoing:
 
     def _complete_mirrors(self):
         """At pre-switchover (guest stopped): each mirror, in sync, ends without pivot.
-        The guest stays stopped meanwhile: each cancel waits for its job's conclusion
-        event (registered before the command is sent), not for a poll."""
+        The guest stays stopped meanwhile, so only what decides whether the migration
+        may go on is done here: each cancel waits for its job's conclusion event
+        (registered before the command is sent), not for a poll, and one query checks
+        the jobs' errors; the jobs and NBD connections go after the migration
+        (``_release_targets``)."""
         deadline = time.monotonic() + CONF.qmp.qmp_timeout
         for drive in self.drives:
             job = JOB + drive
@@ -317,16 +318,22 @@ class Outgoing:
         if not all(s["status"] == "concluded" for s in states.values()):
             raise exception.MigrationError(reason=_("the disk mirrors did not complete"))
         errors = [s.get("error") for s in states.values() if s.get("error")]
-        if not errors:
-            self._disk = (self._disk[0], self._disk[0])
-        for job in states:
-            self._qmp("job-dismiss", id=job)
         if errors:
             raise exception.MigrationError(reason=_("the disk mirrors failed: %s")
                                            % errors)
-        # the copies are complete: close the connections to the destination's exports,
-        # so that it can remove them and resume the guest as soon as the RAM is there
-        self._drop_targets([TARGET + drive for drive in self.drives])
+        self._disk = (self._disk[0], self._disk[0])
+
+    def _release_targets(self):
+        """After the migration: the concluded mirror jobs dismissed and the connections
+        to the destination's exports closed (the guest runs there already)."""
+        try:
+            for job in [j["id"] for j in self._qmp("query-jobs")
+                        if j["id"].startswith(JOB)]:
+                self._qmp("job-dismiss", id=job)
+            self._drop_targets([TARGET + drive for drive in self.drives])
+        except exception.NovaException as e:
+            LOG.warning("releasing the disk mirrors after the migration: %s", e,
+                        instance_uuid=self.guest.uuid)
 
     def _drop_targets(self, nodes=None):
         if nodes is None:
@@ -391,18 +398,23 @@ class Outgoing:
         LOG.info("migrating to %s:%d", self.address, self.port,
                  instance_uuid=self.guest.uuid)
         start, deadline = time.monotonic(), self._deadline()
-        step = 0
+        step, event, switched = 0, None, False
         while True:
+            if event == "pre-switchover" and not switched:
+                # the guest is stopped from here: before anything else
+                switched = self._switch_over()
             info = self._qmp("query-migrate")
             status = info.get("status")
-            self._report(info, self._jobs() if self.drives else {})
-            if status == "pre-switchover":
-                self._complete_mirrors()
-                self._qmp("migrate-continue", state="pre-switchover")
-            elif status == "completed":
+            if status == "pre-switchover" and not switched:
+                switched = self._switch_over()
+                continue
+            self._report(info, self._jobs() if self.drives and not switched else {})
+            if status == "completed":
                 self.downtime_ms = info.get("downtime")
                 LOG.info("migration completed (downtime %s ms)", self.downtime_ms,
                          instance_uuid=self.guest.uuid)
+                if self.drives:
+                    self._release_targets()
                 return
             elif status in ("failed", "cancelled"):
                 raise exception.MigrationError(reason=info.get("error-desc") or (
@@ -415,14 +427,21 @@ class Outgoing:
                          instance_uuid=self.guest.uuid)
             if status not in ("postcopy-active",):
                 self._check(deadline, _("the migration"))
-            self._await_change()
+            event = self._await_change()
+
+    def _switch_over(self):
+        self._complete_mirrors()
+        self._qmp("migrate-continue", state="pre-switchover")
+        return True
 
     def _await_change(self):
         """Up to ``POLL`` seconds, less when QEMU reports a step the driver acts on: at
         ``pre-switchover`` the guest is stopped until the driver lets the migration go
-        on, so that is seen from QEMU's MIGRATION event, not at the next poll."""
-        self.hv._qmp_wait(self.guest, "query-status", None, "MIGRATION",
-                          lambda d: d.get("status") in ACTED_ON, POLL)
+        on, so that is seen from QEMU's MIGRATION event, not at the next poll. Returns
+        the status the event reported (None: none came)."""
+        data = self.hv._qmp_wait(self.guest, "query-status", None, "MIGRATION",
+                                 lambda d: d.get("status") in ACTED_ON, POLL)
+        return (data or {}).get("status")
 
     # -- shared -----------------------------------------------------------------------
     def _deadline(self):

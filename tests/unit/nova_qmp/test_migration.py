@@ -53,24 +53,28 @@ class FakeQEMU:
             return {"status": self.status}
         elif command == "cont":
             self.status = "running"
+        elif command == "nbd-server-stop":
+            self.exports.clear()              # QEMU ends every NBD export with it
         return {}
 
 
 class TestIncomingFinish(test_driver.base.TestCase):
-    def test_resumes_once_the_source_has_let_go_of_the_exports(self):
+    def test_resumes_first_then_waits_for_the_source_to_let_go_of_the_exports(self):
         qemu = FakeQEMU(["hci-mig-root", "hci-mig-eph0"], busy=3)
         migration.Incoming(qemu).finish(None)
+        self.assertEqual("cont", qemu.calls[0])       # one command after the RAM
         self.assertEqual({}, qemu.exports)
         self.assertEqual("running", qemu.status)
-        self.assertIn("nbd-server-stop", qemu.calls)
+        self.assertEqual(3, qemu.calls.count("block-export-del") - 2)   # retried
+        self.assertEqual("nbd-server-stop", qemu.calls[-1])
 
-    def test_an_export_still_in_use_is_never_cut_and_the_guest_stays_paused(self):
+    def test_an_export_held_past_the_wait_is_ended_with_the_nbd_server(self):
         self.useFixture(fixtures.MonkeyPatch("nova_qmp.migration.EXPORT_RELEASE", 0.05))
         qemu = FakeQEMU(["hci-mig-root"], busy=10 ** 6)
-        self.assertRaises(exception.InternalError, migration.Incoming(qemu).finish, None)
-        self.assertEqual(["hci-mig-root"], list(qemu.exports))
-        self.assertEqual("paused", qemu.status)
-        self.assertNotIn("cont", qemu.calls)
+        migration.Incoming(qemu).finish(None)
+        self.assertEqual("running", qemu.status)
+        self.assertEqual({}, qemu.exports)
+        self.assertEqual("nbd-server-stop", qemu.calls[-1])
 
     def test_exports_removed_meanwhile_by_the_other_caller_are_fine(self):
         qemu = FakeQEMU(["hci-mig-root"])
