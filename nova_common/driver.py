@@ -107,6 +107,16 @@ class BaseDriver(migration.LiveMigration, shared_storage.SharedStorage,
         self._host = host          # nova's service host (two services: two names)
         self.hv.check_host()       # nova-compute does not start without its hypervisor
         os.makedirs(CONF.instances_path, exist_ok=True)
+        legacy = instance_dir.list_uuids(CONF.instances_path) \
+            if instance_dir.separate_host_state() else []
+        if legacy:
+            # their records would be looked for in host_state_path: their guests would
+            # be lost to nova-compute, and their disks removed under them on a delete
+            raise exception.InvalidInput(reason=_(
+                "[hci_guests]host_state_path is set but %(n)d instance(s) in "
+                "instances_path have their records there (%(first)s, ...): set the "
+                "option on a host without instances") % {"n": len(legacy),
+                                                         "first": legacy[0]})
         if self._desc.confined:
             confine.uid_range()    # a bad range stops nova-compute here
             confine.prepare_instances_path()
@@ -226,21 +236,28 @@ class BaseDriver(migration.LiveMigration, shared_storage.SharedStorage,
         self.hv.check_host()
         idir = instance_dir.InstanceDir(instance.uuid)
         # evacuated onto this host from a shared instances_path: the disks are there
-        # and are the instance's (nova found them with instance_on_disk)
+        # and are the instance's (nova found them with instance_on_disk, and found no
+        # record of it here with instance_exists)
         on_disk = instance.obj_attr_is_set("task_state") and \
             instance.task_state == task_states.REBUILD_SPAWNING and idir.separate \
-            and idir.exists() and not idir.host_exists()
-        if on_disk:
-            LOG.info("evacuated onto this host: the instance's disks on the shared "
-                     "instances_path are used", instance=instance)
-            idir.create_host()
-        else:
-            idir.create()
+            and idir.exists()
+        if idir.separate and idir.exists() and not on_disk:
+            # another host's disks on the shared instances_path: never overwritten
+            raise exception.InstanceDeployFailure(
+                reason=_("the instance's directory %s exists on the shared "
+                         "instances_path") % idir.path, instance_id=instance.uuid)
         guest = hv_api.Guest(instance.uuid, idir, rec.Record(
             name=instance.name, vcpus=instance.flavor.vcpus,
             memory_mb=instance.flavor.memory_mb, spec=spec,
             uid=self._new_uid(instance.uuid, confine.granted_uids(idir.path) if on_disk
                               else ()) if self._desc.confined else 0))
+        if on_disk:
+            LOG.info("evacuated onto this host: the instance's disks on the shared "
+                     "instances_path are used", instance=instance)
+            idir.remove_host()          # a stale one without a record (none was found)
+            idir.create_host()
+        else:
+            idir.create()
         try:
             if on_disk:
                 guest.record.spec["local_disks"] = disks.local_disk_names(idir.path)

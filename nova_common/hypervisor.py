@@ -266,9 +266,11 @@ class Hypervisor(abc.ABC):
         (migration port, disk export port or 0). Nothing left running on failure."""
         raise NotImplementedError()
 
-    def wait_incoming(self, guest):
+    def wait_incoming(self, guest, must_start=False):
         """Destination: block until the incoming migration ends; when it completed,
-        the guest runs here. Returns the final status."""
+        the guest runs here. Returns the final status; with ``must_start``,
+        "not-started" when the source has not begun to send in the time it needs to
+        get there (nova's wait for the ports, its own checks)."""
         raise NotImplementedError()
 
     def finish_incoming(self, guest):

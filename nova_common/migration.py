@@ -157,11 +157,8 @@ class LiveMigration:
             if not idir.exists():
                 raise exception.InvalidSharedStorage(
                     path=idir.path, reason=_("the instance's disks are not there"))
-            idir.create_host()
-        else:
-            if idir.exists() or idir.host_exists():
-                raise exception.DestinationDiskExists(path=idir.path)
-            idir.create()
+        elif idir.exists() or idir.host_exists():
+            raise exception.DestinationDiskExists(path=idir.path)
         image_meta = objects.ImageMeta.from_instance(instance)
         root_disk = not migrate_data.is_volume_backed
         # a config drive only on shared storage (block migration refuses one)
@@ -173,6 +170,11 @@ class LiveMigration:
             memory_mb=instance.flavor.memory_mb, spec=spec,
             uid=self._new_uid(instance.uuid, confine.granted_uids(idir.path) if shared
                               else ()) if self._desc.confined else 0))
+        # the directories only once nothing before the undo below can fail
+        if shared:
+            idir.create_host()
+        else:
+            idir.create()
         try:
             if root_disk and not shared:
                 disks.create_root_disk(context, instance, idir.file(instance_dir.ROOT_DISK))
@@ -208,10 +210,12 @@ class LiveMigration:
     def _await_incoming(self, guest, instance, undo=None):
         """Waits for the incoming migration; with ``undo`` (network and block device
         info: a shared instances_path, where nova calls no rollback here) a migration
-        that does not complete is undone on this host, the shared disks kept."""
+        that fails, or never starts (the source failed before sending, nova's wait for
+        the ports timed out, it was aborted while queued), is undone on this host, the
+        shared disks kept. A completed one never is."""
         status = None
         try:
-            status = self.hv.wait_incoming(guest)
+            status = self.hv.wait_incoming(guest, must_start=undo is not None)
             LOG.info("incoming migration %s", status, instance=instance)
         except Exception as e:
             LOG.warning("incoming migration ended: %s", e, instance=instance)

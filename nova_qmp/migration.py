@@ -41,7 +41,7 @@ POLL = 0.1                 # seconds between progress reads
 FINISHED = ("completed", "failed", "cancelled")
 ACTED_ON = ("pre-switchover",) + FINISHED
 NBD_PORT_TRIES = 5
-EXPORT_RELEASE = 5.0       # seconds the destination waits for the source to disconnect
+SLICE = 5.0                # seconds between the destination's reads of the migration status
 TLS_ID = "hci-mig-tls"     # the tls-creds-x509 object of a migration
 TLS_FILES = {"server": ("ca-cert.pem", "server-cert.pem", "server-key.pem"),
              "client": ("ca-cert.pem", "client-cert.pem", "client-key.pem")}
@@ -177,42 +177,59 @@ class Incoming:
                          name=drive, writable=True, **{"node-name": nodes[drive]})
         return port
 
-    def wait_and_resume(self, guest, timeout):
-        """Block until the incoming migration ends (its MIGRATION event); when it has
-        completed, drop the exports and resume the guest. Returns the final status."""
-        done = self.hv._qmp_wait(guest, "query-status", None, "MIGRATION",
-                                 lambda d: d.get("status") in FINISHED, timeout)
-        status = (done or {}).get("status")
-        if status != "completed":
-            return status
-        self.finish(guest)
+    def wait_and_resume(self, guest, timeout, start_timeout=None):
+        """Block until the incoming migration ends (its MIGRATION event, or a status
+        read every ``SLICE`` seconds); when it has completed, resume the guest
+        (``finish``). Returns the final status: "completed" (also when finishing
+        failed: the guest's only copy is here then, never undone), "failed",
+        "cancelled", None when ``timeout`` passed, or "not-started" when the source
+        had not begun to send within ``start_timeout`` seconds."""
+        now = time.monotonic()
+        deadline = now + timeout
+        start_by = now + start_timeout if start_timeout else None
+        while True:
+            slice_ = max(0.0, min(SLICE, deadline - time.monotonic()))
+            done = self.hv._qmp_wait(guest, "query-status", None, "MIGRATION",
+                                     lambda d: d.get("status") in FINISHED, slice_)
+            status = (done or {}).get("status") or \
+                self.hv._qmp(guest, "query-migrate").get("status")
+            if status in FINISHED:
+                break
+            # (before the source connects QEMU reports no status at all)
+            if start_by is not None and status in (None, "none", "setup") and \
+                    time.monotonic() > start_by:
+                return "not-started"
+            if time.monotonic() >= deadline:
+                return None
+        if status == "completed":
+            try:
+                self.finish(guest, paused=True)
+            except exception.NovaException as e:
+                LOG.error("the migration completed but resuming the guest failed: %s",
+                          e, instance_uuid=guest.uuid)
         return status
 
-    def finish(self, guest):
-        """The guest running, then its exports gone and the NBD server stopped
-        (idempotent). The migration completes only after the source's mirrors have
-        ended (at ``pre-switchover``), so nothing writes to the exports any more: the
-        guest resumes at once, one command after the RAM has arrived. The source's
-        NBD connections, closed once its side has completed, are waited for up to
-        ``EXPORT_RELEASE`` seconds; what is still connected then is cut (by then the
-        source's QEMU is ending)."""
-        self.hv._qmp(guest, "cont")            # a running guest: nothing happens
-        deadline = time.monotonic() + EXPORT_RELEASE
-        while time.monotonic() < deadline:
-            exports = [e["id"] for e in self.hv._qmp(guest, "query-block-exports")
-                       if e["id"].startswith(EXPORT) and not e.get("shutting-down")]
-            if not exports:
-                break
+    def finish(self, guest, paused=False):
+        """Exports gone, then the guest running, then the NBD server stopped
+        (idempotent; ``paused``: the guest is known to wait, no status read). The
+        migration completes only after the source's mirrors have ended (at
+        ``pre-switchover``), so nothing writes to the exports any more: each is
+        closed at once (``hard``: the source's connection, idle, is cut), before the
+        guest resumes, as libvirt stops its NBD server before it does, so the guest's
+        disks get their own permissions back when they are activated."""
+        for export in [e["id"] for e in self.hv._qmp(guest, "query-block-exports")
+                       if e["id"].startswith(EXPORT)]:
             try:
-                for export in exports:
-                    self.hv._qmp(guest, "block-export-del", id=export)
+                self.hv._qmp(guest, "block-export-del", id=export, mode="hard")
             except exception.InternalError:
-                # still in use, or removed meanwhile by the other caller: look again
-                time.sleep(0.01)
+                pass                   # removed meanwhile by the other caller
+        # cont on a running guest would report it stopped and resumed: asked only then
+        if paused or self.hv._qmp(guest, "query-status")["status"] != "running":
+            self.hv._qmp(guest, "cont")
         try:
-            self.hv._qmp(guest, "nbd-server-stop")    # also ends exports left
+            self.hv._qmp(guest, "nbd-server-stop")
         except exception.InternalError:
-            pass                       # none was started (RAM only)
+            pass                       # none was started (RAM only), or stopped
 
 
 class Outgoing:
@@ -240,13 +257,27 @@ class Outgoing:
     def run(self):
         """Migrate; returns once the guest runs on the destination (this QEMU is
         stopped in ``postmigrate``). Raises ``MigrationError`` (the guest still runs
-        here, nothing of the migration left in this QEMU)."""
+        here, nothing of the migration left in this QEMU). A migration that completed
+        meanwhile (an abort or the completion timeout came too late) is a success:
+        the guest runs on the destination, and is never resumed here too."""
         try:
             self._mirror()
             self._migrate()
-        except Exception:
+        except Exception as e:
+            if self._completed():
+                LOG.warning("the migration completed before %s took effect", e,
+                            instance_uuid=self.guest.uuid)
+                if self.drives:
+                    self._release_targets()
+                return
             self._undo()
             raise
+
+    def _completed(self):
+        try:
+            return self._qmp("query-migrate").get("status") == "completed"
+        except exception.NovaException:
+            return False
 
     def abort(self):
         self._aborted.set()
@@ -529,13 +560,17 @@ class LiveMigration:
     def prepare_incoming(self, guest, address, drives):
         return Incoming(self).start(guest, address, drives, settings(CONF))
 
-    def wait_incoming(self, guest):
+    def wait_incoming(self, guest, must_start=False):
         s = settings(CONF)
         size_gib = max(1.0, guest.record.memory_mb / 1024.0)
         # the source gives up after its completion timeout; this side waits longer
         timeout = 2 * s.completion_timeout * size_gib + 3600 if s.completion_timeout \
             else 30 * 86400
-        return Incoming(self).wait_and_resume(guest, timeout)
+        # before it sends, the source waits for the ports (nova's vif_plugging_timeout)
+        # and sets its QEMU up (a few QMP commands)
+        start_timeout = CONF.vif_plugging_timeout + 4 * CONF.qmp.qmp_timeout \
+            if must_start else None
+        return Incoming(self).wait_and_resume(guest, timeout, start_timeout)
 
     def finish_incoming(self, guest):
         Incoming(self).finish(guest)

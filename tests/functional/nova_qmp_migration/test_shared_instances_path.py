@@ -8,6 +8,8 @@ import signal
 import subprocess
 import time
 
+from nova import exception
+
 from nova_common import record
 from tests.functional.nova_qmp_migration import base
 
@@ -114,6 +116,33 @@ class SharedInstancesPathTest(base.TwoHostsTestBase):
         self.shell(conn, "dd if=/dev/vda bs=512 skip=%d count=1 2>/dev/null | head -c 12; "
                          "echo" % base.SECTOR, "disk-25-data")
 
+    def test_a_source_failing_before_it_sends_leaves_nothing_on_the_destination(self):
+        # nova calls no rollback on a destination sharing instances_path: the
+        # destination's waiter gives up once the source should have begun to send
+        self.flags(vif_plugging_timeout=1)
+        self.flags(qmp_timeout=5, group="qmp")
+        server = self._counting_guest()
+        disk = self.idir("compute", server).file("disk")
+        hv = self.computes_by_host["compute"].manager.driver.hv
+
+        def unreachable(*args, **kwargs):
+            raise exception.MigrationError(reason="the destination is unreachable")
+        hv.migrate = unreachable
+        self.addCleanup(delattr, hv, "migrate")
+        self.api.post_server_action(server["id"], {"os-migrateLive": {
+            "host": "compute2", "block_migration": "auto"}})
+        self._wait_for_migration_status(server, ["error", "failed"])
+        server = self._wait_for_state_change(server, "ACTIVE")
+        self.assertEqual("compute", server["OS-EXT-SRV-ATTR:host"])
+        deadline = time.monotonic() + 120
+        while os.path.exists(self.idir("compute2", server).host_path):
+            self.assertLess(time.monotonic(), deadline, "compute2 kept its part")
+            time.sleep(0.2)
+        self.assertEqual([], self._drivers()["compute2"].list_instance_uuids())
+        self.assertTrue(os.path.exists(disk))
+        self.assertTrue(self.running_on("compute", server))
+        self.shell(self.serial_on("compute", server), "cat /run/mark", "mem-42")
+
     def test_evacuation_uses_the_disks_and_the_returning_host_keeps_them(self):
         server = self._counting_guest()
         disk = self.idir("compute", server).file("disk")
@@ -140,9 +169,13 @@ class SharedInstancesPathTest(base.TwoHostsTestBase):
                    "echo" % base.SECTOR, "disk-25-data")
         # the first host comes back: nova finds the storage shared, and that host
         # removes only its record and runtime files, never the disks
+        old_uid = record.read(self.idir("compute", server).host_path).uid
+        new_uid = record.read(self.idir("compute2", server).host_path).uid
+        self.assertNotEqual(old_uid, new_uid)     # picked apart from the old host's
         self.restart_compute_service(source)
         self.api.put_service(service["id"], {"forced_down": False})
         self.assertFalse(os.path.exists(self.idir("compute", server).host_path))
+        self.assertEqual({new_uid}, self._uids_with_acl(disk) - {os.getuid()})
         self.assertEqual([], self._drivers()["compute"].list_instance_uuids())
         self.assertEqual(inode, os.stat(disk).st_ino)
         self.assertTrue(self.running_on("compute2", server))

@@ -11,6 +11,7 @@ from nova_qmp import migration
 from tests.unit.nova_qmp import test_driver
 
 QEMU = {"hypervisor_type": "qemu", "disk_available_least": 10}
+GUEST = types.SimpleNamespace(uuid="6f1d9c2e-3b4a-4e8f-9a1b-2c3d4e5f6a7b")
 
 
 class TestDowntimeSteps(test_driver.base.TestCase):
@@ -32,10 +33,12 @@ class TestDowntimeSteps(test_driver.base.TestCase):
 
 
 class FakeQEMU:
-    """QMP answers of one QEMU: NBD exports that a client holds for ``busy`` calls."""
+    """QMP answers of one QEMU: NBD exports (a client holds them for ``busy`` safe
+    removals), its run state and the migration's status."""
 
-    def __init__(self, exports, busy=0, status="paused"):
+    def __init__(self, exports, busy=0, status="paused", migration=None):
         self.exports, self.busy, self.status = dict.fromkeys(exports), busy, status
+        self.migration = migration
         self.calls = []
 
     def _qmp(self, guest, command, **args):
@@ -45,36 +48,39 @@ class FakeQEMU:
         if command == "block-export-del":
             if args["id"] not in self.exports:
                 raise exception.InternalError("Export '%s' is not found" % args["id"])
-            if self.busy:
+            if self.busy and args.get("mode") != "hard":
                 self.busy -= 1
                 raise exception.InternalError("export '%s' still in use" % args["id"])
             del self.exports[args["id"]]
         elif command == "query-status":
             return {"status": self.status}
+        elif command == "query-migrate":      # none before the source connects
+            return {"status": self.migration} if self.migration else {}
         elif command == "cont":
             self.status = "running"
-        elif command == "nbd-server-stop":
-            self.exports.clear()              # QEMU ends every NBD export with it
         return {}
+
+    def _qmp_wait(self, guest, command, arguments, event, match, timeout):
+        self._qmp(guest, command)
+        return None            # no event comes
 
 
 class TestIncomingFinish(test_driver.base.TestCase):
-    def test_resumes_first_then_waits_for_the_source_to_let_go_of_the_exports(self):
-        qemu = FakeQEMU(["hci-mig-root", "hci-mig-eph0"], busy=3)
-        migration.Incoming(qemu).finish(None)
-        self.assertEqual("cont", qemu.calls[0])       # one command after the RAM
+    def test_exports_closed_before_the_guest_resumes(self):
+        # nothing writes to them any more (the source's mirrors ended before the
+        # migration completed): a connection still open is cut, not waited for
+        qemu = FakeQEMU(["hci-mig-root", "hci-mig-eph0"], busy=10 ** 6)
+        migration.Incoming(qemu).finish(None, paused=True)
         self.assertEqual({}, qemu.exports)
         self.assertEqual("running", qemu.status)
-        self.assertEqual(3, qemu.calls.count("block-export-del") - 2)   # retried
-        self.assertEqual("nbd-server-stop", qemu.calls[-1])
+        self.assertEqual(["query-block-exports", "block-export-del", "block-export-del",
+                          "cont", "nbd-server-stop"], qemu.calls)
 
-    def test_an_export_held_past_the_wait_is_ended_with_the_nbd_server(self):
-        self.useFixture(fixtures.MonkeyPatch("nova_qmp.migration.EXPORT_RELEASE", 0.05))
-        qemu = FakeQEMU(["hci-mig-root"], busy=10 ** 6)
+    def test_a_running_guest_gets_no_cont(self):
+        # (QEMU would report a cont of a running guest as a stop and a resume)
+        qemu = FakeQEMU([], status="running")
         migration.Incoming(qemu).finish(None)
-        self.assertEqual("running", qemu.status)
-        self.assertEqual({}, qemu.exports)
-        self.assertEqual("nbd-server-stop", qemu.calls[-1])
+        self.assertNotIn("cont", qemu.calls)
 
     def test_exports_removed_meanwhile_by_the_other_caller_are_fine(self):
         qemu = FakeQEMU(["hci-mig-root"])
@@ -87,6 +93,59 @@ class TestIncomingFinish(test_driver.base.TestCase):
         qemu._qmp = racing
         migration.Incoming(qemu).finish(None)
         self.assertEqual("running", qemu.status)
+
+
+class TestOutgoingRun(test_driver.base.TestCase):
+    def _outgoing(self, status):
+        qemu = FakeQEMU([], status="paused", migration=status)
+        out = migration.Outgoing(qemu, GUEST, "127.0.0.1", 1, 0, [], None)
+
+        def late_abort():
+            raise exception.MigrationError(reason="aborted")
+        out._mirror = lambda: None
+        out._migrate = late_abort
+        return qemu, out
+
+    def test_an_abort_after_completion_is_a_success_and_nothing_resumes_here(self):
+        qemu, out = self._outgoing("completed")
+        out.run()
+        self.assertNotIn("cont", qemu.calls)       # it runs on the destination only
+
+    def test_a_failure_before_completion_resumes_the_guest_here(self):
+        qemu, out = self._outgoing("cancelled")
+        out._drop_mirrors = lambda: None
+        self.assertRaises(exception.MigrationError, out.run)
+        self.assertIn("cont", qemu.calls)
+
+
+class TestIncomingWait(test_driver.base.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fixtures.MonkeyPatch("nova_qmp.migration.SLICE", 0.01))
+
+    def test_a_migration_that_never_starts_is_reported(self):
+        qemu = FakeQEMU([])
+        self.assertEqual("not-started",
+                         migration.Incoming(qemu).wait_and_resume(GUEST, 60, 0.05))
+        self.assertEqual("paused", qemu.status)
+
+    def test_a_completion_seen_by_a_status_read_resumes_the_guest(self):
+        # its MIGRATION event came between two waits
+        qemu = FakeQEMU([], migration="completed")
+        self.assertEqual("completed",
+                         migration.Incoming(qemu).wait_and_resume(GUEST, 60, 0.05))
+        self.assertEqual("running", qemu.status)
+
+    def test_completed_stays_completed_when_resuming_fails(self):
+        qemu = FakeQEMU([], migration="completed")
+        real = qemu._qmp
+
+        def failing(guest, command, **args):
+            if command == "cont":
+                raise exception.InternalError("cont failed")
+            return real(guest, command, **args)
+        qemu._qmp = failing
+        self.assertEqual("completed", migration.Incoming(qemu).wait_and_resume(GUEST, 60))
 
 
 class TestChecks(test_driver.DriverCase):
