@@ -167,11 +167,12 @@ class QemuHypervisor(migration.LiveMigration, hv_api.Hypervisor):
         except monitor.MonitorError as e:
             raise exception.InternalError(str(e)) from e
 
-    def _qmp_wait(self, guest, command, arguments, event, match, timeout):
+    def _qmp_wait(self, guest, command, arguments, event, match, timeout,
+                  reply_match=None):
         try:
             self._connect(guest)
             return self._mon.execute_and_wait(guest.uuid, command, arguments, event, match,
-                                              timeout)
+                                              timeout, reply_match)
         except monitor.MonitorError as e:
             raise exception.InternalError(str(e)) from e
 

@@ -41,7 +41,7 @@ POLL = 0.1                 # seconds between progress reads
 FINISHED = ("completed", "failed", "cancelled")
 ACTED_ON = ("pre-switchover",) + FINISHED
 NBD_PORT_TRIES = 5
-SLICE = 5.0                # seconds between the destination's reads of the migration status
+NOT_BEGUN = (None, "none", "setup")   # an incoming migration's status before it starts
 TLS_ID = "hci-mig-tls"     # the tls-creds-x509 object of a migration
 TLS_FILES = {"server": ("ca-cert.pem", "server-cert.pem", "server-key.pem"),
              "client": ("ca-cert.pem", "client-cert.pem", "client-key.pem")}
@@ -178,29 +178,24 @@ class Incoming:
         return port
 
     def wait_and_resume(self, guest, timeout, start_timeout=None):
-        """Block until the incoming migration ends (its MIGRATION event, or a status
-        read every ``SLICE`` seconds); when it has completed, resume the guest
+        """Block until the incoming migration ends (its MIGRATION event, or its status
+        already final when the wait begins); when it has completed, resume the guest
         (``finish``). Returns the final status: "completed" (also when finishing
         failed: the guest's only copy is here then, never undone), "failed",
         "cancelled", None when ``timeout`` passed, or "not-started" when the source
         had not begun to send within ``start_timeout`` seconds."""
-        now = time.monotonic()
-        deadline = now + timeout
-        start_by = now + start_timeout if start_timeout else None
-        while True:
-            slice_ = max(0.0, min(SLICE, deadline - time.monotonic()))
-            done = self.hv._qmp_wait(guest, "query-status", None, "MIGRATION",
-                                     lambda d: d.get("status") in FINISHED, slice_)
-            status = (done or {}).get("status") or \
-                self.hv._qmp(guest, "query-migrate").get("status")
-            if status in FINISHED:
-                break
-            # (before the source connects QEMU reports no status at all)
-            if start_by is not None and status in (None, "none", "setup") and \
-                    time.monotonic() > start_by:
+        if start_timeout:
+            # before the source connects QEMU reports no status, or "setup"
+            begun = self.hv._qmp_wait(
+                guest, "query-migrate", None, "MIGRATION",
+                lambda d: d.get("status") not in NOT_BEGUN, start_timeout,
+                reply_match=lambda r: r.get("status") not in NOT_BEGUN)
+            if begun is None:
                 return "not-started"
-            if time.monotonic() >= deadline:
-                return None
+        done = self.hv._qmp_wait(guest, "query-migrate", None, "MIGRATION",
+                                 lambda d: d.get("status") in FINISHED, timeout,
+                                 reply_match=lambda r: r.get("status") in FINISHED)
+        status = (done or {}).get("status")
         if status == "completed":
             try:
                 self.finish(guest, paused=True)

@@ -197,9 +197,13 @@ class Monitor:
         except (QMPError, EOFError) as e:
             raise MonitorError("%s on %s failed: %s" % (command, uuid, e)) from e
 
-    def execute_and_wait(self, uuid, command, arguments, event, match, timeout):
+    def execute_and_wait(self, uuid, command, arguments, event, match, timeout,
+                         reply_match=None):
         """Run ``command``; then wait up to ``timeout`` seconds for ``event`` whose data
-        satisfies ``match(data)``. Returns the event's data, or None if it did not come."""
+        satisfies ``match(data)``. Returns the event's data, or None if it did not come.
+        With ``reply_match``, a reply of ``command`` satisfying it is returned at once
+        instead (the state waited for was reached before; the event is listened for
+        from before the command is sent, so nothing falls between the two)."""
         client = self._clients.get(uuid)
         if client is None:
             raise MonitorError("no QMP connection to instance %s" % uuid)
@@ -209,7 +213,9 @@ class Monitor:
             waiter = (event, match, future)
             self._waiters.setdefault(uuid, []).append(waiter)
             try:
-                await client.execute(command, arguments)
+                reply = await client.execute(command, arguments)
+                if reply_match is not None and reply_match(reply):
+                    return reply
                 return await asyncio.wait_for(future, timeout)
             except TimeoutError:
                 return None

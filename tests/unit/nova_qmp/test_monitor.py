@@ -79,6 +79,17 @@ class TestMonitor(testtools.TestCase):
                           "query-status", None, "MIGRATION", lambda d: True, 300)
         self.assertLess(time.monotonic() - start, 60)     # not the 300 s asked for
 
+    def test_a_state_reached_before_the_wait_is_seen_in_the_reply(self):
+        sock, _pid = self.start_qemu()
+        self.monitor.connect("u1", sock)
+        self.monitor.execute("u1", "stop")
+        self.event()
+        # the STOP event is gone already: the reply says it is paused
+        data = self.monitor.execute_and_wait(
+            "u1", "query-status", None, "STOP", lambda d: True, 30,
+            reply_match=lambda r: r["status"] == "paused")
+        self.assertEqual("paused", data["status"])
+
     def test_a_file_descriptor_passed_to_qemu(self):
         sock, _pid = self.start_qemu()
         self.monitor.connect("u1", sock)
