@@ -182,6 +182,14 @@ class TwoHostsTestBase(base.QMPServerTestBase):
         self.addCleanup(delattr, hv, "migrate")
         return seen
 
+    def wait_until(self, condition, message, timeout=120):
+        """Poll ``condition()`` every 0.2 s until it holds; fail with ``message`` after
+        ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            self.assertLess(time.monotonic(), deadline, message)
+            time.sleep(0.2)
+
     # -- per host helpers -------------------------------------------------------------------
     def idir(self, host, server):
         return instance_dir.InstanceDir(server["id"], root=self.paths[host],

@@ -94,18 +94,13 @@ class LiveMigrationTest(base.TwoHostsTestBase):
             "host": "compute2", "block_migration": "auto"}})
         migration = self._wait_for_migration_status(server, ["running"])
         # the destination's QEMU is waiting for (receiving) the migration
-        deadline = time.monotonic() + 120
-        while not self.running_on("compute2", server):
-            self.assertLess(time.monotonic(), deadline, "no QEMU on compute2")
-            time.sleep(0.2)
+        self.wait_until(lambda: self.running_on("compute2", server), "no QEMU on compute2")
         self.api.api_delete("/servers/%s/migrations/%s" % (server["id"], migration["id"]))
         self._wait_for_migration_status(server, ["cancelled"])
         server = self._wait_for_state_change(server, "ACTIVE")
         self.assertEqual("compute", server["OS-EXT-SRV-ATTR:host"])
-        deadline = time.monotonic() + 120
-        while os.path.exists(self.idir("compute2", server).path):
-            self.assertLess(time.monotonic(), deadline, "compute2 kept the instance")
-            time.sleep(0.2)
+        self.wait_until(lambda: not os.path.exists(self.idir("compute2", server).path),
+                        "compute2 kept the instance")
         self.assertTrue(self.running_on("compute", server))
         before = max(self._ticks(self.console(server)))
         self.wait_console(server, "tick-%d" % (before + 2))
@@ -119,10 +114,7 @@ class LiveMigrationTest(base.TwoHostsTestBase):
         self.api.post_server_action(server["id"], {"os-migrateLive": {
             "host": "compute2", "block_migration": "auto"}})
         migration = self._wait_for_migration_status(server, ["running"])
-        deadline = time.monotonic() + 120
-        while not self.running_on("compute2", server):
-            self.assertLess(time.monotonic(), deadline, "no QEMU on compute2")
-            time.sleep(0.2)
+        self.wait_until(lambda: self.running_on("compute2", server), "no QEMU on compute2")
         self.api.force_complete_migration(server["id"], migration["id"])
         migration = self._wait_for_migration_status(server, ["completed", "error",
                                                              "failed"])
@@ -141,19 +133,14 @@ class LiveMigrationTest(base.TwoHostsTestBase):
         self.api.post_server_action(server["id"], {"os-migrateLive": {
             "host": "compute2", "block_migration": "auto"}})
         self._wait_for_migration_status(server, ["running"])
-        deadline = time.monotonic() + 120
-        while not self.running_on("compute2", server):
-            self.assertLess(time.monotonic(), deadline, "no QEMU on compute2")
-            time.sleep(0.2)
+        self.wait_until(lambda: self.running_on("compute2", server), "no QEMU on compute2")
         time.sleep(2)                   # into the copy
         os.kill(self.pid_on("compute2", server), signal.SIGKILL)   # that one only
         self._wait_for_migration_status(server, ["error", "failed"])
         server = self._wait_for_state_change(server, "ACTIVE")
         self.assertEqual("compute", server["OS-EXT-SRV-ATTR:host"])
-        deadline = time.monotonic() + 120
-        while os.path.exists(self.idir("compute2", server).path):
-            self.assertLess(time.monotonic(), deadline, "compute2 kept the instance")
-            time.sleep(0.2)
+        self.wait_until(lambda: not os.path.exists(self.idir("compute2", server).path),
+                        "compute2 kept the instance")
         self.assertTrue(self.running_on("compute", server))
         before = max(self._ticks(self.console(server)))
         self.wait_console(server, "tick-%d" % (before + 2))
