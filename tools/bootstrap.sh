@@ -84,6 +84,22 @@ if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
 fi
 
 # test guest images (cached by their inputs; the ZFS guest takes ~5 min from scratch)
-"$HERE/guest/build-tiny-guest.sh" "$HCI_CACHE" >/dev/null
-"$HERE/guest/build-zfs-guest.sh" "$HCI_CACHE" >/dev/null
+# The builders' own progress lines are shown; debootstrap's and apt's output goes to
+# $HCI_CACHE/logs/<builder>.log, and its end is shown only if the build fails.
+build_guest() {
+    local b=$1 logf=$HCI_CACHE/logs/$1.log rc
+    mkdir -p "$HCI_CACHE/logs"
+    set +e
+    "$HERE/guest/$b.sh" "$HCI_CACHE" 2>&1 >/dev/null \
+        | tee "$logf" | grep --line-buffered "^$b.sh: " >&2
+    rc=${PIPESTATUS[0]}
+    set -e
+    if [ "$rc" -ne 0 ]; then
+        tail -n 20 "$logf" >&2
+        log "$b.sh failed (exit $rc; whole log: $logf)"
+        exit "$rc"
+    fi
+}
+build_guest build-tiny-guest
+build_guest build-zfs-guest
 log "ready (cache: $HCI_CACHE)"
