@@ -14,10 +14,12 @@ from nova import exception
 import nova.conf
 from nova.i18n import _
 from oslo_concurrency import processutils
+from oslo_log import log as logging
 
 from nova_common import opts
 
 CONF = nova.conf.CONF
+LOG = logging.getLogger(__name__)
 RECORD = "instance.json"        # nova's own; the guest never needs it
 
 opts.register(CONF)
@@ -34,6 +36,49 @@ def uid_range(conf=CONF):
         raise exception.InvalidInput(reason=_("[hci_guests]uid_range %r is not usable")
                                      % conf.hci_guests.uid_range)
     return range(first, first + count)
+
+
+UID_CLAIMS = ".hci-uid-ranges"   # in a shared instances_path: a file per host
+
+
+def _overlap(a, b):
+    return a.start < b.stop and b.start < a.stop
+
+
+def claim_uid_range(host):
+    """Hosts sharing instances_path (``host_state_path`` set) keep disjoint uid ranges:
+    a guest uid of one host that another host's guest also has could write that guest's
+    disks. Each host records its range in ``<instances_path>/.hci-uid-ranges/<host>``
+    and refuses to start (``InvalidInput``) when it overlaps a range another host
+    recorded there. The check comes before the write: a refused host records nothing."""
+    mine = uid_range()
+    claims = os.path.join(CONF.instances_path, UID_CLAIMS)
+    if not host or host.startswith(".") or "/" in host or "\0" in host:
+        raise exception.InvalidInput(reason=_("host name %r cannot name a file") % host)
+    os.makedirs(claims, exist_ok=True)
+    for other in sorted(os.listdir(claims)):
+        if other == host or other.startswith("."):
+            continue
+        path = os.path.join(claims, other)
+        try:
+            with open(path) as f:
+                first, count = (int(p) for p in f.read().strip().split(":"))
+        except (OSError, ValueError) as e:
+            LOG.warning("unreadable uid range claim %s (%s): not checked", path, e)
+            continue
+        theirs = range(first, first + count)
+        if _overlap(mine, theirs):
+            raise exception.InvalidInput(reason=_(
+                "[hci_guests]uid_range %(mine)s of host %(host)s overlaps %(theirs)s of "
+                "host %(other)s, which shares instances_path %(path)s: give each host a "
+                "range of its own (or remove %(claim)s if %(other)s no longer uses "
+                "it)") % {"mine": CONF.hci_guests.uid_range, "host": host,
+                          "theirs": "%d:%d" % (first, count), "other": other,
+                          "path": CONF.instances_path, "claim": path})
+    tmp = os.path.join(claims, ".%s.tmp" % host)
+    with open(tmp, "w") as f:
+        f.write("%d:%d\n" % (mine.start, len(mine)))
+    os.replace(tmp, os.path.join(claims, host))
 
 
 def allocate_uid(used):

@@ -119,6 +119,8 @@ class BaseDriver(migration.LiveMigration, shared_storage.SharedStorage,
                                                          "first": legacy[0]})
         if self._desc.confined:
             confine.uid_range()    # a bad range stops nova-compute here
+            if instance_dir.separate_host_state():
+                confine.claim_uid_range(host)   # so does one another host uses
             confine.prepare_instances_path()
             if os.path.exists(launcher.TUN):
                 privsep.grant_tun(CONF.hci_guests.gid)

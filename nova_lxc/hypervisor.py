@@ -29,6 +29,7 @@ from oslo_utils import excutils
 from oslo_utils import versionutils
 
 from nova_common import hypervisor as hv_api
+from nova_common import instance_dir
 from nova_common import lifecycle
 from nova_common import privsep as nova_common_privsep
 from nova_common import vifs
@@ -198,6 +199,12 @@ class LXCHypervisor(hv_api.Hypervisor):
 
     # -- host -----------------------------------------------------------------------------
     def check_host(self):
+        if instance_dir.separate_host_state():
+            # the option exists for hosts sharing instances_path; liblxc keeps each
+            # container's files (its lxcpath) there, which hosts cannot share
+            raise exception.InvalidInput(reason=_(
+                "[hci_guests]host_state_path is set, but nova_lxc supports no "
+                "instances_path shared between hosts: unset the option"))
         try:
             import lxc  # noqa: F401
         except ImportError as e:

@@ -126,8 +126,11 @@ class TwoHostsTestBase(base.QMPServerTestBase):
         scope = {"instances_path": self.paths[host], "host": host,
                  "node_uuid": str(uuid.uuid5(uuid.NAMESPACE_DNS, host + self.paths[host]))}
         if self.SHARED_INSTANCES_PATH:
-            scope["hci_guests"] = _GroupConf(CONF.hci_guests,
-                                             host_state_path=self.state_paths[host])
+            # hosts sharing instances_path need disjoint uid ranges (init_host checks)
+            first, count = (int(p) for p in CONF.hci_guests.uid_range.split(":"))
+            scope["hci_guests"] = _GroupConf(
+                CONF.hci_guests, host_state_path=self.state_paths[host],
+                uid_range="%d:%d" % (first + count * self.HOSTS.index(host), count))
         load = virt_driver.load_compute_driver
 
         def load_scoped(virtapi, compute_driver=None):

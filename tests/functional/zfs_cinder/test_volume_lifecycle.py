@@ -52,6 +52,10 @@ class TestVolumeLifecycle(functional_helpers._FunctionalTestBase):
         f["resource_query_filters_file"] = {
             "v": os.path.join(sys.prefix, "etc", "cinder", "resource_filters.json")}
         f["volume_driver"] = {"v": "zfs_cinder.driver.ZFSVolumeDriver", "g": BACKEND}
+        # the API's calls wait for the volume service, whose exports run cinder-rtstool
+        # in the TCG guest: a minute (oslo.messaging's default) is too short on a loaded
+        # machine (a MessagingTimeout on an iSCSI export was seen here under load)
+        f["rpc_response_timeout"] = {"v": 300}
         for name, value in {
                 "zfs_volume_root": self.root, "zfs_ssh_host": "127.0.0.1",
                 "zfs_ssh_port": self.guest.ports["ssh"],

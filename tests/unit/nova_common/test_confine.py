@@ -3,6 +3,8 @@ the command, is the boundary)."""
 import os
 
 import fixtures
+from nova import exception
+from oslo_config import fixture as config_fixture
 import testtools
 
 from nova_common import confine
@@ -77,3 +79,49 @@ class TestSharedDisks(testtools.TestCase):
         new = os.path.join(self.dir, "disk.eph0")
         open(new, "w").close()
         self.assertEqual({GUEST}, confine.granted_uids(new))
+
+
+class TestClaimUidRange(testtools.TestCase):
+    """Hosts sharing instances_path record their uid ranges in it; an overlap stops the
+    host that starts second."""
+
+    def setUp(self):
+        super().setUp()
+        self.conf = self.useFixture(config_fixture.Config(confine.CONF))
+        self.conf.config(instances_path=self.useFixture(fixtures.TempDir()).path)
+        self.claims = os.path.join(confine.CONF.instances_path, confine.UID_CLAIMS)
+
+    def claim(self, host, uid_range):
+        self.conf.config(uid_range=uid_range, group="hci_guests")
+        confine.claim_uid_range(host)
+
+    def recorded(self):
+        out = {}
+        for name in os.listdir(self.claims):
+            with open(os.path.join(self.claims, name)) as f:
+                out[name] = f.read().strip()
+        return out
+
+    def test_disjoint_ranges_are_recorded_and_a_restart_rewrites_its_own(self):
+        self.claim("a", "1900000000:100")
+        self.claim("b", "1900000100:100")           # starts where a's ends
+        self.claim("a", "1900000000:50")            # a restarts with a smaller range
+        self.assertEqual({"a": "1900000000:50", "b": "1900000100:100"}, self.recorded())
+
+    def test_an_overlap_stops_the_second_host_and_records_nothing_for_it(self):
+        self.claim("a", "1900000000:100")
+        e = self.assertRaises(exception.InvalidInput, self.claim, "b", "1900000099:10")
+        self.assertIn("overlaps 1900000000:100 of host a", str(e))
+        self.assertEqual({"a": "1900000000:100"}, self.recorded())
+
+    def test_an_unreadable_claim_is_skipped(self):
+        os.makedirs(self.claims)
+        with open(os.path.join(self.claims, "old"), "w") as f:
+            f.write("garbage")
+        self.claim("a", "1900000000:100")
+        self.assertEqual("1900000000:100", self.recorded()["a"])
+
+    def test_a_host_name_that_cannot_name_a_file_is_refused(self):
+        for host in ("", ".hidden", "a/b"):
+            self.assertRaises(exception.InvalidInput, self.claim, host, "1900000000:1")
+        self.assertFalse(os.path.exists(self.claims))

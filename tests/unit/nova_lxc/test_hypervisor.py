@@ -236,6 +236,15 @@ class TestConfigItems(base.TestCase):
             disable_ipv6=True)
 
 
+class TestCheckHost(base.TestCase):
+    def test_host_state_path_is_refused(self):
+        # the option means a shared instances_path, where liblxc's lxcpath cannot be
+        self.flags(host_state_path=self.useFixture(fixtures.TempDir()).path,
+                   group="hci_guests")
+        e = self.assertRaises(exception.InvalidInput, hypervisor.LXCHypervisor().check_host)
+        self.assertIn("host_state_path", str(e))
+
+
 class TestDriver(base.TestCase):
     def setUp(self):
         super().setUp()
