@@ -67,14 +67,21 @@ if [ ${#missing[@]} -gt 0 ]; then
         "${missing[@]}" >/dev/null
 fi
 
-# tox, in a virtualenv of its own
+# tox with tox-uv (uv makes the envs' virtualenvs: 10 s where pip took 40 to 70 s for
+# nova's, cinder's or manila's tree), in a virtualenv of its own
 TOOLS_VENV=$HCI_CACHE/tools-venv
-if ! "$TOOLS_VENV/bin/tox" --version >/dev/null 2>&1; then
+if ! "$TOOLS_VENV/bin/tox" --version 2>/dev/null | grep -q tox-uv; then
     log "creating $TOOLS_VENV"
     mkdir -p "$HCI_CACHE"
-    python3 -m venv "$TOOLS_VENV"
-    "$TOOLS_VENV/bin/pip" install -q -U pip
-    "$TOOLS_VENV/bin/pip" install -q 'tox>=4.11,<5'
+    mkdir -p "$HCI_CACHE/logs"
+    if ! { python3 -m venv "$TOOLS_VENV" &&
+           "$TOOLS_VENV/bin/pip" install -q -U pip &&
+           "$TOOLS_VENV/bin/pip" install -q 'tox>=4.11,<5' 'tox-uv>=1.11,<2'
+         } >"$HCI_CACHE/logs/tools-venv.log" 2>&1; then
+        tail -n 20 "$HCI_CACHE/logs/tools-venv.log" >&2
+        log "creating $TOOLS_VENV failed (log: $HCI_CACHE/logs/tools-venv.log)"
+        exit 1
+    fi
 fi
 
 # /dev/net/tun as udev leaves it on Debian (0666: opening it grants nothing by itself);
