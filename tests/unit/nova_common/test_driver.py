@@ -561,3 +561,78 @@ class TestVhostUserInterfaces(DriverTestCase):
                               self.drv.attach_interface, None, self.inst, None, self.vhu())
         self.assertIn("DPDK", str(e))
         self.assertEqual([], self.plugged)
+
+
+class MigratingRecorder(Recorder):
+    """A hypervisor that receives live migrations: ``prepare_incoming`` sees which taps
+    exist when the incoming guest process would start."""
+    description = dataclasses.replace(
+        Recorder.description,
+        optional=Recorder.description.optional | {hypervisor.LIVE_MIGRATION})
+
+    def __init__(self, taps):
+        super().__init__()
+        self.taps, self.taps_at_start = taps, None
+
+    def migration_drives(self, guest):
+        return []
+
+    def prepare_incoming(self, guest, address, drives):
+        self._call("prepare_incoming", address)
+        self.taps_at_start = list(self.taps)
+        return 4444, 0
+
+    def wait_incoming(self, guest, must_start=False):
+        return "completed"
+
+    def finish_incoming(self, guest):
+        self.up.add(guest.uuid)
+
+
+class TestLiveMigrationInterfaces(DriverTestCase):
+    """The ports of a live-migrating instance: plugged on the destination before its
+    guest process waits for the migration (nova waits for network-vif-plugged before
+    it starts the migration), unplugged there by a failure or a rollback, and on the
+    source after the migration."""
+
+    def setUp(self):
+        super().setUp()
+        self.drv.hv = self.hv = MigratingRecorder(self.taps)
+        self.incoming = objects.Instance(
+            uuid=uuidutils.generate_uuid(), id=2, project_id="p", image_ref="img",
+            task_state=None, config_drive="", system_metadata={},
+            flavor=self.inst.flavor)
+        self.useFixture(fixtures.MockPatch(
+            "nova.objects.ImageMeta.from_instance",
+            return_value=objects.ImageMeta.from_dict({})))
+
+    def migrate_data(self):
+        data = objects.LibvirtLiveMigrateData(
+            is_shared_instance_path=False, is_volume_backed=True, block_migration=False,
+            target_connect_addr="127.0.0.1")
+        return data
+
+    def test_plugged_before_the_incoming_guest_waits(self):
+        data = self.drv.pre_live_migration(None, self.incoming, None, [vif()], None,
+                                           self.migrate_data())
+        self.assertEqual([4444, 0], data.serial_listen_ports)
+        self.assertEqual([("add", "tap3f4c8e2a-1b")], self.hv.taps_at_start)
+        idir = instance_dir.InstanceDir(self.incoming.uuid)
+        self.assertIn(vif()["id"], record.read(idir.path).vifs)
+        # nova's rollback on this host: the port goes with the rest
+        self.drv.rollback_live_migration_at_destination(
+            None, self.incoming, [vif()], None, migrate_data=self.migrate_data())
+        self.assertEqual(("del", "tap3f4c8e2a-1b"), self.taps[-1])
+        self.assertFalse(idir.exists())
+
+    def test_a_failed_incoming_start_unplugs_and_leaves_nothing(self):
+        self.hv.fail["prepare_incoming"] = exception.InternalError("no")
+        self.assertRaises(exception.InternalError, self.drv.pre_live_migration, None,
+                          self.incoming, None, [vif()], None, self.migrate_data())
+        self.assertEqual([("add", "tap3f4c8e2a-1b"), ("del", "tap3f4c8e2a-1b")],
+                         self.taps)
+        self.assertFalse(instance_dir.InstanceDir(self.incoming.uuid).exists())
+
+    def test_the_source_unplugs_after_the_migration(self):
+        self.drv.post_live_migration_at_source(None, self.inst, [vif()])
+        self.assertEqual([("del", "tap3f4c8e2a-1b")], self.taps)
