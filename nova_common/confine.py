@@ -25,7 +25,8 @@ RECORD = "instance.json"        # nova's own; the guest never needs it
 opts.register(CONF)
 
 
-def uid_range(conf=CONF):
+def uid_range(conf=None):
+    conf = conf or CONF      # looked up at the call (the module's CONF, not a default)
     try:
         first, count = (int(p) for p in conf.hci_guests.uid_range.split(":"))
     except ValueError:
