@@ -25,18 +25,28 @@ RECORD = "instance.json"        # nova's own; the guest never needs it
 opts.register(CONF)
 
 
+def _parse_range(text):
+    """range of a 'first:count' text (ValueError if it is not one)."""
+    first, count = (int(p) for p in text.strip().split(":"))
+    return range(first, first + count)
+
+
+def _format_range(uids):
+    return "%d:%d" % (uids.start, len(uids))
+
+
 def uid_range(conf=None):
     conf = conf or CONF      # looked up at the call (the module's CONF, not a default)
     try:
-        first, count = (int(p) for p in conf.hci_guests.uid_range.split(":"))
+        uids = _parse_range(conf.hci_guests.uid_range)
     except ValueError:
         raise exception.InvalidInput(
             reason=_("[hci_guests]uid_range %r is not 'first:count'")
             % conf.hci_guests.uid_range)
-    if first < 1000 or count < 1:
+    if uids.start < 1000 or len(uids) < 1:
         raise exception.InvalidInput(reason=_("[hci_guests]uid_range %r is not usable")
                                      % conf.hci_guests.uid_range)
-    return range(first, first + count)
+    return uids
 
 
 UID_CLAIMS = ".hci-uid-ranges"   # in a shared instances_path: a file per host
@@ -63,22 +73,21 @@ def claim_uid_range(host):
         path = os.path.join(claims, other)
         try:
             with open(path) as f:
-                first, count = (int(p) for p in f.read().strip().split(":"))
+                theirs = _parse_range(f.read())
         except (OSError, ValueError) as e:
             LOG.warning("unreadable uid range claim %s (%s): not checked", path, e)
             continue
-        theirs = range(first, first + count)
         if _overlap(mine, theirs):
             raise exception.InvalidInput(reason=_(
                 "[hci_guests]uid_range %(mine)s of host %(host)s overlaps %(theirs)s of "
                 "host %(other)s, which shares instances_path %(path)s: give each host a "
                 "range of its own (or remove %(claim)s if %(other)s no longer uses "
                 "it)") % {"mine": CONF.hci_guests.uid_range, "host": host,
-                          "theirs": "%d:%d" % (first, count), "other": other,
+                          "theirs": _format_range(theirs), "other": other,
                           "path": CONF.instances_path, "claim": path})
     tmp = os.path.join(claims, ".%s.tmp" % host)
     with open(tmp, "w") as f:
-        f.write("%d:%d\n" % (mine.start, len(mine)))
+        f.write(_format_range(mine) + "\n")
     os.replace(tmp, os.path.join(claims, host))
 
 

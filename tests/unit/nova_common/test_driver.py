@@ -607,10 +607,9 @@ class TestLiveMigrationInterfaces(DriverTestCase):
             return_value=objects.ImageMeta.from_dict({})))
 
     def migrate_data(self):
-        data = objects.LibvirtLiveMigrateData(
+        return objects.LibvirtLiveMigrateData(
             is_shared_instance_path=False, is_volume_backed=True, block_migration=False,
             target_connect_addr="127.0.0.1")
-        return data
 
     def test_plugged_before_the_incoming_guest_waits(self):
         data = self.drv.pre_live_migration(None, self.incoming, None, [vif()], None,
